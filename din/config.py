@@ -1,0 +1,280 @@
+"""The source registry: one YAML file that says where deliveries come from and how to run.
+
+Loading it is cheap (no Prefect, no GX) and strict: a mistake stops the run before any work,
+with one message naming the file, the source and the fix.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from din.contract import KINDS, REFERENCE_KINDS
+
+NETWORK_SCHEMES = ("https://", "http://", "s3://", "sftp://")
+FORMAT_TYPES = ("auto", "csv", "xlsx", "json", "ndjson", "parquet", "survey")
+FORMAT_OPTIONS = ("type", "sheet", "delimiter", "encoding", "mapping", "tool")
+VALIDATION_ENGINES = ("duckdb", "gx")
+MODES = ("demo", "production")
+DEFAULT_KEY_ENV = "DIN_PSEUDONYM_KEY"
+
+
+class ConfigError(ValueError):
+    """A mistake in the source registry, explained so that it can be fixed."""
+
+
+@dataclass(frozen=True)
+class FormatOptions:
+    """How to read a source's files; everything is auto-detected unless set."""
+
+    type: str = "auto"
+    sheet: str | None = None
+    delimiter: str | None = None
+    encoding: str | None = None
+    mapping: Path | None = None  # survey-tool mapping file (type: survey)
+    tool: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One partner source (or one reference data source)."""
+
+    name: str
+    organisation: str
+    kind: str
+    location: str  # an absolute local path or glob, or a URL
+    format: FormatOptions = field(default_factory=FormatOptions)
+    options: Mapping[str, Any] = field(default_factory=dict)  # network options: auth, endpoint_url, ...
+    reference: bool = False
+
+    @property
+    def is_network(self) -> bool:
+        return self.location.startswith(NETWORK_SCHEMES)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole registry, with paths resolved against the config file's folder."""
+
+    path: Path
+    data_dir: Path
+    mode: str
+    key_env: str
+    key_block: str | None
+    disclosure: Mapping[str, Any]
+    validation_engine: str
+    lock_timeout_seconds: float
+    reference: tuple[SourceConfig, ...]
+    sources: tuple[SourceConfig, ...]
+    title: str = "DIN public engagement panel"
+
+    @property
+    def all_sources(self) -> tuple[SourceConfig, ...]:
+        return self.reference + self.sources
+
+    @property
+    def is_demo(self) -> bool:
+        return self.mode == "demo"
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.all_sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
+
+
+def load_config(path: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None) -> Config:
+    """Read and check the registry at `path`; `data_dir` overrides the file's own `data_dir`."""
+    config_path = Path(path).resolve()
+    if not config_path.is_file():
+        raise ConfigError(f"{config_path}: no such config file. Pass --config with the path of your din.yaml.")
+    try:
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"{config_path}: this is not valid YAML{where}: {problem}. Fix the syntax there.") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{config_path}: expected a mapping with 'sources' (and 'reference') at the top level.")
+    return _build_config(config_path, raw, data_dir)
+
+
+def _build_config(config_path: Path, raw: dict[str, Any], data_dir_override: Any) -> Config:
+    base = config_path.parent
+    known = {
+        "version",
+        "title",
+        "data_dir",
+        "mode",
+        "pseudonymisation",
+        "disclosure",
+        "validation",
+        "lock_timeout_seconds",
+        "reference",
+        "sources",
+    }
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"{config_path}: unknown setting(s) {', '.join(unknown)}; the settings are {', '.join(sorted(known))}."
+        )
+    mode = str(raw.get("mode", "production"))
+    if mode not in MODES:
+        raise ConfigError(f"{config_path}: mode must be one of {', '.join(MODES)}, not {mode!r}.")
+    data_dir = Path(data_dir_override) if data_dir_override else base / str(raw.get("data_dir", "data"))
+    pseudo = raw.get("pseudonymisation") or {}
+    validation = raw.get("validation") or {}
+    engine = str(validation.get("engine", "duckdb"))
+    if engine not in VALIDATION_ENGINES:
+        raise ConfigError(
+            f"{config_path}: validation.engine must be one of {', '.join(VALIDATION_ENGINES)}, not {engine!r}."
+        )
+    reference = tuple(
+        _source(config_path, entry, index, reference=True) for index, entry in enumerate(raw.get("reference") or [])
+    )
+    sources = tuple(
+        _source(config_path, entry, index, reference=False) for index, entry in enumerate(raw.get("sources") or [])
+    )
+    _check_unique_names(config_path, reference + sources)
+    return Config(
+        path=config_path,
+        data_dir=data_dir.resolve(),
+        mode=mode,
+        key_env=str(pseudo.get("key_env", DEFAULT_KEY_ENV)),
+        key_block=pseudo.get("key_block"),
+        disclosure=dict(raw.get("disclosure") or {}),
+        validation_engine=engine,
+        lock_timeout_seconds=float(raw.get("lock_timeout_seconds", 60)),
+        reference=reference,
+        sources=sources,
+        title=str(raw.get("title", "DIN public engagement panel")),
+    )
+
+
+def _source(config_path: Path, entry: Any, index: int, *, reference: bool) -> SourceConfig:
+    section = "reference" if reference else "sources"
+    if not isinstance(entry, dict):
+        raise ConfigError(
+            f"{config_path}: {section}[{index}] must be a mapping with name, organisation, kind and location."
+        )
+    name = entry.get("name")
+    label = f"{section}[{index}]" + (f" ({name})" if name else "")
+    missing = [key for key in ("name", "organisation", "kind", "location") if not entry.get(key)]
+    if missing:
+        raise ConfigError(
+            f"{config_path}: source {label} lacks {', '.join(missing)}; every source needs "
+            "name, organisation, kind and location."
+        )
+    kind = str(entry["kind"])
+    if kind not in KINDS:
+        raise ConfigError(f"{config_path}: source '{name}' has unknown kind {kind!r}; use one of {', '.join(KINDS)}.")
+    if reference and kind not in REFERENCE_KINDS:
+        raise ConfigError(
+            f"{config_path}: reference source '{name}' has kind {kind!r}, which partners deliver; "
+            f"move it under 'sources' (reference kinds: {', '.join(REFERENCE_KINDS)})."
+        )
+    location = _location(config_path, name, str(entry["location"]))
+    return SourceConfig(
+        name=str(name),
+        organisation=str(entry["organisation"]),
+        kind=kind,
+        location=location,
+        format=_format(config_path, name, entry.get("format") or {}),
+        options=dict(entry.get("options") or {}),
+        reference=reference,
+    )
+
+
+def _location(config_path: Path, name: str, location: str) -> str:
+    if location.startswith(NETWORK_SCHEMES):
+        return location
+    if "://" in location:
+        scheme = location.split("://", 1)[0]
+        raise ConfigError(
+            f"{config_path}: source '{name}' uses an unsupported scheme {scheme}://; "
+            "use a local path, https://, s3:// or sftp://."
+        )
+    path = Path(location).expanduser()
+    if not path.is_absolute():
+        path = config_path.parent / path
+    text = str(path)
+    folder = Path(_static_prefix(text))
+    if glob.has_magic(text):
+        if not folder.is_dir():
+            raise ConfigError(
+                f"{config_path}: source '{name}': folder {folder} does not exist; create it or correct the location."
+            )
+    elif not path.exists():
+        raise ConfigError(
+            f"{config_path}: source '{name}': {path} does not exist; create the folder or correct the location."
+        )
+    return text
+
+
+def _static_prefix(pattern: str) -> str:
+    """The folder part of a glob before its first wildcard."""
+    parts = Path(pattern).parts
+    static: list[str] = []
+    for part in parts:
+        if glob.has_magic(part):
+            break
+        static.append(part)
+    return str(Path(*static)) if static else "."
+
+
+def _format(config_path: Path, name: str, raw: Any) -> FormatOptions:
+    if isinstance(raw, str):
+        raw = {"type": raw}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{config_path}: source '{name}': format must be a mapping such as {{type: csv}}.")
+    unknown = sorted(set(raw) - set(FORMAT_OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"{config_path}: source '{name}': unknown format option(s) {', '.join(unknown)}; "
+            f"the options are {', '.join(FORMAT_OPTIONS)}."
+        )
+    kind = str(raw.get("type", "auto"))
+    if kind not in FORMAT_TYPES:
+        raise ConfigError(
+            f"{config_path}: source '{name}': format type {kind!r} is not one of {', '.join(FORMAT_TYPES)}."
+        )
+    mapping = raw.get("mapping")
+    mapping_path: Path | None = None
+    if mapping:
+        mapping_path = (config_path.parent / str(mapping)).resolve()
+        if not mapping_path.is_file():
+            raise ConfigError(f"{config_path}: source '{name}': mapping file {mapping_path} does not exist.")
+    if kind == "survey" and mapping_path is None:
+        raise ConfigError(
+            f"{config_path}: source '{name}': a survey source needs format.mapping, "
+            "the file that maps the tool's questions (see docs/adapters.md)."
+        )
+    delimiter = raw.get("delimiter")
+    if delimiter is not None and len(str(delimiter).encode().decode("unicode_escape")) != 1:
+        raise ConfigError(f"{config_path}: source '{name}': delimiter must be one character, not {delimiter!r}.")
+    return FormatOptions(
+        type=kind,
+        sheet=raw.get("sheet"),
+        delimiter=str(delimiter).encode().decode("unicode_escape") if delimiter is not None else None,
+        encoding=raw.get("encoding"),
+        mapping=mapping_path,
+        tool=raw.get("tool"),
+    )
+
+
+def _check_unique_names(config_path: Path, sources: tuple[SourceConfig, ...]) -> None:
+    seen: set[str] = set()
+    for source in sources:
+        if source.name in seen:
+            raise ConfigError(
+                f"{config_path}: source name '{source.name}' is used twice; "
+                "give each source its own name (it keys the delivery history)."
+            )
+        seen.add(source.name)
