@@ -1,0 +1,188 @@
+"""Validate canonical frames against their kind's suite and split them: accepted rows, quarantine.
+
+Also builds the quarantine records a contributor can act on: file, row (as in their spreadsheet),
+column, the value, the rule and what was expected, in plain words.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from din.contract import Kind
+from expectations.engine import DELIVERY, ROW_ID, compile_suite, failing_rows, references_frame
+from expectations.suites import load_suite
+from transforms.readers import ROW
+
+QUARANTINE_SCHEMA = {
+    "delivery_id": pl.Int64,
+    "source_row": pl.Int64,
+    "rules": pl.List(pl.String),
+    "reasons": pl.List(pl.String),
+    "columns": pl.List(pl.String),
+    "values": pl.String,  # JSON object: column -> delivered value (already scrubbed/pseudonymised)
+}
+RESULT_SCHEMA = {
+    "delivery_id": pl.Int64,
+    "rule": pl.String,
+    "expectation_type": pl.String,
+    "columns": pl.String,
+    "success": pl.Boolean,
+    "element_count": pl.Int64,
+    "unexpected_count": pl.Int64,
+    "unexpected_sample": pl.String,
+}
+SAMPLE_SIZE = 20
+VALUE_LIMIT = 80
+
+
+@dataclass
+class Verdict:
+    """The outcome of validating one batch of canonical rows."""
+
+    accepted: pl.DataFrame
+    quarantined: pl.DataFrame  # QUARANTINE_SCHEMA
+    results: pl.DataFrame  # RESULT_SCHEMA: one row per delivery and expectation
+
+
+def reference_columns(kind: Kind) -> dict[str, tuple[str, ...]]:
+    return {reference.name: reference.columns for reference in kind.references}
+
+
+def validate(
+    frame: pl.DataFrame,
+    kind: Kind,
+    known: dict[str, list[str]],
+    engine: str = "duckdb",
+    suite: dict[str, Any] | None = None,
+) -> Verdict:
+    """Validate `frame` (canonical columns + `_row_id`, `_delivery_id`, `_source_row`).
+
+    `known` maps each reference parameter (`known_workshop`, ...) to the keys that exist.
+    """
+    suite = suite or load_suite(kind.name)
+    references = reference_columns(kind)
+    if engine == "gx":
+        from expectations.gx_runner import gx_validate
+
+        failures, _ = gx_validate(frame, suite, references, known)
+        values = _values_for(frame, failures, suite)
+        failures = failures.join(values, on=[ROW_ID, "rule"], how="left")
+    else:
+        con = duckdb.connect()
+        con.register("_batch", frame.to_arrow())
+        con.register("_references", references_frame(known).to_arrow())
+        failures = failing_rows(con, "_batch", compile_suite(suite, references))
+        con.close()
+    failed_ids = failures.select(ROW_ID).unique()
+    accepted = frame.join(failed_ids, on=ROW_ID, how="anti")
+    quarantined = quarantine_records(frame, failures, suite)
+    return Verdict(accepted, quarantined, expectation_results(frame, failures, suite))
+
+
+def _values_for(frame: pl.DataFrame, failures: pl.DataFrame, suite: dict[str, Any]) -> pl.DataFrame:
+    """The offending value of each (row, rule), for engines that report only row ids."""
+    by_rule = {e["meta"]["rule"]: e["meta"]["columns"] for e in suite["expectations"]}
+    if failures.height == 0:
+        return pl.DataFrame(schema={ROW_ID: pl.Int64, "rule": pl.String, "value": pl.String})
+    rows = frame.join(failures, on=ROW_ID, how="inner")
+    values = [
+        " + ".join(str(row[c]) if row.get(c) is not None else "(empty)" for c in by_rule[row["rule"]])
+        for row in rows.iter_rows(named=True)
+    ]
+    return rows.select(ROW_ID, "rule").with_columns(pl.Series("value", values, dtype=pl.String))
+
+
+def quarantine_records(frame: pl.DataFrame, failures: pl.DataFrame, suite: dict[str, Any]) -> pl.DataFrame:
+    """One record per failing row: every rule it broke, why in plain words, and the values involved."""
+    if failures.height == 0:
+        return pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    meta = {e["meta"]["rule"]: e["meta"] for e in suite["expectations"]}
+    rows = {row[ROW_ID]: row for row in frame.select(ROW_ID, DELIVERY, ROW, *_involved(meta)).iter_rows(named=True)}
+    grouped: dict[int, list[tuple[str, str | None]]] = {}
+    for row_id, rule, value in failures.select(ROW_ID, "rule", "value").iter_rows():
+        grouped.setdefault(row_id, []).append((rule, value))
+    records = []
+    for row_id in sorted(grouped):
+        row = rows[row_id]
+        broken = sorted(grouped[row_id])
+        columns = sorted({c for rule, _ in broken for c in meta[rule]["columns"]})
+        records.append(
+            {
+                "delivery_id": row[DELIVERY],
+                "source_row": row[ROW],
+                "rules": [rule for rule, _ in broken],
+                "reasons": [reason(meta[rule], value) for rule, value in broken],
+                "columns": columns,
+                "values": json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False, default=str),
+            }
+        )
+    return pl.DataFrame(records, schema=QUARANTINE_SCHEMA)
+
+
+def _involved(meta: dict[str, dict[str, Any]]) -> list[str]:
+    columns: list[str] = []
+    for entry in meta.values():
+        for column in entry["columns"]:
+            if column not in columns:
+                columns.append(column)
+    return columns
+
+
+def reason(meta: dict[str, Any], value: str | None) -> str:
+    """A rule's plain-words message with the offending value filled in."""
+    shown = "(empty)" if value is None else value
+    if len(shown) > VALUE_LIMIT:
+        shown = shown[: VALUE_LIMIT - 1] + "…"
+    return meta["message"].replace("{value}", f"'{shown}'" if value is not None else shown)
+
+
+def expectation_results(frame: pl.DataFrame, failures: pl.DataFrame, suite: dict[str, Any]) -> pl.DataFrame:
+    """Per delivery and expectation: rows checked, rows failing, a sample of failing values."""
+    counts = frame.group_by(DELIVERY).agg(pl.len().alias("element_count"))
+    failed = (
+        failures.join(frame.select(ROW_ID, DELIVERY), on=ROW_ID, how="inner")
+        .group_by(DELIVERY, "rule")
+        .agg(pl.len().alias("unexpected_count"), pl.col("value").head(SAMPLE_SIZE).alias("sample"))
+    )
+    rows = []
+    failed_by = {(d, r): (n, s) for d, r, n, s in failed.iter_rows()}
+    for delivery, element_count in counts.iter_rows():
+        for expectation in suite["expectations"]:
+            if expectation["type"] == "expect_column_to_exist":
+                continue
+            rule = expectation["meta"]["rule"]
+            unexpected, sample = failed_by.get((delivery, rule), (0, []))
+            rows.append(
+                {
+                    "delivery_id": delivery,
+                    "rule": rule,
+                    "expectation_type": expectation["type"],
+                    "columns": ", ".join(expectation["meta"]["columns"]),
+                    "success": unexpected == 0,
+                    "element_count": element_count,
+                    "unexpected_count": unexpected,
+                    "unexpected_sample": json.dumps(sample, ensure_ascii=False),
+                }
+            )
+    return pl.DataFrame(rows, schema=RESULT_SCHEMA)
+
+
+def file_quarantine(delivery_id: int, rule: str, message: str, rows: list[int] | None = None) -> pl.DataFrame:
+    """Quarantine a whole file: one record per row when its rows were read, else one for the file."""
+    source_rows: list[int | None] = list(rows) if rows else [None]
+    return pl.DataFrame(
+        {
+            "delivery_id": [delivery_id] * len(source_rows),
+            "source_row": source_rows,
+            "rules": [[rule]] * len(source_rows),
+            "reasons": [[message]] * len(source_rows),
+            "columns": [[]] * len(source_rows),
+            "values": ["{}"] * len(source_rows),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )

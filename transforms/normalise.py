@@ -1,0 +1,143 @@
+"""Normalise a delivered table into the canonical frame of its kind.
+
+The canonical frame holds every contract column as *normalised text*: trimmed, empty as null,
+enums in lower_snake_case, booleans as true/false, dates as ISO 8601 (from ISO, UK dd/mm/yyyy or
+Excel serial numbers), numbers without thousands separators. Values that cannot be normalised are
+kept as delivered, so validation can say exactly what was wrong. `typed` casts a validated
+frame to the contract's types.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from din.contract import ColumnType, Kind
+from transforms.headers import HeaderMatch
+from transforms.readers import ROW
+
+EXCEL_EPOCH = pl.date(1899, 12, 30)  # Excel's day zero (it counts 1900 as a leap year)
+EXCEL_SERIAL = r"^[0-9]{5}(\.[0-9]+)?$"  # 10000..99999: 1927..2173, wide enough for panels
+TRUE_WORDS = ("yes", "y", "true", "t", "1")
+FALSE_WORDS = ("no", "n", "false", "f", "0")
+POLARS_TYPES: dict[ColumnType, pl.DataType] = {
+    ColumnType.STRING: pl.String(),
+    ColumnType.TEXT: pl.String(),
+    ColumnType.ENUM: pl.String(),
+    ColumnType.INTEGER: pl.Int64(),
+    ColumnType.DECIMAL: pl.Float64(),
+    ColumnType.DATE: pl.Date(),
+    ColumnType.DATETIME: pl.Datetime("us"),
+    ColumnType.BOOLEAN: pl.Boolean(),
+}
+
+
+def canonical_frame(frame: pl.DataFrame, kind: Kind, match: HeaderMatch) -> pl.DataFrame:
+    """Rename delivered headers to canonical names, add absent optional columns, normalise values."""
+    renamed = frame.select(
+        [pl.col(header).alias(canonical) for header, canonical in match.mapping.items()] + [pl.col(ROW)]
+    )
+    absent = [c for c in kind.column_names if c not in renamed.columns]
+    renamed = renamed.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in absent)
+    return renamed.select([normalise_expr(pl.col(c.name), c.type).alias(c.name) for c in kind.columns] + [pl.col(ROW)])
+
+
+def normalise_expr(value: pl.Expr, column_type: ColumnType) -> pl.Expr:
+    """The normalised text of one column's values."""
+    trimmed = value.cast(pl.String).str.strip_chars()
+    text = pl.when(trimmed == "").then(None).otherwise(trimmed)
+    if column_type is ColumnType.ENUM:
+        return text.str.to_lowercase().str.replace_all(r"[\s\-/]+", "_")
+    if column_type is ColumnType.BOOLEAN:
+        lower = text.str.to_lowercase()
+        return (
+            pl.when(lower.is_in(TRUE_WORDS))
+            .then(pl.lit("true"))
+            .when(lower.is_in(FALSE_WORDS))
+            .then(pl.lit("false"))
+            .otherwise(text)
+        )
+    if column_type is ColumnType.INTEGER:
+        return _strip_thousands(text).str.replace(r"^([+-]?[0-9]+)\.0+$", "$1")
+    if column_type is ColumnType.DECIMAL:
+        plain = _strip_thousands(text)
+        percent = plain.str.strip_suffix("%").cast(pl.Float64, strict=False) / 100
+        return pl.when(plain.str.ends_with("%") & percent.is_not_null()).then(percent.cast(pl.String)).otherwise(plain)
+    if column_type is ColumnType.DATE:
+        return pl.coalesce(_date_text(text), text)
+    if column_type is ColumnType.DATETIME:
+        return pl.coalesce(_datetime_text(text), text)
+    return text
+
+
+def _strip_thousands(text: pl.Expr) -> pl.Expr:
+    """`1,200` → `1200` (only when the commas sit between groups of three digits)."""
+    return (
+        pl.when(text.str.contains(r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$"))
+        .then(text.str.replace_all(",", ""))
+        .otherwise(text)
+    )
+
+
+def _date_text(text: pl.Expr) -> pl.Expr:
+    """ISO `YYYY-MM-DD` for ISO dates (with or without a time), UK day-first dates and Excel serials."""
+    iso = text.str.extract_groups(r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:[T ][0-9:.]+Z?)?$")
+    uk = text.str.extract_groups(r"^([0-9]{1,2})[/.\-]([0-9]{1,2})[/.\-]([0-9]{4})(?: [0-9:]+)?$")
+    serial = pl.when(text.str.contains(EXCEL_SERIAL)).then(
+        (EXCEL_EPOCH + pl.duration(days=text.cast(pl.Float64, strict=False).floor().cast(pl.Int64))).dt.strftime(
+            "%Y-%m-%d"
+        )
+    )
+    return pl.coalesce(
+        _ymd(iso.struct.field("1"), iso.struct.field("2"), iso.struct.field("3")),
+        _ymd(uk.struct.field("3"), uk.struct.field("2"), uk.struct.field("1")),
+        serial,
+    )
+
+
+def _datetime_text(text: pl.Expr) -> pl.Expr:
+    """ISO `YYYY-MM-DDTHH:MM:SS` from ISO, UK `dd/mm/yyyy hh:mm[:ss]`, a bare date or an Excel serial."""
+    iso = text.str.extract_groups(
+        r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:[T ]([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?(?:\.[0-9]+)?)?Z?$"
+    )
+    uk = text.str.extract_groups(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})(?: ([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?)?$")
+    serial = pl.when(text.str.contains(EXCEL_SERIAL)).then(
+        (
+            EXCEL_EPOCH.cast(pl.Datetime("us"))
+            + pl.duration(seconds=(text.cast(pl.Float64, strict=False) * 86400).round(0).cast(pl.Int64))
+        ).dt.strftime("%Y-%m-%dT%H:%M:%S")
+    )
+    return pl.coalesce(
+        _ymd_hms(iso, year="1", month="2", day="3"),
+        _ymd_hms(uk, year="3", month="2", day="1"),
+        serial,
+    )
+
+
+def _ymd(year: pl.Expr, month: pl.Expr, day: pl.Expr) -> pl.Expr:
+    return pl.concat_str([year, month.str.zfill(2), day.str.zfill(2)], separator="-")
+
+
+def _ymd_hms(groups: pl.Expr, *, year: str, month: str, day: str) -> pl.Expr:
+    field = groups.struct.field
+    clock = pl.concat_str(
+        [field("4").fill_null("0").str.zfill(2), field("5").fill_null("00"), field("6").fill_null("00")],
+        separator=":",
+    )
+    return pl.concat_str([_ymd(field(year), field(month), field(day)), clock], separator="T")
+
+
+def typed(frame: pl.DataFrame, kind: Kind) -> pl.DataFrame:
+    """Cast a validated canonical frame to the contract's types (validation guarantees the casts)."""
+    casts = []
+    for column in kind.stored_columns:
+        expr = pl.col(column.name)
+        if column.type is ColumnType.DATE:
+            expr = expr.str.to_date("%Y-%m-%d", strict=False)
+        elif column.type is ColumnType.DATETIME:
+            expr = expr.str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False, time_unit="us")
+        elif column.type is ColumnType.BOOLEAN:
+            expr = expr == "true"
+        else:
+            expr = expr.cast(POLARS_TYPES[column.type], strict=False)
+        casts.append(expr.alias(column.name))
+    return frame.with_columns(casts)
