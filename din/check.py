@@ -1,0 +1,221 @@
+"""`din check`: a contributor's pre-flight check of one file, with no warehouse and no Prefect.
+
+It runs the same suite the pipeline runs and reports every problem with the row number the
+contributor sees in their spreadsheet (header = row 1), the column, the value, what was expected,
+and a suggestion where one is obvious.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from din.contract import KINDS, ColumnType
+from expectations.engine import DELIVERY, ROW_ID
+from expectations.suites import KEY_SEPARATOR, load_suite
+from expectations.validate import validate
+from transforms.headers import closest, guess_kind, match_headers
+from transforms.normalise import canonical_frame
+from transforms.readers import ReadError, ReadOptions, read_table
+
+GROUPS = {
+    "file": "File problems",
+    "not_null": "Required values that are empty",
+    "type": "Values of the wrong type",
+    "allowed": "Values that are not allowed",
+    "range": "Values out of range",
+    "unique_key": "Rows that repeat a key",
+    "reference": "References to unknown workshops, projects, organisations or panellists",
+}
+YES_NO = {"yes", "no", "y", "n", "true", "false"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    group: str
+    rule: str
+    row: int | None
+    column: str | None
+    value: str | None
+    message: str
+    suggestion: str | None = None
+
+
+@dataclass
+class CheckReport:
+    file: str
+    kind: str | None
+    kind_guessed: bool
+    rows: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_json(self) -> str:
+        return json.dumps({**asdict(self), "ok": self.ok}, indent=2, ensure_ascii=False)
+
+    def as_text(self) -> str:
+        guessed = " (guessed from the headers)" if self.kind_guessed else ""
+        lines = [f"{self.file}: kind {self.kind or 'unknown'}{guessed}, {self.rows} data row(s)"]
+        lines += [f"  note: {note}" for note in self.notes]
+        if self.ok:
+            lines.append("  no problems found: the file is ready to send")
+            return "\n".join(lines)
+        lines.append(f"  {len(self.problems)} problem(s):")
+        for group, title in GROUPS.items():
+            found = [p for p in self.problems if p.group == group]
+            if not found:
+                continue
+            lines.append(f"\n  {title} ({len(found)}):")
+            for p in found:
+                where = f"row {p.row}" if p.row is not None else "file"
+                column = f", column {p.column}" if p.column else ""
+                hint = f"  → {p.suggestion}" if p.suggestion else ""
+                lines.append(f"    {where}{column}: {p.message}{hint}")
+        return "\n".join(lines)
+
+
+def check_file(
+    path: Path, kind_name: str | None = None, reference_dir: Path | None = None, options: ReadOptions | None = None
+) -> CheckReport:
+    """Check one file against its kind's suite (references only when `reference_dir` is given)."""
+    report = CheckReport(str(path), kind_name, kind_guessed=False)
+    try:
+        raw = read_table(path, path.name, options)
+    except ReadError as error:
+        report.problems.append(Problem("file", "file_unreadable", None, None, None, str(error)))
+        return report
+    report.notes.extend(raw.notes)
+    if kind_name is None:
+        guessed, share = guess_kind(raw.headers)
+        if guessed is None or share < 0.5:
+            report.problems.append(
+                Problem(
+                    "file",
+                    "kind_unknown",
+                    None,
+                    None,
+                    None,
+                    "could not tell which kind of file this is from its headers",
+                    f"pass --kind (one of {', '.join(KINDS)})",
+                )
+            )
+            return report
+        report.kind, report.kind_guessed = guessed, True
+    kind = KINDS[report.kind]  # type: ignore[index]
+    report.rows = raw.frame.height
+    match = match_headers(raw.headers, kind)
+    if match.extra:
+        report.notes.append(f"extra column(s) not in the contract, ignored: {', '.join(match.extra)}")
+    for column in match.missing_required:
+        hint = match.suggestions.get(column)
+        report.problems.append(
+            Problem(
+                "file",
+                f"{column}_present",
+                None,
+                column,
+                None,
+                f"required column `{column}` is missing",
+                f"the file has '{hint}': did you mean `{column}`? rename the header" if hint else None,
+            )
+        )
+    for column, headers in match.duplicates.items():
+        report.problems.append(
+            Problem(
+                "file",
+                "duplicate_columns",
+                None,
+                column,
+                None,
+                f"columns {', '.join(headers)} all mean `{column}`",
+                "keep one of them",
+            )
+        )
+    if raw.frame.height == 0:
+        report.problems.append(Problem("file", "file_has_no_rows", None, None, None, "the file has no data rows"))
+    if report.problems:
+        return report
+    frame = canonical_frame(raw.frame, kind, match).with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW_ID), pl.lit(0, dtype=pl.Int64).alias(DELIVERY)
+    )
+    suite = load_suite(kind.name)
+    known: dict[str, list[str]] = {}
+    if reference_dir is None:
+        suite = {**suite, "expectations": [e for e in suite["expectations"] if e["meta"]["check"] != "reference"]}
+    else:
+        known = _known_from_folder(reference_dir, kind.name)
+    verdict = validate(frame, kind, known, suite=suite)
+    meta = {e["meta"]["rule"]: e["meta"] for e in suite["expectations"]}
+    for record in verdict.quarantined.sort("source_row").iter_rows(named=True):
+        values = json.loads(record["values"])
+        for rule, reason in zip(record["rules"], record["reasons"], strict=True):
+            columns = meta[rule]["columns"]
+            value = " + ".join(str(values.get(c)) for c in columns) if values else None
+            check = meta[rule]["check"] if meta[rule]["check"] in GROUPS else "file"
+            report.problems.append(
+                Problem(
+                    check,
+                    rule,
+                    record["source_row"],
+                    ", ".join(columns),
+                    value,
+                    reason,
+                    _suggestion(kind.name, rule, columns, values),
+                )
+            )
+    return report
+
+
+def _suggestion(kind_name: str, rule: str, columns: list[str], values: dict[str, Any]) -> str | None:
+    if len(columns) != 1:
+        return None
+    column = KINDS[kind_name].column(columns[0])
+    value = values.get(column.name)
+    if value is None:
+        return None
+    if column.type is ColumnType.INTEGER and str(value).lower() in YES_NO:
+        return f"this column takes {column.expected}, not yes/no"
+    if column.allowed:
+        near = closest(str(value), column.allowed, max_distance=4)
+        if near:
+            return f"did you mean `{near}`?"
+    return None
+
+
+def _known_from_folder(folder: Path, kind_name: str) -> dict[str, list[str]]:
+    """Reference keys from the files of a folder (reference data and rosters, any format)."""
+    kind = KINDS[kind_name]
+    wanted = {r.target for r in kind.references}
+    tables: dict[str, list[pl.DataFrame]] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        try:
+            raw = read_table(path, path.name)
+        except ReadError:
+            continue
+        guessed, share = guess_kind(raw.headers)
+        if guessed in wanted and share == 1.0:
+            target = KINDS[guessed]
+            tables.setdefault(guessed, []).append(
+                canonical_frame(raw.frame, target, match_headers(raw.headers, target))
+            )
+    known: dict[str, list[str]] = {}
+    for reference in kind.references:
+        frames = tables.get(reference.target, [])
+        keys: list[str] = []
+        for frame in frames:
+            keys += (
+                frame.select(pl.concat_str(list(reference.target_columns), separator=KEY_SEPARATOR))
+                .to_series()
+                .drop_nulls()
+                .to_list()
+            )
+        known[f"known_{reference.name}"] = keys
+    return known

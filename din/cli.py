@@ -1,0 +1,210 @@
+"""The `din` command line.
+
+Commands import only what they need: `check`, `tables` and `query` never load Prefect's server
+or Great Expectations, so they start in well under a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from din.config import ConfigError, load_config
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "demo" / "din.yaml"
+EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR, EXIT_SOURCE_ERRORS = 0, 1, 2, 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        return int(args.handler(args))
+    except ConfigError as error:
+        print(f"din: configuration error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="din", description="Consolidate public-engagement outputs of a data network.")
+    commands = parser.add_subparsers(dest="command")
+
+    def add(name: str, handler: object, help_text: str, config: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        if config:
+            sub.add_argument(
+                "--config",
+                default=os.environ.get("DIN_CONFIG", str(DEFAULT_CONFIG)),
+                help="the source registry (default: the bundled demo, or $DIN_CONFIG)",
+            )
+            sub.add_argument(
+                "--data-dir", help="where landing, warehouse and published data live (default: the config's data_dir)"
+            )
+        sub.set_defaults(handler=handler)
+        return sub
+
+    add("run", _run, "Pull, validate, merge and publish every configured source.")
+    check = add(
+        "check", _check, "Check one file against the contract before sending it (no warehouse needed).", config=False
+    )
+    check.add_argument("file", type=Path)
+    check.add_argument("--kind", help="the kind of file (guessed from its headers when omitted)")
+    check.add_argument("--reference", type=Path, help="folder of reference data and rosters to check references")
+    check.add_argument("--format", choices=("text", "json"), default="text")
+    add("tables", _tables, "List the published tables with their row counts.")
+    query = add("query", _query, "Run read-only SQL over the published catalog.")
+    query.add_argument("sql")
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    add("runs", _runs, "Show the run history.")
+    keys = commands.add_parser("keys", help="Pseudonymisation keys.")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    new = keys_commands.add_parser("new", help="Print a fresh random key (store it outside the repository).")
+    new.set_defaults(handler=_keys_new)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.data_dir)  # fail fast on config mistakes, before Prefect loads
+    from din.settings import configure_environment
+
+    configure_environment(config.data_dir)
+    from din.keys import KeyError_
+    from din.lock import WarehouseBusy
+    from flows.consolidate import consolidate, summary_text
+    from warehouse.runs import RunSummary
+
+    try:
+        result = consolidate(config_path=str(config.path), data_dir=str(config.data_dir))
+    except (KeyError_, WarehouseBusy) as error:
+        print(f"din: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    summary = _summary_from_dict(result, RunSummary)
+    print(summary_text(summary))
+    print(
+        f"published: {config.data_dir / 'published' / 'current'}  catalog: "
+        f"{config.data_dir / 'published' / 'catalog.duckdb'}"
+    )
+    return EXIT_SOURCE_ERRORS if summary.source_errors else EXIT_OK
+
+
+def _summary_from_dict(result: dict[str, object], cls: type) -> object:
+    from warehouse.runs import SourceSummary
+
+    fields = {k: v for k, v in result.items() if k in cls.__dataclass_fields__}
+    fields["sources"] = [SourceSummary(**s) for s in result["sources"]]  # type: ignore[union-attr]
+    return cls(**fields)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from din.check import check_file
+
+    if not args.file.is_file():
+        print(f"din: {args.file}: no such file", file=sys.stderr)
+        return EXIT_ERROR
+    if args.kind:
+        from din.contract import KINDS
+
+        if args.kind not in KINDS:
+            print(f"din: unknown kind {args.kind!r}; the kinds are {', '.join(KINDS)}", file=sys.stderr)
+            return EXIT_ERROR
+    report = check_file(args.file, args.kind, args.reference)
+    print(report.as_json() if args.format == "json" else report.as_text())
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def _catalog(args: argparse.Namespace) -> object:
+    import duckdb
+
+    config = load_config(args.config, args.data_dir)
+    catalog = config.data_dir / "published" / "catalog.duckdb"
+    if not catalog.exists():
+        raise ConfigError(f"nothing has been published under {config.data_dir} yet; run `din run` first")
+    return duckdb.connect(str(catalog), read_only=True)
+
+
+def _tables(args: argparse.Namespace) -> int:
+    con = _catalog(args)
+    rows = con.sql(  # type: ignore[attr-defined]
+        "SELECT schema_name, view_name, comment FROM duckdb_views() WHERE NOT internal AND schema_name != 'main' "
+        "ORDER BY schema_name, view_name"
+    ).fetchall()
+    print(f"{'tier':<11} {'table':<22} {'rows':>10}  description")
+    for schema, view, comment in rows:
+        count = con.sql(f'SELECT count(*) FROM "{schema}"."{view}"').fetchall()[0][0]  # type: ignore[attr-defined]
+        print(f"{schema:<11} {view:<22} {count:>10}  {comment or ''}")
+    return EXIT_OK
+
+
+def _query(args: argparse.Namespace) -> int:
+    con = _catalog(args)
+    try:
+        relation = con.sql(args.sql)  # type: ignore[attr-defined]
+    except Exception as error:
+        print(f"din: query failed: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    if relation is None:
+        return EXIT_OK
+    frame = relation.pl()
+    if args.format == "csv":
+        sys.stdout.write(frame.write_csv())
+    elif args.format == "json":
+        print(json.dumps(frame.to_dicts(), indent=2, default=str, ensure_ascii=False))
+    else:
+        import polars as pl
+
+        with pl.Config(tbl_rows=50, tbl_cols=30, fmt_str_lengths=60, tbl_width_chars=200):
+            print(frame)
+    return EXIT_OK
+
+
+def _runs(args: argparse.Namespace) -> int:
+    import duckdb
+
+    config = load_config(args.config, args.data_dir)
+    path = config.data_dir / "warehouse.duckdb"
+    if not path.exists():
+        print("no runs yet")
+        return EXIT_OK
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException:
+        con = _catalog(args)  # the warehouse is being written: the published history is the latest we have
+        rows = con.sql(
+            "SELECT run_id, started_at, finished_at, outcome, deliveries_new, rows_accepted, "  # type: ignore[attr-defined]
+            "rows_quarantined, rows_published, stage_seconds FROM ops.runs ORDER BY started_at"
+        ).fetchall()
+    else:
+        rows = con.sql(
+            "SELECT run_id, started_at, finished_at, outcome, deliveries_new, rows_accepted, "
+            "rows_quarantined, rows_published, stage_seconds FROM ops.runs ORDER BY started_at"
+        ).fetchall()
+    print(
+        f"{'run':<30} {'started':<20} {'outcome':<30} {'new':>4} {'accepted':>9} {'quarant.':>9} "
+        f"{'published':>10}  stages (s)"
+    )
+    for run_id, started, _finished, outcome, new, accepted, quarantined, published, stages in rows:
+        print(
+            f"{run_id:<30} {str(started)[:19]:<20} {outcome:<30} {new or 0:>4} {accepted or 0:>9} "
+            f"{quarantined or 0:>9} {published or 0:>10}  {stages or ''}"
+        )
+    return EXIT_OK
+
+
+def _keys_new(args: argparse.Namespace) -> int:
+    from din.keys import new_key
+
+    print(new_key())
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,445 @@
+"""The stages beneath the consolidate flow, as plain functions (the flow wraps them as tasks).
+
+pull_source       list a source, land new or changed files            (one per source)
+process_batch     parse → canonical → pseudonymise/scrub → validate   (one per batch of files)
+merge_level       supersede, load staging, rebuild core, record       (single writer)
+
+`process_batch` reads landing copies and writes staged Parquet into the run's work folder, so
+batches can run in parallel threads or processes; only `merge_level` writes to the warehouse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from din.config import FormatOptions, SourceConfig
+from din.contract import KINDS, Kind
+from din.sources import FetchState, open_reader
+from expectations.engine import DELIVERY, ROW_ID, quote
+from expectations.suites import KEY_SEPARATOR, suite_name
+from expectations.validate import QUARANTINE_SCHEMA, file_quarantine, validate
+from transforms.headers import match_headers
+from transforms.normalise import canonical_frame, typed
+from transforms.pseudonymise import pseudonymise
+from transforms.readers import ROW, ReadError, ReadOptions, read_table
+from warehouse.landing import land
+from warehouse.manifest import KnownFile, PendingDelivery, PulledFile, json_text
+from warehouse.schema import core_rebuild_sql
+
+log = logging.getLogger("din")
+
+BATCH_BYTES = 48 * 1024 * 1024  # raw bytes per validation batch: bounds memory, amortises task overhead
+
+
+# --- pull ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SourcePull:
+    source: str
+    files: list[PulledFile] = field(default_factory=list)
+    unchanged: int = 0
+    error: str | None = None
+
+
+def pull_source(
+    source: SourceConfig,
+    known: dict[str, KnownFile],
+    landing_dir: Path,
+    credentials: Callable[[str], str] | None = None,
+) -> SourcePull:
+    """List `source` and land every file that is new or changed; unchanged files cost a stat only.
+
+    Raises the reader's SourceError; the flow decides whether to retry (transient) or report.
+    """
+    reader = open_reader(source.location, source.options, credentials)
+    result = SourcePull(source.name)
+    for remote in reader.list_files():
+        before = known.get(remote.relative_path)
+        if before is not None and _unchanged(remote, before, source.is_network):
+            result.unchanged += 1
+            continue
+        state = FetchState(before.etag, before.last_modified) if before else None
+        fetch_into = _Fetch(reader, remote, state)
+        landed = land(landing_dir, fetch_into)
+        fetched = fetch_into.result
+        etag = getattr(fetched, "etag", None) or remote.etag
+        last_modified = getattr(fetched, "last_modified", None)
+        if landed is None or (before is not None and landed.sha256 == before.sha256):
+            result.unchanged += 1
+            result.files.append(
+                PulledFile(
+                    source.name,
+                    remote.relative_path,
+                    remote.location,
+                    remote.size,
+                    remote.modified,
+                    etag,
+                    last_modified,
+                    sha256=landed.sha256 if landed else None,
+                )
+            )
+            continue
+        result.files.append(
+            PulledFile(
+                source.name,
+                remote.relative_path,
+                remote.location,
+                remote.size,
+                remote.modified,
+                etag,
+                last_modified,
+                landed.sha256,
+                landed.size,
+                str(landed.path),
+                new_content=True,
+            )
+        )
+    return result
+
+
+class _Fetch:
+    """Fetches one remote file into the landing sink, remembering the source's answer."""
+
+    def __init__(self, reader: object, remote: object, state: FetchState | None) -> None:
+        self.reader, self.remote, self.state = reader, remote, state
+        self.result: object = None
+
+    def __call__(self, sink: object) -> bool:
+        self.result = self.reader.fetch(self.remote, sink, self.state)  # type: ignore[attr-defined]
+        return not self.result.not_modified  # type: ignore[attr-defined]
+
+
+def _unchanged(remote: object, before: KnownFile, network: bool) -> bool:
+    size, modified, etag = (
+        getattr(remote, "size", None),
+        getattr(remote, "modified", None),
+        getattr(remote, "etag", None),
+    )
+    if etag and before.etag:
+        return etag == before.etag and (size is None or size == before.size)
+    if network and size is None:
+        return False
+    return size == before.size and modified is not None and modified == before.modified
+
+
+# --- parse and validate ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryToProcess:
+    delivery_id: int
+    source: str
+    kind: str
+    original_path: str
+    landing_path: str
+    size: int
+    format: FormatOptions
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """Everything a batch needs, as plain values (safe to send to another thread or process)."""
+
+    batch_id: str
+    kind: str
+    deliveries: tuple[DeliveryToProcess, ...]
+    work_dir: Path
+    references_path: Path
+    roster_paths: tuple[str, ...]
+    key_secret: bytes = field(repr=False)
+    engine: str = "duckdb"
+
+
+@dataclass
+class DeliveryOutcome:
+    delivery_id: int
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_quarantined: int = 0
+    format: str | None = None
+    encoding: str | None = None
+    extra_columns: list[str] = field(default_factory=list)
+    missing_optional_columns: list[str] = field(default_factory=list)
+    scrub_counts: dict[str, int] = field(default_factory=dict)
+    message: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        if self.rows_accepted and not self.rows_quarantined:
+            return "accepted"
+        if self.rows_accepted:
+            return "partly_accepted"
+        return "quarantined" if self.rows_quarantined or self.message else "empty"
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    staged: dict[str, str]  # kind -> staged Parquet of accepted rows
+    quarantine: str
+    results: str | None
+    deliveries: list[DeliveryOutcome]
+
+
+def plan_batches(
+    pending: Sequence[PendingDelivery], formats: dict[str, FormatOptions], max_bytes: int = BATCH_BYTES
+) -> list[list[DeliveryToProcess]]:
+    """Group pending deliveries into batches of one kind and at most `max_bytes` of files each."""
+    batches: list[list[DeliveryToProcess]] = []
+    by_kind: dict[str, list[DeliveryToProcess]] = {}
+    for p in pending:
+        by_kind.setdefault(p.kind, []).append(
+            DeliveryToProcess(
+                p.delivery_id,
+                p.source,
+                p.kind,
+                p.original_path,
+                p.landing_path,
+                p.size,
+                formats.get(p.source, FormatOptions()),
+            )
+        )
+    for kind in sorted(by_kind):
+        current: list[DeliveryToProcess] = []
+        size = 0
+        for delivery in by_kind[kind]:
+            if current and size + delivery.size > max_bytes:
+                batches.append(current)
+                current, size = [], 0
+            current.append(delivery)
+            size += delivery.size
+        if current:
+            batches.append(current)
+    return batches
+
+
+def process_batch(spec: BatchSpec) -> BatchResult:
+    """Parse, normalise, pseudonymise, scrub and validate a batch; write accepted and quarantined rows."""
+    kind = KINDS[spec.kind]
+    scrubber = _scrubber(spec.roster_paths) if kind.free_text_columns else None
+    outcomes: dict[int, DeliveryOutcome] = {}
+    frames: list[pl.DataFrame] = []
+    file_quarantines: list[pl.DataFrame] = []
+    next_row_id = 0
+    for delivery in spec.deliveries:
+        outcome = DeliveryOutcome(delivery.delivery_id)
+        outcomes[delivery.delivery_id] = outcome
+        frame, problem = _canonical_delivery(delivery, kind, outcome)
+        if problem is not None:
+            file_quarantines.append(problem)
+            outcome.rows_quarantined = problem.filter(pl.col("source_row").is_not_null()).height
+            continue
+        assert frame is not None
+        frame = frame.drop(kind.direct_identifiers)
+        if kind.pseudonymised_columns:
+            frame = pseudonymise(frame, spec.key_secret)
+        if scrubber is not None:
+            frame, counts = scrubber.scrub_frame(frame, kind.free_text_columns)
+            outcome.scrub_counts = counts.as_dict()
+        frame = frame.with_columns(
+            pl.int_range(next_row_id, next_row_id + frame.height, dtype=pl.Int64).alias(ROW_ID),
+            pl.lit(delivery.delivery_id, dtype=pl.Int64).alias(DELIVERY),
+        )
+        next_row_id += frame.height
+        frames.append(frame)
+    staged: dict[str, str] = {}
+    quarantine_parts = list(file_quarantines)
+    results = pl.DataFrame()
+    spec.work_dir.mkdir(parents=True, exist_ok=True)
+    if frames:
+        batch = pl.concat(frames, how="vertical")
+        verdict = validate(batch, kind, _known(spec.references_path, kind), spec.engine)
+        accepted = typed(verdict.accepted, kind).select(
+            [
+                *(c.name for c in kind.stored_columns),
+                pl.col(DELIVERY).alias("delivery_id"),
+                pl.col(ROW).alias("source_row"),
+            ]
+        )
+        staged_path = spec.work_dir / f"{spec.batch_id}.{kind.name}.parquet"
+        accepted.write_parquet(staged_path, compression="zstd")
+        staged[kind.name] = str(staged_path)
+        quarantine_parts.append(verdict.quarantined)
+        results = verdict.results.with_columns(pl.lit(suite_name(kind.name)).alias("suite"))
+        for delivery_id, count in accepted.group_by("delivery_id").len().iter_rows():
+            outcomes[delivery_id].rows_accepted = count
+        for delivery_id, count in verdict.quarantined.group_by("delivery_id").len().iter_rows():
+            outcomes[delivery_id].rows_quarantined += count
+    quarantine_path = spec.work_dir / f"{spec.batch_id}.quarantine.parquet"
+    quarantined = (
+        pl.concat(quarantine_parts, how="vertical") if quarantine_parts else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    )
+    quarantined.write_parquet(quarantine_path)
+    results_path = None
+    if results.height:
+        results_path = spec.work_dir / f"{spec.batch_id}.results.parquet"
+        results.write_parquet(results_path)
+    return BatchResult(
+        spec.batch_id,
+        staged,
+        str(quarantine_path),
+        str(results_path) if results_path else None,
+        list(outcomes.values()),
+    )
+
+
+def _canonical_delivery(
+    delivery: DeliveryToProcess, kind: Kind, outcome: DeliveryOutcome
+) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+    """The delivery as a canonical frame, or the whole-file quarantine that explains why not."""
+    name = Path(delivery.original_path).name
+    options = ReadOptions(
+        delivery.format.type if delivery.format.type != "survey" else "auto",
+        delivery.format.sheet,
+        delivery.format.delimiter,
+        delivery.format.encoding,
+    )
+    try:
+        raw = read_table(Path(delivery.landing_path), delivery.original_path, options)
+    except ReadError as error:
+        outcome.message = f"{name}: {error}"
+        return None, file_quarantine(delivery.delivery_id, "file_unreadable", outcome.message)
+    outcome.format, outcome.encoding = raw.format, raw.encoding
+    outcome.rows_read = raw.frame.height
+    match = match_headers(raw.headers, kind)
+    outcome.extra_columns = list(match.extra)
+    outcome.missing_optional_columns = list(match.missing_optional)
+    if raw.frame.height == 0:
+        outcome.message = f"{name}: the file has a header row but no data rows"
+        return None, file_quarantine(delivery.delivery_id, "file_has_no_rows", outcome.message)
+    if not match.usable:
+        outcome.message = f"{name}: {match.problem()}"
+        rule = "required_column_missing" if match.missing_required else "duplicate_columns"
+        return None, file_quarantine(delivery.delivery_id, rule, outcome.message, raw.frame[ROW].to_list())
+    return canonical_frame(raw.frame, kind, match), None
+
+
+def _known(references_path: Path, kind: Kind) -> dict[str, list[str]]:
+    if not kind.references:
+        return {}
+    refs = pl.read_parquet(references_path)
+    return {
+        f"known_{r.name}": refs.filter(pl.col("parameter") == f"known_{r.name}")["key"].to_list()
+        for r in kind.references
+    }
+
+
+def _scrubber(roster_paths: Sequence[str]) -> object:
+    from transforms.scrub import Scrubber
+
+    return Scrubber(roster_names(roster_paths))
+
+
+def roster_names(paths: Sequence[str]) -> list[str]:
+    """Full names from the roster's landing copies, held in memory only, for scrubbing free text."""
+    roster = KINDS["roster"]
+    names: set[str] = set()
+    for path in paths:
+        try:
+            raw = read_table(Path(path), path)
+        except ReadError:
+            continue
+        match = match_headers(raw.headers, roster)
+        header = next((h for h, c in match.mapping.items() if c == "full_name"), None)
+        if header is not None:
+            names.update(v.strip() for v in raw.frame[header].drop_nulls().to_list() if v and v.strip())
+    return sorted(names)
+
+
+# --- references ------------------------------------------------------------------------------
+
+
+def write_known_references(con: duckdb.DuckDBPyConnection, kinds: Sequence[Kind], path: Path) -> Path:
+    """The keys that exist for every reference the given kinds make, from the core tables."""
+    parts = []
+    for kind in kinds:
+        for reference in kind.references:
+            joined = f" || '{KEY_SEPARATOR}' || ".join(quote(c) for c in reference.target_columns)
+            parts.append(
+                con.sql(
+                    f"SELECT ? AS parameter, {joined} AS key FROM core.{quote(reference.target)}",
+                    params=[f"known_{reference.name}"],
+                ).pl()
+            )
+    frame = pl.concat(parts) if parts else pl.DataFrame(schema={"parameter": pl.String, "key": pl.String})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.unique().write_parquet(path)
+    return path
+
+
+# --- merge -----------------------------------------------------------------------------------
+
+
+def merge_level(
+    con: duckdb.DuckDBPyConnection,
+    results: Sequence[BatchResult],
+    pending: Sequence[PendingDelivery],
+    run_id: str,
+) -> None:
+    """In one transaction: retire superseded deliveries, load accepted rows and quarantine, record
+    outcomes and validation results, and rebuild the core tables of the kinds touched."""
+    supersedes = {p.delivery_id: p.supersedes for p in pending if p.supersedes is not None}
+    touched = {KINDS[p.kind].name for p in pending}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for new_id, old_id in sorted(supersedes.items()):
+            retired = con.execute("SELECT status FROM ops.deliveries WHERE delivery_id = ?", [old_id]).fetchall()
+            if retired and retired[0][0] != "superseded":
+                for name in KINDS:
+                    con.execute(f"DELETE FROM stg.{quote(name)} WHERE delivery_id = ?", [old_id])
+                con.execute(
+                    "UPDATE ops.deliveries SET status = 'superseded', superseded_by = ? WHERE delivery_id = ?",
+                    [new_id, old_id],
+                )
+        for result in results:
+            for kind_name, path in result.staged.items():
+                con.execute(f"INSERT INTO stg.{quote(kind_name)} BY NAME SELECT * FROM read_parquet(?)", [path])
+                touched.add(kind_name)
+            con.execute(
+                "INSERT INTO ops.quarantine BY NAME SELECT *, ? AS run_id FROM read_parquet(?)",
+                [run_id, result.quarantine],
+            )
+            if result.results:
+                con.execute(
+                    "INSERT INTO ops.validation_results BY NAME SELECT *, ? AS run_id FROM read_parquet(?)",
+                    [run_id, result.results],
+                )
+            for outcome in result.deliveries:
+                con.execute(
+                    """UPDATE ops.deliveries SET status = 'processed', outcome = ?, processed_run_id = ?, format = ?,
+                           encoding = ?, rows_read = ?, rows_accepted = ?, rows_quarantined = ?, extra_columns = ?,
+                           missing_optional_columns = ?, scrub_counts = ?, message = ?
+                       WHERE delivery_id = ?""",
+                    [
+                        outcome.outcome,
+                        run_id,
+                        outcome.format,
+                        outcome.encoding,
+                        outcome.rows_read,
+                        outcome.rows_accepted,
+                        outcome.rows_quarantined,
+                        outcome.extra_columns,
+                        outcome.missing_optional_columns,
+                        json_text(outcome.scrub_counts),
+                        outcome.message,
+                        outcome.delivery_id,
+                    ],
+                )
+        for name in sorted(touched):
+            con.execute(core_rebuild_sql(KINDS[name]))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def outcome_summary(outcomes: Sequence[DeliveryOutcome]) -> str:
+    return json.dumps([o.__dict__ for o in outcomes], default=str)

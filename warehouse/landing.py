@@ -1,0 +1,100 @@
+"""The landing zone: every delivered file kept as delivered, immutable and content-addressed.
+
+A file is fetched once into a temporary file while its SHA-256 is computed, then renamed to
+`objects/<first two hex>/<sha256>`, read-only. The same bytes delivered twice are stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    sha256: str
+    size: int
+    path: Path
+
+
+class _HashingWriter:
+    """A file-like sink that hashes and counts what is written through it."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.handle.write(data)
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def object_path(landing_dir: Path, sha256: str) -> Path:
+    return landing_dir / "objects" / sha256[:2] / sha256
+
+
+def land(landing_dir: Path, write_into: Callable[[BinaryIO], bool | None]) -> LandedFile | None:
+    """Store the bytes `write_into(sink)` writes; returns None when the writer wrote nothing new.
+
+    `write_into` returns False when the source answered "not modified" (nothing was written).
+    """
+    objects = landing_dir / "objects"
+    objects.mkdir(parents=True, exist_ok=True)
+    # Not a with-block: the temporary name must outlive the handle, to be renamed into place.
+    handle = tempfile.NamedTemporaryFile(dir=objects, prefix=".incoming-", delete=False)  # noqa: SIM115
+    try:
+        with handle:
+            sink = _HashingWriter(handle)  # type: ignore[arg-type]
+            wrote = write_into(sink)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if wrote is False:
+            os.unlink(handle.name)
+            return None
+        sha = sink.digest.hexdigest()
+        target = object_path(landing_dir, sha)
+        if target.exists():
+            os.unlink(handle.name)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(handle.name, 0o440)
+            os.replace(handle.name, target)
+        return LandedFile(sha, sink.size, target)
+    except BaseException:
+        if os.path.exists(handle.name):
+            os.unlink(handle.name)
+        raise
+
+
+def land_local_file(landing_dir: Path, path: Path) -> LandedFile:
+    """Land a local file (used by tests and `din forget`'s redaction)."""
+
+    def copy(sink: _HashingWriter) -> bool:
+        with open(path, "rb") as source:
+            while chunk := source.read(CHUNK):
+                sink.write(chunk)
+        return True
+
+    landed = land(landing_dir, copy)
+    assert landed is not None
+    return landed
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,165 @@
+"""The delivery manifest: what each source held, what was landed, and what became of it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    """A source file as last seen: lets a rerun skip it without reading or hashing it."""
+
+    relative_path: str
+    size: int | None
+    modified: float | None
+    etag: str | None
+    last_modified: str | None
+    sha256: str | None
+    delivery_id: int | None
+
+
+@dataclass(frozen=True)
+class PulledFile:
+    """One listed file after pulling: unchanged, or landed (new content)."""
+
+    source: str
+    relative_path: str
+    location: str
+    size: int | None
+    modified: float | None
+    etag: str | None = None
+    last_modified: str | None = None
+    sha256: str | None = None
+    landed_size: int | None = None
+    landing_path: str | None = None
+    new_content: bool = False
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    """A landed delivery waiting to be parsed, validated and merged."""
+
+    delivery_id: int
+    source: str
+    organisation: str
+    kind: str
+    original_path: str
+    landing_path: str
+    size: int
+    supersedes: int | None
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def known_files(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, KnownFile]:
+    rows = con.execute(
+        "SELECT relative_path, size, modified, etag, last_modified, sha256, delivery_id "
+        "FROM ops.source_files WHERE source = ?",
+        [source],
+    ).fetchall()
+    return {row[0]: KnownFile(*row) for row in rows}
+
+
+def record_pulls(
+    con: duckdb.DuckDBPyConnection,
+    files: Sequence[PulledFile],
+    organisation_of: dict[str, str],
+    kind_of: dict[str, str],
+    run_id: str,
+) -> list[int]:
+    """Record what was listed; register each new content as a delivery superseding the last one from
+    the same path. Returns the new delivery ids (in one transaction, so a crash leaves no half state)."""
+    new_ids: list[int] = []
+    seen_at = now()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for file in files:
+            previous = con.execute(
+                "SELECT delivery_id, sha256 FROM ops.source_files WHERE source = ? AND relative_path = ?",
+                [file.source, file.relative_path],
+            ).fetchall()
+            previous_id = previous[0][0] if previous else None
+            delivery_id = previous_id
+            if file.new_content:
+                delivery_id = _next_delivery_id(con)
+                con.execute(
+                    """INSERT INTO ops.deliveries (delivery_id, source, organisation, kind, original_path,
+                           relative_path, size, sha256, landing_path, first_seen, run_id, status, supersedes)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'landed', ?)""",
+                    [
+                        delivery_id,
+                        file.source,
+                        organisation_of[file.source],
+                        kind_of[file.source],
+                        file.location,
+                        file.relative_path,
+                        file.landed_size,
+                        file.sha256,
+                        file.landing_path,
+                        seen_at,
+                        run_id,
+                        previous_id,
+                    ],
+                )
+                new_ids.append(delivery_id)
+            con.execute(
+                """INSERT OR REPLACE INTO ops.source_files
+                       (source, relative_path, location, size, modified, etag, last_modified, sha256, delivery_id,
+                        last_seen_run)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, coalesce(?, (SELECT sha256 FROM ops.source_files
+                                                             WHERE source = ? AND relative_path = ?)), ?, ?)""",
+                [
+                    file.source,
+                    file.relative_path,
+                    file.location,
+                    file.size,
+                    file.modified,
+                    file.etag,
+                    file.last_modified,
+                    file.sha256,
+                    file.source,
+                    file.relative_path,
+                    delivery_id,
+                    run_id,
+                ],
+            )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return new_ids
+
+
+def _next_delivery_id(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute("SELECT nextval('ops.delivery_seq')").fetchall()[0][0])
+
+
+def pending_deliveries(con: duckdb.DuckDBPyConnection, kinds: Iterable[str] | None = None) -> list[PendingDelivery]:
+    """Landed deliveries not processed yet (including any a crashed run left behind), oldest first."""
+    rows = con.execute(
+        """SELECT delivery_id, source, organisation, kind, original_path, landing_path, size, supersedes
+           FROM ops.deliveries WHERE status = 'landed' ORDER BY delivery_id"""
+    ).fetchall()
+    wanted = set(kinds) if kinds is not None else None
+    return [PendingDelivery(*row) for row in rows if wanted is None or row[3] in wanted]
+
+
+def active_landing_paths(con: duckdb.DuckDBPyConnection, kind: str) -> list[Path]:
+    """Landing copies of the processed, not superseded deliveries of `kind`."""
+    rows = con.execute(
+        "SELECT landing_path FROM ops.deliveries WHERE kind = ? AND status = 'processed' ORDER BY delivery_id",
+        [kind],
+    ).fetchall()
+    return [Path(row[0]) for row in rows]
+
+
+def json_text(value: object) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)

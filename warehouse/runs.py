@@ -1,0 +1,127 @@
+"""Run history (ops.runs) and the per-run summary."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+import duckdb
+
+from expectations.engine import quote
+from warehouse.manifest import now
+
+
+def new_run_id() -> str:
+    """Sortable and unique: UTC start time plus a random suffix."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")[:-4] + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class SourceSummary:
+    source: str
+    organisation: str
+    kind: str
+    files_new: int = 0
+    files_unchanged: int = 0
+    files_superseded: int = 0
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_quarantined: int = 0
+    error: str | None = None
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    mode: str
+    demo_key: bool
+    pseudonym_key_id: str
+    outcome: str = "running"
+    sources: list[SourceSummary] = field(default_factory=list)
+    published_version: str | None = None
+    published_tables: dict[str, int] = field(default_factory=dict)
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    withdrawn_panellists: int = 0
+    withdrawn_rows_excluded: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    message: str | None = None
+
+    @property
+    def deliveries_new(self) -> int:
+        return sum(s.files_new for s in self.sources)
+
+    @property
+    def rows_read(self) -> int:
+        return sum(s.rows_read for s in self.sources)
+
+    @property
+    def rows_accepted(self) -> int:
+        return sum(s.rows_accepted for s in self.sources)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(s.rows_quarantined for s in self.sources)
+
+    @property
+    def source_errors(self) -> dict[str, str]:
+        return {s.source: s.error for s in self.sources if s.error}
+
+    def as_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data.update(
+            deliveries_new=self.deliveries_new,
+            rows_read=self.rows_read,
+            rows_accepted=self.rows_accepted,
+            rows_quarantined=self.rows_quarantined,
+        )
+        return data
+
+
+def start_run(con: duckdb.DuckDBPyConnection, summary: RunSummary, config_path: str) -> None:
+    con.execute(
+        "INSERT INTO ops.runs (run_id, started_at, outcome, mode, config_path, pseudonym_key_id, demo_key) "
+        "VALUES (?, ?, 'running', ?, ?, ?, ?)",
+        [summary.run_id, now(), summary.mode, config_path, summary.pseudonym_key_id, summary.demo_key],
+    )
+
+
+def record_run(con: duckdb.DuckDBPyConnection, summary: RunSummary, finished: bool) -> None:
+    """Write the summary's counts to ops.runs (again at the end, with the outcome)."""
+    con.execute(
+        f"""UPDATE ops.runs SET finished_at = ?, outcome = ?, deliveries_new = ?, deliveries_superseded = ?,
+               files_unchanged = ?, rows_read = ?, rows_accepted = ?, rows_quarantined = ?, rows_published = ?,
+               withdrawn_panellists = ?, withdrawn_rows_excluded = ?, published_version = ?, source_errors = ?,
+               stage_seconds = ?, message = ?
+           WHERE {quote("run_id")} = ?""",
+        [
+            now() if finished else None,
+            summary.outcome,
+            summary.deliveries_new,
+            sum(s.files_superseded for s in summary.sources),
+            sum(s.files_unchanged for s in summary.sources),
+            summary.rows_read,
+            summary.rows_accepted,
+            summary.rows_quarantined,
+            sum(summary.published_tables.values()),
+            summary.withdrawn_panellists,
+            summary.withdrawn_rows_excluded,
+            summary.published_version,
+            json.dumps(summary.source_errors),
+            json.dumps(summary.stage_seconds),
+            summary.message,
+            summary.run_id,
+        ],
+    )
+
+
+def mark_abandoned_runs(con: duckdb.DuckDBPyConnection) -> int:
+    """Runs still 'running' when a new run starts were killed: say so in the history."""
+    rows = con.execute("SELECT count(*) FROM ops.runs WHERE outcome = 'running'").fetchall()[0][0]
+    con.execute(
+        "UPDATE ops.runs SET outcome = 'interrupted', message = coalesce(message, "
+        "'the process stopped before the run finished; the next run picked up its deliveries') "
+        "WHERE outcome = 'running'"
+    )
+    return int(rows)

@@ -1,0 +1,103 @@
+-- Operations schema: the delivery manifest, quarantine, validation results and run history.
+-- Created idempotently at the start of every run.
+CREATE SCHEMA IF NOT EXISTS ops;
+CREATE SCHEMA IF NOT EXISTS stg;
+CREATE SCHEMA IF NOT EXISTS core;
+CREATE SEQUENCE IF NOT EXISTS ops.delivery_seq START 1;
+
+CREATE TABLE IF NOT EXISTS ops.runs (
+    run_id VARCHAR PRIMARY KEY,
+    started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP,
+    outcome VARCHAR NOT NULL,            -- running | succeeded | succeeded_with_source_errors | failed
+    mode VARCHAR NOT NULL,
+    config_path VARCHAR NOT NULL,
+    pseudonym_key_id VARCHAR,            -- first 8 hex of sha256(key): which key, never the key
+    demo_key BOOLEAN,
+    deliveries_new INTEGER DEFAULT 0,
+    deliveries_superseded INTEGER DEFAULT 0,
+    files_unchanged INTEGER DEFAULT 0,
+    rows_read BIGINT DEFAULT 0,
+    rows_accepted BIGINT DEFAULT 0,
+    rows_quarantined BIGINT DEFAULT 0,
+    rows_published BIGINT DEFAULT 0,
+    withdrawn_panellists INTEGER DEFAULT 0,
+    withdrawn_rows_excluded BIGINT DEFAULT 0,
+    published_version VARCHAR,
+    source_errors VARCHAR,               -- JSON: source -> message (never a credential)
+    stage_seconds VARCHAR,               -- JSON: stage -> seconds
+    message VARCHAR
+);
+
+-- What each source held at its last listing: lets a rerun skip unchanged files without hashing.
+CREATE TABLE IF NOT EXISTS ops.source_files (
+    source VARCHAR NOT NULL,
+    relative_path VARCHAR NOT NULL,
+    location VARCHAR,
+    size BIGINT,
+    modified DOUBLE,
+    etag VARCHAR,
+    last_modified VARCHAR,
+    sha256 VARCHAR,
+    delivery_id BIGINT,
+    last_seen_run VARCHAR,
+    PRIMARY KEY (source, relative_path)
+);
+
+CREATE TABLE IF NOT EXISTS ops.deliveries (
+    delivery_id BIGINT PRIMARY KEY,
+    source VARCHAR NOT NULL,
+    organisation VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    original_path VARCHAR NOT NULL,
+    relative_path VARCHAR NOT NULL,
+    size BIGINT NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    landing_path VARCHAR NOT NULL,
+    first_seen TIMESTAMP NOT NULL,
+    run_id VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,             -- landed | processed | superseded
+    outcome VARCHAR,                     -- accepted | partly_accepted | quarantined
+    supersedes BIGINT,
+    superseded_by BIGINT,
+    processed_run_id VARCHAR,
+    format VARCHAR,
+    encoding VARCHAR,
+    rows_read BIGINT,
+    rows_accepted BIGINT,
+    rows_quarantined BIGINT,
+    extra_columns VARCHAR[],
+    missing_optional_columns VARCHAR[],
+    scrub_counts VARCHAR,                -- JSON: placeholder type -> replacements (numbers only)
+    message VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS ops.quarantine (
+    delivery_id BIGINT NOT NULL,
+    source_row BIGINT,                   -- NULL when the whole file could not be read
+    rules VARCHAR[] NOT NULL,
+    reasons VARCHAR[] NOT NULL,
+    columns VARCHAR[] NOT NULL,
+    "values" VARCHAR NOT NULL,           -- JSON: the offending values, scrubbed and pseudonymised
+    run_id VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS ops.validation_results (
+    run_id VARCHAR NOT NULL,
+    delivery_id BIGINT NOT NULL,
+    suite VARCHAR NOT NULL,
+    rule VARCHAR NOT NULL,
+    expectation_type VARCHAR NOT NULL,
+    columns VARCHAR,
+    success BOOLEAN NOT NULL,
+    element_count BIGINT,
+    unexpected_count BIGINT,
+    unexpected_sample VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS ops.publishes (
+    run_id VARCHAR NOT NULL,
+    published_at TIMESTAMP NOT NULL,
+    version VARCHAR NOT NULL,
+    fingerprint VARCHAR NOT NULL
+);
