@@ -131,7 +131,14 @@ def run_consolidation(config: Config, paths: DataPaths, key: PseudonymKey) -> Ru
             raise
         record_run(con, summary, finished=True)
         shutil.rmtree(paths.run_work(summary.run_id), ignore_errors=True)
-        logger.info(summary_text(summary))
+        logger.info(
+            "run %s %s: %d new deliveries, %d rows accepted, %d quarantined",
+            summary.run_id,
+            summary.outcome,
+            summary.deliveries_new,
+            summary.rows_accepted,
+            summary.rows_quarantined,
+        )
         return summary
     finally:
         con.close()

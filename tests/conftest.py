@@ -1,0 +1,27 @@
+"""Test-session set-up: offline settings before Prefect or GX load, one Prefect test server per session."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from din.settings import configure_environment
+
+configure_environment()
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="din-test-prefect-"))
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """Prefect's test harness (a real temporary API server), started once per test session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
