@@ -66,8 +66,12 @@ def test_demo_golden_counts_agree_with_the_generator_manifest(demo_run: tuple[Pa
     manifest = write_demo(tmp_path / "regenerated")
     tables = _tables(demo_run[0])
     quarantined = manifest.quarantined_rows
-    for kind, table in (("attendance", "attendance"), ("responses", "responses"),
-                        ("project_feedback", "project_feedback"), ("recommendations", "recommendations")):
+    for kind, table in (
+        ("attendance", "attendance"),
+        ("responses", "responses"),
+        ("project_feedback", "project_feedback"),
+        ("recommendations", "recommendations"),
+    ):
         files = [f for f in manifest.files if f.kind == kind]
         delivered = sum(f.rows for f in files)
         lost = sum(len(quarantined.get(f.path, ())) for f in files)
@@ -107,8 +111,9 @@ def test_demo_extra_column_is_reported_not_rejected(demo_run: tuple[Path, dict])
 def test_demo_identifiers_are_scrubbed_from_free_text(demo_run: tuple[Path, dict], tmp_path: Path) -> None:
     manifest = write_demo(tmp_path / "regenerated")
     tables = _tables(demo_run[0])
-    text = "\n".join(str(row) for name in ("responses", "project_feedback", "recommendations")
-                     for row in tables[name].rows())
+    text = "\n".join(
+        str(row) for name in ("responses", "project_feedback", "recommendations") for row in tables[name].rows()
+    )
     for planted in manifest.identifiers:
         assert planted.value not in text, planted
     assert "[email]" in text and "[phone]" in text and "[postcode]" in text and "[health-id]" in text

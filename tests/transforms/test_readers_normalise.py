@@ -1,0 +1,177 @@
+"""Parsing into canonical frames: encodings, delimiters, formats, header matching, dates, booleans."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+import xlsxwriter
+
+from din.contract import KINDS, ColumnType
+from transforms.headers import match_headers
+from transforms.normalise import canonical_frame, normalise_expr, typed
+from transforms.readers import ROW, ReadError, read_table
+
+
+def norm(values: list[str | None], column_type: ColumnType) -> list[str | None]:
+    return (
+        pl.DataFrame({"v": values}, schema={"v": pl.String})
+        .select(normalise_expr(pl.col("v"), column_type).alias("v"))["v"]
+        .to_list()
+    )
+
+
+def test_dates_accept_iso_uk_and_excel_serials() -> None:
+    assert norm(
+        [
+            "2026-03-12",
+            "2026-3-5",
+            "12/03/2026",
+            "5/3/2026",
+            "46093",
+            "2026-03-12 00:00:00",
+            "31/02/2026",
+            "soon",
+            " ",
+            None,
+        ],
+        ColumnType.DATE,
+    ) == [
+        "2026-03-12",
+        "2026-03-05",
+        "2026-03-12",
+        "2026-03-05",
+        "2026-03-12",
+        "2026-03-12",
+        "2026-02-31",
+        "soon",
+        None,
+        None,
+    ]
+
+
+def test_datetimes_accept_iso_uk_and_excel_serials() -> None:
+    assert norm(
+        ["2026-03-12T18:10:53", "2026-03-12 18:10", "12/03/2026 18:10:53", "46093.5", "2026-03-12"], ColumnType.DATETIME
+    ) == [
+        "2026-03-12T18:10:53",
+        "2026-03-12T18:10:00",
+        "2026-03-12T18:10:53",
+        "2026-03-12T12:00:00",
+        "2026-03-12T00:00:00",
+    ]
+
+
+def test_booleans_enums_and_numbers() -> None:
+    assert norm(["Yes", "no", "TRUE", "f", "1", "0", "maybe"], ColumnType.BOOLEAN) == [
+        "true",
+        "false",
+        "true",
+        "false",
+        "true",
+        "false",
+        "maybe",
+    ]
+    assert norm(["Acceptable with conditions", "Social-care", " UNSURE "], ColumnType.ENUM) == [
+        "acceptable_with_conditions",
+        "social_care",
+        "unsure",
+    ]
+    assert norm(["1,200", "3.0", "12", "1,2"], ColumnType.INTEGER) == ["1200", "3", "12", "1,2"]
+    assert norm(["25%", "0.25", "x%"], ColumnType.DECIMAL) == ["0.25", "0.25", "x%"]
+
+
+def test_prefer_not_to_say_is_an_answer_and_empty_is_missing() -> None:
+    assert norm(["Prefer not to say", "Don't know", "", "  "], ColumnType.TEXT) == [
+        "Prefer not to say",
+        "Don't know",
+        None,
+        None,
+    ]
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1252"])
+def test_csv_encodings_and_delimiters_are_detected(tmp_path: Path, delimiter: str, encoding: str) -> None:
+    text = delimiter.join(["Panel ID", "Org", "Answer"]) + "\r\n" + delimiter.join(["p1", "Café", "£5 – ok"]) + "\r\n"
+    path = tmp_path / "f.csv"
+    path.write_bytes(text.encode(encoding))
+    table = read_table(path, "f.csv")
+    assert table.headers == ["Panel ID", "Org", "Answer"]
+    assert table.frame.row(0) == ("p1", "Café", "£5 – ok", 2)
+    assert table.delimiter == delimiter
+
+
+def test_json_ndjson_parquet_and_xlsx_read_as_strings_with_rows(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text(json.dumps([{"panel_id": "p1", "n": 3}, {"panel_id": "p2", "n": 4.0}]))
+    (tmp_path / "b.ndjson").write_text('{"panel_id": "p1", "ok": true}\n\n{"panel_id": "p2", "ok": false}\n')
+    pl.DataFrame({"panel_id": ["p1"], "n": [3]}).write_parquet(tmp_path / "c.parquet")
+    workbook = xlsxwriter.Workbook(tmp_path / "d.xlsx")
+    notes = workbook.add_worksheet("notes")
+    notes.write_row(0, 0, ["this sheet explains the columns"])
+    sheet = workbook.add_worksheet("data")
+    sheet.write_row(0, 0, ["panel_id", "n"])
+    sheet.write_row(1, 0, ["p1", 3])
+    workbook.worksheets_objs.reverse()  # data sheet first, as our templates do
+    workbook.close()
+    assert read_table(tmp_path / "a.json", "a.json").frame.rows() == [("p1", "3", 1), ("p2", "4", 2)]
+    assert read_table(tmp_path / "b.ndjson", "b.ndjson").frame.rows() == [("p1", "true", 1), ("p2", "false", 3)]
+    assert read_table(tmp_path / "c.parquet", "c.parquet").frame.rows() == [("p1", "3", 1)]
+    xlsx = read_table(tmp_path / "d.xlsx", "d.xlsx")
+    assert xlsx.frame.select("panel_id", ROW).rows() == [("p1", 2)]
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"", "the file is empty"),
+        (b"\x00\x01\x02" * 100, "binary data"),
+        (b"[{]", "not valid JSON"),
+        (b"a,b\n1,2\n1,2,3\n", "row 3 has 3 fields but the header has 2"),
+    ],
+)
+def test_unreadable_files_explain_themselves(tmp_path: Path, content: bytes, words: str) -> None:
+    name = "f.json" if content == b"[{]" else "f.csv"
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ReadError, match=words):
+        read_table(tmp_path / name, name)
+
+
+def test_headers_match_case_space_and_punctuation_insensitively() -> None:
+    kind = KINDS["attendance"]
+    match = match_headers(["Panel ID", "WORKSHOP_id", "panellist-ref.", "Attended?", "Notes"], kind)
+    assert match.mapping == {
+        "Panel ID": "panel_id",
+        "WORKSHOP_id": "workshop_id",
+        "panellist-ref.": "panellist_ref",
+        "Attended?": "attended",
+    }
+    assert match.extra == ("Notes",)
+    assert match.usable
+
+
+def test_near_miss_header_is_a_suggestion_never_a_silent_match() -> None:
+    match = match_headers(["panel_id", "workshop_id", "panelist_ref", "attended"], KINDS["attendance"])
+    assert not match.usable
+    assert match.missing_required == ("panellist_ref",)
+    assert "did you mean `panellist_ref`?" in (match.problem() or "")
+
+
+def test_typed_frame_has_contract_types() -> None:
+    kind = KINDS["workshops"]
+    raw = pl.DataFrame(
+        {
+            "panel_id": ["p1"],
+            "workshop_id": ["W1"],
+            "number": ["1"],
+            "held_on": ["12/03/2026"],
+            "title": ["t"],
+            "facilitator_org_id": ["O"],
+            ROW: [2],
+        }
+    )
+    frame = typed(canonical_frame(raw, kind, match_headers(raw.columns[:-1], kind)), kind)
+    assert frame.schema["number"] == pl.Int64 and frame.schema["held_on"] == pl.Date
+    assert str(frame["held_on"][0]) == "2026-03-12"
