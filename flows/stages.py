@@ -61,7 +61,18 @@ def pull_source(
     """
     reader = open_reader(source.location, source.options, credentials)
     result = SourcePull(source.name)
-    for remote in reader.list_files():
+    try:
+        _pull_files(reader, source, known, landing_dir, result)
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
+    return result
+
+
+def _pull_files(reader: object, source: SourceConfig, known: dict[str, KnownFile], landing_dir: Path,
+                result: SourcePull) -> None:
+    for remote in reader.list_files():  # type: ignore[attr-defined]
         before = known.get(remote.relative_path)
         if before is not None and _unchanged(remote, before, source.is_network):
             result.unchanged += 1
@@ -102,7 +113,6 @@ def pull_source(
                 new_content=True,
             )
         )
-    return result
 
 
 class _Fetch:
