@@ -45,6 +45,7 @@ from flows.stages import (
     pull_source,
     write_known_references,
 )
+from transforms.disclosure import DisclosureRule
 from warehouse.manifest import active_landing_paths, known_files, pending_deliveries, record_pulls
 from warehouse.marts import SCHEMA_VERSION, marts
 from warehouse.publish import current_version, publish
@@ -89,8 +90,10 @@ def merge_task(con: duckdb.DuckDBPyConnection, results: list[BatchResult], pendi
 
 
 @task(name="publish", cache_policy=NO_CACHE)
-def publish_task(con: duckdb.DuckDBPyConnection, paths: DataPaths, version: str, metadata: dict[str, Any]) -> Any:
-    return publish(con, paths, version, marts(), metadata)
+def publish_task(
+    con: duckdb.DuckDBPyConnection, paths: DataPaths, version: str, metadata: dict[str, Any], rule: DisclosureRule
+) -> Any:
+    return publish(con, paths, version, marts(), metadata, rule)
 
 
 @flow(name="consolidate", description="Pull partner deliveries, validate, merge and publish.")
@@ -267,7 +270,9 @@ def publish_if_changed(
             else "pseudonyms made with the deployment's secret key"
         ),
     }
-    result = publish_task(con, paths, summary.run_id, metadata)
+    rule = DisclosureRule.from_config(config.disclosure)
+    metadata["disclosure_rule"] = rule.label
+    result = publish_task(con, paths, summary.run_id, metadata, rule)
     con.execute(
         "INSERT INTO ops.publishes VALUES (?, now()::TIMESTAMP, ?, ?)", [summary.run_id, result.version, fingerprint]
     )

@@ -118,3 +118,36 @@ def test_demo_identifiers_are_scrubbed_from_free_text(demo_run: tuple[Path, dict
         assert planted.value not in text, planted
     assert "[email]" in text and "[phone]" in text and "[postcode]" in text and "[health-id]" in text
     assert "[name]" in text
+
+
+OPEN_COUNTS = {
+    "panel_composition": ("panellists", ["panel_id", "dimension"]),
+    "attendance_by_workshop": ("panellists", ["panel_id", "workshop_id"]),
+    "project_acceptability": ("panellists", ["project_id"]),
+    "recommendation_support": ("votes", ["panel_id", "workshop_id", "recommendation_id"]),
+}
+
+
+@pytest.mark.parametrize("table", sorted(OPEN_COUNTS))
+def test_open_aggregates_are_disclosure_safe(demo_run: tuple[Path, dict], table: str) -> None:
+    frame = _tables(demo_run[0])[table]
+    count, margin = OPEN_COUNTS[table]
+    status = f"{count}_status"
+    published = frame.filter(pl.col(count).is_not_null())[count].to_list()
+    assert not [v for v in published if 1 <= v < 5], "a small count was published"
+    assert frame.filter(pl.col(count).is_null())[status].is_in(["suppressed", "suppressed_secondary"]).all()
+    assert frame.filter(pl.col(count) == 0)[status].to_list() == ["zero"] * frame.filter(pl.col(count) == 0).height
+    assert frame.filter(pl.col(status).str.starts_with("suppressed")).height > 0  # the demo has small cells
+    assert set(frame["disclosure_rule"].to_list()) == {"suppress_under_5"}
+    # no group publishes its total while hiding exactly one of its cells
+    cells = frame.filter(~pl.col("is_total")) if "is_total" in frame.columns else frame
+    per_group = cells.group_by(margin).agg(pl.col(status).str.starts_with("suppressed").sum().alias("hidden"))
+    assert 1 not in per_group["hidden"].to_list()
+
+
+def test_open_aggregates_exclude_the_withdrawn_panellist(demo_run: tuple[Path, dict]) -> None:
+    tables = _tables(demo_run[0])
+    composition = tables["panel_composition"]
+    assert set(composition["panel_size"].to_list()) == {29}
+    scores = tables["project_scores"]
+    assert scores["panellists"].max() <= 29

@@ -7,8 +7,10 @@ Table names are fixed: report authors rely on them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from din.contract import KINDS, Kind
 from expectations.engine import quote
@@ -25,7 +27,8 @@ class Mart:
     name: str
     tier: str
     description: str
-    sql: str
+    sql: str  # for SQL marts; for Python-built aggregates, the name of the builder (fingerprinted)
+    build: Callable[[Any, Any], Any] | None = None  # (connection, disclosure rule) -> polars frame
 
     @property
     def relative_path(self) -> str:
@@ -98,9 +101,17 @@ def marts() -> list[Mart]:
             "restricted",
             "The panel's recommendations with their votes (small counts: see the open aggregate).",
         ),
+        *_aggregate_marts(),
         _sql_mart("deliveries", "ops", "The delivery manifest: every file delivered, and what became of it."),
         _sql_mart("quarantine", "ops", "Rows and files that were not accepted, with the rules they broke."),
         _sql_mart("validation_results", "ops", "Great Expectations results per delivery and expectation."),
         _sql_mart("runs", "ops", "Every run: when, outcome, counts and stage durations."),
     ]
     return found
+
+
+def _aggregate_marts() -> list[Mart]:
+    from warehouse.aggregates import AGGREGATES
+
+    return [Mart(name, "open", description, f"aggregate:{name}", build)
+            for name, (build, description) in AGGREGATES.items()]

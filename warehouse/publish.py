@@ -54,6 +54,7 @@ def publish(
     version: str,
     marts: Sequence[Mart],
     metadata: dict[str, Any],
+    rule: Any = None,
 ) -> PublishResult:
     """Write every mart into a new version folder, then make it current in one atomic step."""
     versions = paths.published / "versions"
@@ -66,7 +67,10 @@ def publish(
     tables = []
     for mart in marts:
         target = partial / mart.relative_path
-        con.execute(f"COPY ({mart.sql}) TO {_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)")
+        if mart.build is not None:
+            mart.build(con, rule).write_parquet(target, compression="zstd")
+        else:
+            con.execute(f"COPY ({mart.sql}) TO {_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)")
         rows = con.sql(f"SELECT count(*) FROM read_parquet({_literal(str(target))})").fetchall()[0][0]
         tables.append(PublishedTable(mart.name, mart.tier, mart.relative_path, int(rows)))
         faults.checkpoint("publish")
