@@ -99,7 +99,7 @@ def marts() -> list[Mart]:
             KINDS["recommendations"],
             "recommendations",
             "restricted",
-            "The panel's recommendations with their votes (small counts: see the open aggregate).",
+            "The panel's recommendations with their votes; the open tier has them disclosure-controlled.",
         ),
         *_aggregate_marts(),
         _sql_mart("deliveries", "ops", "The delivery manifest: every file delivered, and what became of it."),

@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 
 from din import faults
+from din.docs import write_datapackage
 from din.paths import DataPaths
 from expectations.engine import quote
 from warehouse.marts import SCHEMA_VERSION, TIERS, Mart
@@ -81,6 +82,7 @@ def publish(
         "tables": [t.__dict__ for t in tables],
     }
     (partial / "ops" / "publish.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+    write_datapackage(partial, tables, version=version)
     _set_permissions(partial)
     _fsync_tree(partial)
     os.replace(partial, final)
