@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     add("run", _run, "Pull, validate, merge and publish every configured source.")
+    add(
+        "rebuild",
+        _rebuild,
+        "Recreate the warehouse and published data from the landing zone (after a rule change or a key rotation).",
+    )
     check = add(
         "check", _check, "Check one file against the contract before sending it (no warehouse needed).", config=False
     )
@@ -65,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("sql")
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
     add("runs", _runs, "Show the run history.")
+    forget = add("forget", _forget, "Erase one panellist from landing copies, the warehouse and published data.")
+    forget.add_argument("panellist_ref", help="the recruiter's reference, as on the roster")
+    forget.add_argument("--panel", required=True, help="the panel the panellist belongs to")
     keys = commands.add_parser("keys", help="Pseudonymisation keys.")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     new = keys_commands.add_parser("new", help="Print a fresh random key (store it outside the repository).")
@@ -72,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
     config = load_config(args.config, args.data_dir)  # fail fast on config mistakes, before Prefect loads
     from din.settings import configure_environment
 
@@ -82,8 +90,12 @@ def _run(args: argparse.Namespace) -> int:
     from flows.consolidate import consolidate, summary_text
     from warehouse.runs import RunSummary
 
+    if rebuild:
+        from flows.rebuild import rebuild as flow
+    else:
+        flow = consolidate
     try:
-        result = consolidate(config_path=str(config.path), data_dir=str(config.data_dir))
+        result = flow(config_path=str(config.path), data_dir=str(config.data_dir))
     except (KeyError_, WarehouseBusy) as error:
         print(f"din: {error}", file=sys.stderr)
         return EXIT_ERROR
@@ -94,6 +106,10 @@ def _run(args: argparse.Namespace) -> int:
         f"{config.data_dir / 'published' / 'catalog.duckdb'}"
     )
     return EXIT_SOURCE_ERRORS if summary.source_errors else EXIT_OK
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    return _run(args, rebuild=True)
 
 
 def _summary_from_dict(result: dict[str, object], cls: type) -> object:
@@ -196,6 +212,28 @@ def _runs(args: argparse.Namespace) -> int:
             f"{run_id:<30} {str(started)[:19]:<20} {outcome:<30} {new or 0:>4} {accepted or 0:>9} "
             f"{quarantined or 0:>9} {published or 0:>10}  {stages or ''}"
         )
+    return EXIT_OK
+
+
+def _forget(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.data_dir)
+    from din.keys import KeyError_
+    from din.lock import WarehouseBusy
+    from flows.forget import forget_panellist
+
+    try:
+        report = forget_panellist(config, args.panel, args.panellist_ref)
+    except (KeyError_, WarehouseBusy) as error:
+        print(f"din: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    removed = sum(report.rows_removed.values())
+    print(
+        f"{report.erasure_id}: removed {removed} row(s) "
+        f"({', '.join(f'{k} {v}' for k, v in report.rows_removed.items() if v)}), "
+        f"redacted {report.landing_files_redacted} landing file(s), republished; older versions deleted"
+    )
+    if removed == 0:
+        print("note: nobody with that reference was found on that panel", file=sys.stderr)
     return EXIT_OK
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 @dataclass(frozen=True)
 class DataPaths:
     root: Path
+    warehouse_file: str = "warehouse.duckdb"  # a rebuild writes a new warehouse aside, then swaps it in
 
     @property
     def landing(self) -> Path:
@@ -16,7 +17,7 @@ class DataPaths:
 
     @property
     def warehouse(self) -> Path:
-        return self.root / "warehouse.duckdb"
+        return self.root / self.warehouse_file
 
     @property
     def work(self) -> Path:

@@ -108,7 +108,7 @@ def consolidate(config_path: str = str(DEFAULT_CONFIG), data_dir: str | None = N
     return summary.as_dict()
 
 
-def run_consolidation(config: Config, paths: DataPaths, key: PseudonymKey) -> RunSummary:
+def run_consolidation(config: Config, paths: DataPaths, key: PseudonymKey, pull_sources: bool = True) -> RunSummary:
     logger = _logger()
     con = connect(paths.warehouse)
     try:
@@ -120,8 +120,9 @@ def run_consolidation(config: Config, paths: DataPaths, key: PseudonymKey) -> Ru
         if key.is_demo:
             logger.warning("demo mode: pseudonyms use the public DEMO key; outputs are marked as demo")
         try:
-            with _stage(summary, "pull"):
-                pull(con, config, paths, summary)
+            if pull_sources:
+                with _stage(summary, "pull"):
+                    pull(con, config, paths, summary)
             with _stage(summary, "validate_and_merge"):
                 validate_and_merge(con, config, paths, summary, key)
             with _stage(summary, "publish"):
@@ -154,7 +155,6 @@ def pull(con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, summa
     pulled = []
     by_name = {s.source: s for s in summary.sources}
     for name, future in futures.items():
-        state = future.wait() or future.state
         try:
             result: SourcePull = future.result()
         except Exception as error:
@@ -163,7 +163,6 @@ def pull(con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, summa
             continue
         by_name[name].files_unchanged = result.unchanged
         pulled.extend(result.files)
-        del state
     faults.checkpoint("pull")
     new_ids = record_pulls(
         con,
@@ -171,6 +170,7 @@ def pull(con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, summa
         {s.name: s.organisation for s in config.all_sources},
         {s.name: s.kind for s in config.all_sources},
         summary.run_id,
+        paths.landing,
     )
     logger.info(
         "pull: %d source(s), %d new deliveries, %d unchanged file(s)",

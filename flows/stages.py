@@ -70,8 +70,9 @@ def pull_source(
     return result
 
 
-def _pull_files(reader: object, source: SourceConfig, known: dict[str, KnownFile], landing_dir: Path,
-                result: SourcePull) -> None:
+def _pull_files(
+    reader: object, source: SourceConfig, known: dict[str, KnownFile], landing_dir: Path, result: SourcePull
+) -> None:
     for remote in reader.list_files():  # type: ignore[attr-defined]
         before = known.get(remote.relative_path)
         if before is not None and _unchanged(remote, before, source.is_network):
@@ -400,15 +401,6 @@ def merge_level(
     touched = {KINDS[p.kind].name for p in pending}
     con.execute("BEGIN TRANSACTION")
     try:
-        for new_id, old_id in sorted(supersedes.items()):
-            retired = con.execute("SELECT status FROM ops.deliveries WHERE delivery_id = ?", [old_id]).fetchall()
-            if retired and retired[0][0] != "superseded":
-                for name in KINDS:
-                    con.execute(f"DELETE FROM stg.{quote(name)} WHERE delivery_id = ?", [old_id])
-                con.execute(
-                    "UPDATE ops.deliveries SET status = 'superseded', superseded_by = ? WHERE delivery_id = ?",
-                    [new_id, old_id],
-                )
         for result in results:
             for kind_name, path in result.staged.items():
                 con.execute(f"INSERT INTO stg.{quote(kind_name)} BY NAME SELECT * FROM read_parquet(?)", [path])
@@ -423,32 +415,47 @@ def merge_level(
                     [run_id, result.results],
                 )
             for outcome in result.deliveries:
-                con.execute(
-                    """UPDATE ops.deliveries SET status = 'processed', outcome = ?, processed_run_id = ?, format = ?,
-                           encoding = ?, rows_read = ?, rows_accepted = ?, rows_quarantined = ?, extra_columns = ?,
-                           missing_optional_columns = ?, scrub_counts = ?, message = ?
-                       WHERE delivery_id = ?""",
-                    [
-                        outcome.outcome,
-                        run_id,
-                        outcome.format,
-                        outcome.encoding,
-                        outcome.rows_read,
-                        outcome.rows_accepted,
-                        outcome.rows_quarantined,
-                        outcome.extra_columns,
-                        outcome.missing_optional_columns,
-                        json_text(outcome.scrub_counts),
-                        outcome.message,
-                        outcome.delivery_id,
-                    ],
-                )
+                _record_outcome(con, outcome, run_id)
+        # After loading, so that replaying a delivery and its correction together (a rebuild) ends as
+        # the incremental runs did: the superseded delivery's rows go, its record stays.
+        retired = sorted(supersedes.values())
+        if retired:
+            for name in KINDS:
+                con.execute(f"DELETE FROM stg.{quote(name)} WHERE list_contains(?, delivery_id)", [retired])
+        for new_id, old_id in sorted(supersedes.items()):
+            con.execute(
+                "UPDATE ops.deliveries SET status = 'superseded', superseded_by = ? WHERE delivery_id = ?",
+                [new_id, old_id],
+            )
         for name in sorted(touched):
             con.execute(core_rebuild_sql(KINDS[name]))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def _record_outcome(con: duckdb.DuckDBPyConnection, outcome: DeliveryOutcome, run_id: str) -> None:
+    con.execute(
+        """UPDATE ops.deliveries SET status = 'processed', outcome = ?, processed_run_id = ?, format = ?,
+               encoding = ?, rows_read = ?, rows_accepted = ?, rows_quarantined = ?, extra_columns = ?,
+               missing_optional_columns = ?, scrub_counts = ?, message = ?
+           WHERE delivery_id = ?""",
+        [
+            outcome.outcome,
+            run_id,
+            outcome.format,
+            outcome.encoding,
+            outcome.rows_read,
+            outcome.rows_accepted,
+            outcome.rows_quarantined,
+            outcome.extra_columns,
+            outcome.missing_optional_columns,
+            json_text(outcome.scrub_counts),
+            outcome.message,
+            outcome.delivery_id,
+        ],
+    )
 
 
 def outcome_summary(outcomes: Sequence[DeliveryOutcome]) -> str:

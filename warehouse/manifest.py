@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -74,10 +76,12 @@ def record_pulls(
     organisation_of: dict[str, str],
     kind_of: dict[str, str],
     run_id: str,
+    landing_dir: Path | None = None,
 ) -> list[int]:
     """Record what was listed; register each new content as a delivery superseding the last one from
     the same path. Returns the new delivery ids (in one transaction, so a crash leaves no half state)."""
     new_ids: list[int] = []
+    logged: list[dict[str, object]] = []
     seen_at = now()
     con.execute("BEGIN TRANSACTION")
     try:
@@ -90,6 +94,9 @@ def record_pulls(
             delivery_id = previous_id
             if file.new_content:
                 delivery_id = _next_delivery_id(con)
+                logged.append(
+                    _log_entry(file, delivery_id, previous_id, organisation_of, kind_of, run_id, seen_at, landing_dir)
+                )
                 con.execute(
                     """INSERT INTO ops.deliveries (delivery_id, source, organisation, kind, original_path,
                            relative_path, size, sha256, landing_path, first_seen, run_id, status, supersedes)
@@ -131,11 +138,69 @@ def record_pulls(
                     run_id,
                 ],
             )
+        if landing_dir is not None and logged:
+            # Before the commit: a crash in between leaves a log line for a delivery the next run
+            # lands again, which a rebuild replays as a harmless same-content supersession.
+            append_landing_log(landing_dir, logged)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return new_ids
+
+
+LANDING_LOG = "deliveries.jsonl"
+
+
+def _log_entry(
+    file: PulledFile,
+    delivery_id: int,
+    previous_id: int | None,
+    organisation_of: dict[str, str],
+    kind_of: dict[str, str],
+    run_id: str,
+    seen_at: datetime,
+    landing_dir: Path | None,
+) -> dict[str, object]:
+    landing_path = Path(file.landing_path or "")
+    relative = (
+        str(landing_path.relative_to(landing_dir)) if landing_dir and landing_path.is_absolute() else str(landing_path)
+    )
+    return {
+        "delivery_id": delivery_id,
+        "source": file.source,
+        "organisation": organisation_of[file.source],
+        "kind": kind_of[file.source],
+        "original_path": file.location,
+        "relative_path": file.relative_path,
+        "size": file.landed_size,
+        "sha256": file.sha256,
+        "landing_path": relative,
+        "first_seen": seen_at.isoformat(),
+        "run_id": run_id,
+        "supersedes": previous_id,
+        "source_size": file.size,
+        "modified": file.modified,
+        "etag": file.etag,
+        "last_modified": file.last_modified,
+    }
+
+
+def append_landing_log(landing_dir: Path, entries: Sequence[dict[str, object]]) -> None:
+    """Append deliveries to the landing zone's own log, from which `din rebuild` replays history."""
+    landing_dir.mkdir(parents=True, exist_ok=True)
+    with open(landing_dir / LANDING_LOG, "a", encoding="utf-8") as log:
+        for entry in entries:
+            log.write(json_text(entry) + "\n")
+        log.flush()
+        os.fsync(log.fileno())
+
+
+def read_landing_log(landing_dir: Path) -> list[dict[str, Any]]:
+    path = landing_dir / LANDING_LOG
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _next_delivery_id(con: duckdb.DuckDBPyConnection) -> int:

@@ -101,3 +101,13 @@ CREATE TABLE IF NOT EXISTS ops.publishes (
     version VARCHAR NOT NULL,
     fingerprint VARCHAR NOT NULL
 );
+
+-- Erasure requests carried out (`din forget`): what was removed, never who.
+CREATE TABLE IF NOT EXISTS ops.erasures (
+    erasure_id VARCHAR PRIMARY KEY,     -- random, not derived from the person
+    erased_at TIMESTAMP NOT NULL,
+    panel_id VARCHAR NOT NULL,
+    rows_removed VARCHAR NOT NULL,      -- JSON: table -> rows removed (counts only)
+    landing_files_redacted INTEGER NOT NULL,
+    run_id VARCHAR
+);
