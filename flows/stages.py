@@ -29,7 +29,7 @@ from transforms.headers import match_headers
 from transforms.normalise import canonical_frame, typed
 from transforms.pseudonymise import pseudonymise
 from transforms.readers import ROW, ReadError, ReadOptions, read_table
-from warehouse.landing import land
+from warehouse.landing import land, landing_suffix
 from warehouse.manifest import KnownFile, PendingDelivery, PulledFile, json_text
 from warehouse.schema import core_rebuild_sql
 
@@ -80,7 +80,7 @@ def _pull_files(
             continue
         state = FetchState(before.etag, before.last_modified) if before else None
         fetch_into = _Fetch(reader, remote, state)
-        landed = land(landing_dir, fetch_into)
+        landed = land(landing_dir, fetch_into, landing_suffix(remote.relative_path))
         fetched = fetch_into.result
         etag = getattr(fetched, "etag", None) or remote.etag
         last_modified = getattr(fetched, "last_modified", None)
@@ -233,41 +233,39 @@ def plan_batches(
 
 
 def process_batch(spec: BatchSpec) -> BatchResult:
-    """Parse, normalise, pseudonymise, scrub and validate a batch; write accepted and quarantined rows."""
-    kind = KINDS[spec.kind]
-    scrubber = _scrubber(spec.roster_paths) if kind.free_text_columns else None
+    """Parse, normalise, pseudonymise, scrub and validate a batch; write accepted and quarantined rows.
+
+    A delivery normally yields rows of its source's kind; a survey-tool export may also yield
+    project_feedback rows. Each kind's rows are validated against that kind's suite.
+    """
     outcomes: dict[int, DeliveryOutcome] = {}
-    frames: list[pl.DataFrame] = []
-    file_quarantines: list[pl.DataFrame] = []
+    frames: dict[str, list[pl.DataFrame]] = {}
+    quarantine_parts: list[pl.DataFrame] = []
+    scrubbers: dict[str, object] = {}
     next_row_id = 0
     for delivery in spec.deliveries:
         outcome = DeliveryOutcome(delivery.delivery_id)
         outcomes[delivery.delivery_id] = outcome
-        frame, problem = _canonical_delivery(delivery, kind, outcome)
+        by_kind, problem = _canonical_delivery(delivery, KINDS[spec.kind], outcome)
         if problem is not None:
-            file_quarantines.append(problem)
+            quarantine_parts.append(problem)
             outcome.rows_quarantined = problem.filter(pl.col("source_row").is_not_null()).height
             continue
-        assert frame is not None
-        frame = frame.drop(kind.direct_identifiers)
-        if kind.pseudonymised_columns:
-            frame = pseudonymise(frame, spec.key_secret)
-        if scrubber is not None:
-            frame, counts = scrubber.scrub_frame(frame, kind.free_text_columns)
-            outcome.scrub_counts = counts.as_dict()
-        frame = frame.with_columns(
-            pl.int_range(next_row_id, next_row_id + frame.height, dtype=pl.Int64).alias(ROW_ID),
-            pl.lit(delivery.delivery_id, dtype=pl.Int64).alias(DELIVERY),
-        )
-        next_row_id += frame.height
-        frames.append(frame)
-    staged: dict[str, str] = {}
-    quarantine_parts = list(file_quarantines)
-    results = pl.DataFrame()
+        for kind_name, frame in by_kind.items():
+            kind = KINDS[kind_name]
+            frame = _protect(frame, kind, spec, scrubbers, outcome)
+            frame = frame.with_columns(
+                pl.int_range(next_row_id, next_row_id + frame.height, dtype=pl.Int64).alias(ROW_ID),
+                pl.lit(delivery.delivery_id, dtype=pl.Int64).alias(DELIVERY),
+            )
+            next_row_id += frame.height
+            frames.setdefault(kind_name, []).append(frame)
     spec.work_dir.mkdir(parents=True, exist_ok=True)
-    if frames:
-        batch = pl.concat(frames, how="vertical")
-        verdict = validate(batch, kind, _known(spec.references_path, kind), spec.engine)
+    staged: dict[str, str] = {}
+    results: list[pl.DataFrame] = []
+    for kind_name, parts in frames.items():
+        kind = KINDS[kind_name]
+        verdict = validate(pl.concat(parts, how="vertical"), kind, _known(spec.references_path, kind), spec.engine)
         accepted = typed(verdict.accepted, kind).select(
             [
                 *(c.name for c in kind.stored_columns),
@@ -279,9 +277,9 @@ def process_batch(spec: BatchSpec) -> BatchResult:
         accepted.write_parquet(staged_path, compression="zstd")
         staged[kind.name] = str(staged_path)
         quarantine_parts.append(verdict.quarantined)
-        results = verdict.results.with_columns(pl.lit(suite_name(kind.name)).alias("suite"))
+        results.append(verdict.results.with_columns(pl.lit(suite_name(kind.name)).alias("suite")))
         for delivery_id, count in accepted.group_by("delivery_id").len().iter_rows():
-            outcomes[delivery_id].rows_accepted = count
+            outcomes[delivery_id].rows_accepted += count
         for delivery_id, count in verdict.quarantined.group_by("delivery_id").len().iter_rows():
             outcomes[delivery_id].rows_quarantined += count
     quarantine_path = spec.work_dir / f"{spec.batch_id}.quarantine.parquet"
@@ -290,9 +288,9 @@ def process_batch(spec: BatchSpec) -> BatchResult:
     )
     quarantined.write_parquet(quarantine_path)
     results_path = None
-    if results.height:
+    if results:
         results_path = spec.work_dir / f"{spec.batch_id}.results.parquet"
-        results.write_parquet(results_path)
+        pl.concat(results, how="vertical").write_parquet(results_path)
     return BatchResult(
         spec.batch_id,
         staged,
@@ -302,22 +300,37 @@ def process_batch(spec: BatchSpec) -> BatchResult:
     )
 
 
+def _protect(
+    frame: pl.DataFrame, kind: Kind, spec: BatchSpec, scrubbers: dict[str, object], outcome: DeliveryOutcome
+) -> pl.DataFrame:
+    """Drop direct identifiers, pseudonymise panellist references, scrub free text."""
+    frame = frame.drop([c for c in kind.direct_identifiers if c in frame.columns])
+    if kind.pseudonymised_columns:
+        frame = pseudonymise(frame, spec.key_secret)
+    if kind.free_text_columns:
+        if "scrubber" not in scrubbers:
+            scrubbers["scrubber"] = _scrubber(spec.roster_paths)
+        frame, counts = scrubbers["scrubber"].scrub_frame(frame, kind.free_text_columns)  # type: ignore[attr-defined]
+        for name, value in counts.as_dict().items():
+            outcome.scrub_counts[name] = outcome.scrub_counts.get(name, 0) + value
+    return frame
+
+
 def _canonical_delivery(
     delivery: DeliveryToProcess, kind: Kind, outcome: DeliveryOutcome
-) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
-    """The delivery as a canonical frame, or the whole-file quarantine that explains why not."""
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame | None]:
+    """The delivery as canonical frames by kind, or the whole-file quarantine that explains why not."""
+    if delivery.format.type == "survey":
+        return _survey_delivery(delivery, outcome)
     name = Path(delivery.original_path).name
     options = ReadOptions(
-        delivery.format.type if delivery.format.type != "survey" else "auto",
-        delivery.format.sheet,
-        delivery.format.delimiter,
-        delivery.format.encoding,
+        delivery.format.type, delivery.format.sheet, delivery.format.delimiter, delivery.format.encoding
     )
     try:
         raw = read_table(Path(delivery.landing_path), delivery.original_path, options)
     except ReadError as error:
         outcome.message = f"{name}: {error}"
-        return None, file_quarantine(delivery.delivery_id, "file_unreadable", outcome.message)
+        return {}, file_quarantine(delivery.delivery_id, "file_unreadable", outcome.message)
     outcome.format, outcome.encoding = raw.format, raw.encoding
     outcome.rows_read = raw.frame.height
     match = match_headers(raw.headers, kind)
@@ -325,12 +338,39 @@ def _canonical_delivery(
     outcome.missing_optional_columns = list(match.missing_optional)
     if raw.frame.height == 0:
         outcome.message = f"{name}: the file has a header row but no data rows"
-        return None, file_quarantine(delivery.delivery_id, "file_has_no_rows", outcome.message)
+        return {}, file_quarantine(delivery.delivery_id, "file_has_no_rows", outcome.message)
     if not match.usable:
         outcome.message = f"{name}: {match.problem()}"
         rule = "required_column_missing" if match.missing_required else "duplicate_columns"
-        return None, file_quarantine(delivery.delivery_id, rule, outcome.message, raw.frame[ROW].to_list())
-    return canonical_frame(raw.frame, kind, match), None
+        return {}, file_quarantine(delivery.delivery_id, rule, outcome.message, raw.frame[ROW].to_list())
+    return {kind.name: canonical_frame(raw.frame, kind, match)}, None
+
+
+def _survey_delivery(
+    delivery: DeliveryToProcess, outcome: DeliveryOutcome
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame | None]:
+    """A survey-tool export, read by its adapter into responses (and project_feedback) rows."""
+    from transforms.adapters import AdapterError, MappingError, load_mapping, read_survey
+
+    name = Path(delivery.original_path).name
+    try:
+        mapping = load_mapping(delivery.format.mapping)  # type: ignore[arg-type]
+        result = read_survey(Path(delivery.landing_path), mapping)
+    except (AdapterError, MappingError, ReadError) as error:
+        outcome.message = f"{name}: {error}"
+        return {}, file_quarantine(delivery.delivery_id, "survey_export_unreadable", outcome.message)
+    outcome.format = f"survey:{mapping.tool}"
+    excluded = ", ".join(f"{count} {reason}" for reason, count in sorted(result.excluded.items()) if count)
+    outcome.message = f"{result.respondents} respondent(s) loaded" + (f"; excluded {excluded}" if excluded else "")
+    outcome.extra_columns = list(result.unmapped_columns)
+    frames: dict[str, pl.DataFrame] = {}
+    for kind_name, frame in (("responses", result.responses), ("project_feedback", result.project_feedback)):
+        if frame.height:
+            kind = KINDS[kind_name]
+            frame = frame.rename({"source_row": ROW}) if "source_row" in frame.columns else frame
+            frames[kind_name] = canonical_frame(frame, kind, match_headers(list(kind.column_names), kind))
+            outcome.rows_read += frame.height
+    return frames, None
 
 
 def _known(references_path: Path, kind: Kind) -> dict[str, list[str]]:

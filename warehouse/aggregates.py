@@ -29,13 +29,16 @@ def panel_composition(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> p
         f"FROM core.roster WHERE consent = 'consented'"
         for d in DIMENSIONS
     )
-    counts = _frame(con, f"SELECT panel_id, dimension, category, count(*)::BIGINT AS panellists "
-                         f"FROM ({unpivot}) GROUP BY ALL")
-    protected = protect_counts(counts, count="panellists", groups=["category"], by=["panel_id", "dimension"],
-                               rule=rule)
+    counts = _frame(
+        con, f"SELECT panel_id, dimension, category, count(*)::BIGINT AS panellists FROM ({unpivot}) GROUP BY ALL"
+    )
+    protected = protect_counts(counts, count="panellists", groups=["category"], by=["panel_id", "dimension"], rule=rule)
     totals = protected.filter(pl.col("is_total")).select(
-        "panel_id", "dimension", pl.col("panellists").alias("panel_size"),
-        pl.col("panellists_status").alias("panel_size_status"))
+        "panel_id",
+        "dimension",
+        pl.col("panellists").alias("panel_size"),
+        pl.col("panellists_status").alias("panel_size_status"),
+    )
     cells = protected.filter(~pl.col("is_total")).join(totals, on=["panel_id", "dimension"], how="left")
     cells = cells.with_columns((pl.col("panellists") / pl.col("panel_size")).alias("share"))
     cells = protect_shares(cells, count="panellists", share="share", denominator="panel_size", rule=rule)
@@ -43,81 +46,152 @@ def panel_composition(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> p
     cells = cells.join(population, on=["dimension", "category"], how="left")
     cells = cells.with_columns((pl.col("share") - pl.col("population_share")).alias("difference_from_population"))
     return cells.select(
-        "panel_id", "dimension", "category", "panellists", "panellists_status", "panel_size", "share", "share_status",
-        "population_share", "difference_from_population", "disclosure_rule",
+        "panel_id",
+        "dimension",
+        "category",
+        "panellists",
+        "panellists_status",
+        "panel_size",
+        "share",
+        "share_status",
+        "population_share",
+        "difference_from_population",
+        "disclosure_rule",
     ).sort("panel_id", "dimension", "category")
 
 
 def attendance_by_workshop(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> pl.DataFrame:
     """How many consented panellists attended each workshop, and retention against the first one."""
-    counts = _frame(con, f"""
+    counts = _frame(
+        con,
+        f"""
         SELECT a.panel_id, a.workshop_id, CASE WHEN a.attended THEN 'attended' ELSE 'did_not_attend' END AS attendance,
                count(*)::BIGINT AS panellists
         FROM core.attendance AS a
         WHERE (a.panel_id, a.panellist_ref) IN ({CONSENTED})
-        GROUP BY ALL""")
-    protected = protect_counts(counts, count="panellists", groups=["workshop_id"], categories="attendance",
-                               by=["panel_id"], rule=rule)
+        GROUP BY ALL""",
+    )
+    protected = protect_counts(
+        counts, count="panellists", groups=["workshop_id"], categories="attendance", by=["panel_id"], rule=rule
+    )
     numbers = _frame(con, "SELECT panel_id, workshop_id, number AS workshop_number FROM core.workshops")
     out = protected.join(numbers, on=["panel_id", "workshop_id"], how="left")
     first = out.filter((pl.col("attendance") == "attended") & (pl.col("workshop_number") == 1)).select(
-        "panel_id", pl.col("panellists").alias("_first"), pl.col("panellists_status").alias("_first_status"))
+        "panel_id", pl.col("panellists").alias("_first"), pl.col("panellists_status").alias("_first_status")
+    )
     out = out.join(first, on="panel_id", how="left").with_columns(
-        pl.when(pl.col("attendance") == "attended").then(pl.col("panellists") / pl.col("_first"))
-        .alias("retention_vs_first_workshop"))
-    out = protect_shares(out.rename({"_first": "first_workshop_attended", "_first_status":
-                                     "first_workshop_attended_status"}),
-                         count="panellists", share="retention_vs_first_workshop",
-                         denominator="first_workshop_attended", rule=rule)
+        pl.when(pl.col("attendance") == "attended")
+        .then(pl.col("panellists") / pl.col("_first"))
+        .alias("retention_vs_first_workshop")
+    )
+    out = protect_shares(
+        out.rename({"_first": "first_workshop_attended", "_first_status": "first_workshop_attended_status"}),
+        count="panellists",
+        share="retention_vs_first_workshop",
+        denominator="first_workshop_attended",
+        rule=rule,
+    )
     return out.select(
-        "panel_id", "workshop_id", "workshop_number", "attendance", "is_total", "panellists", "panellists_status",
-        "retention_vs_first_workshop", "retention_vs_first_workshop_status", "disclosure_rule",
+        "panel_id",
+        "workshop_id",
+        "workshop_number",
+        "attendance",
+        "is_total",
+        "panellists",
+        "panellists_status",
+        "retention_vs_first_workshop",
+        "retention_vs_first_workshop_status",
+        "disclosure_rule",
     ).sort("panel_id", "workshop_number", "workshop_id", "attendance", nulls_last=True)
 
 
 def project_acceptability(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> pl.DataFrame:
     """Panellists' verdicts per project (acceptable, with conditions, unacceptable, unsure)."""
-    counts = _frame(con, f"""
+    counts = _frame(
+        con,
+        f"""
         SELECT f.project_id, f.acceptability, count(*)::BIGINT AS panellists
         FROM core.project_feedback AS f
         WHERE (f.panel_id, f.panellist_ref) IN ({CONSENTED})
-        GROUP BY ALL""")
-    protected = protect_counts(counts, count="panellists", groups=["project_id"], categories="acceptability",
-                               rule=rule)
+        GROUP BY ALL""",
+    )
+    protected = protect_counts(counts, count="panellists", groups=["project_id"], categories="acceptability", rule=rule)
     titles = _frame(con, "SELECT project_id, title AS project_title, sector FROM core.projects")
-    return protected.join(titles, on="project_id", how="left").select(
-        "project_id", "project_title", "sector", "acceptability", "is_total", "panellists", "panellists_status",
-        "disclosure_rule").sort("project_id", "acceptability", nulls_last=True)
+    return (
+        protected.join(titles, on="project_id", how="left")
+        .select(
+            "project_id",
+            "project_title",
+            "sector",
+            "acceptability",
+            "is_total",
+            "panellists",
+            "panellists_status",
+            "disclosure_rule",
+        )
+        .sort("project_id", "acceptability", nulls_last=True)
+    )
 
 
 def project_scores(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> pl.DataFrame:
     """Mean perceived benefit and risk (1..5) per project, with how many panellists scored it."""
-    scores = _frame(con, f"""
+    scores = _frame(
+        con,
+        f"""
         SELECT f.project_id, count(*)::BIGINT AS panellists,
                avg(f.benefit) AS mean_benefit, avg(f.risk) AS mean_risk
         FROM core.project_feedback AS f
         WHERE (f.panel_id, f.panellist_ref) IN ({CONSENTED}) AND (f.benefit IS NOT NULL OR f.risk IS NOT NULL)
-        GROUP BY ALL""")
+        GROUP BY ALL""",
+    )
     protected = protect_means(scores, n="panellists", values=["mean_benefit", "mean_risk"], rule=rule)
     titles = _frame(con, "SELECT project_id, title AS project_title FROM core.projects")
-    return protected.join(titles, on="project_id", how="left").with_columns(
-        pl.lit(rule.label).alias("disclosure_rule")).select(
-        "project_id", "project_title", "panellists", "panellists_status", "mean_benefit", "mean_benefit_status",
-        "mean_risk", "mean_risk_status", "disclosure_rule").sort("project_id")
+    return (
+        protected.join(titles, on="project_id", how="left")
+        .with_columns(pl.lit(rule.label).alias("disclosure_rule"))
+        .select(
+            "project_id",
+            "project_title",
+            "panellists",
+            "panellists_status",
+            "mean_benefit",
+            "mean_benefit_status",
+            "mean_risk",
+            "mean_risk_status",
+            "disclosure_rule",
+        )
+        .sort("project_id")
+    )
 
 
 def recommendation_support(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> pl.DataFrame:
     """Votes for, against and abstaining on each recommendation, per workshop it was voted on."""
-    votes = _frame(con, """
+    votes = _frame(
+        con,
+        """
         SELECT panel_id, workshop_id, recommendation_id, vote, votes::BIGINT AS votes
         FROM core.recommendations
-        UNPIVOT (votes FOR vote IN (votes_for AS 'for', votes_against AS 'against', votes_abstain AS 'abstain'))""")
-    protected = protect_counts(votes, count="votes", groups=["recommendation_id"], categories="vote",
-                               by=["panel_id", "workshop_id"], rule=rule)
+        UNPIVOT (votes FOR vote IN (votes_for AS 'for', votes_against AS 'against', votes_abstain AS 'abstain'))""",
+    )
+    protected = protect_counts(
+        votes, count="votes", groups=["recommendation_id"], categories="vote", by=["panel_id", "workshop_id"], rule=rule
+    )
     themes = _frame(con, "SELECT panel_id, workshop_id, recommendation_id, theme FROM core.recommendations")
-    return protected.join(themes, on=["panel_id", "workshop_id", "recommendation_id"], how="left").select(
-        "panel_id", "workshop_id", "recommendation_id", "theme", "vote", "is_total", "votes", "votes_status",
-        "disclosure_rule").sort("panel_id", "workshop_id", "recommendation_id", "vote", nulls_last=True)
+    return (
+        protected.join(themes, on=["panel_id", "workshop_id", "recommendation_id"], how="left")
+        .select(
+            "panel_id",
+            "workshop_id",
+            "recommendation_id",
+            "theme",
+            "vote",
+            "is_total",
+            "votes",
+            "votes_status",
+            "disclosure_rule",
+        )
+        .sort("panel_id", "workshop_id", "recommendation_id", "vote", nulls_last=True)
+    )
 
 
 AGGREGATES = {

@@ -142,7 +142,7 @@ def _redact(path: Path, original_path: str, rows: list[int], landing_dir: Path) 
             )
         else:
             frame.write_parquet(temporary)
-    landed = land_local_file(landing_dir, temporary)
+    landed = land_local_file(landing_dir, temporary, path.suffix)
     temporary.unlink()
     if path.exists() and path != landed.path:
         os.chmod(path, 0o640)

@@ -41,11 +41,18 @@ class _HashingWriter:
         self.handle.flush()
 
 
-def object_path(landing_dir: Path, sha256: str) -> Path:
-    return landing_dir / "objects" / sha256[:2] / sha256
+def object_path(landing_dir: Path, sha256: str, suffix: str = "") -> Path:
+    """Where content with this hash lives; the delivered file's suffix is kept for readers and people."""
+    return landing_dir / "objects" / sha256[:2] / (sha256 + suffix.lower())
 
 
-def land(landing_dir: Path, write_into: Callable[[BinaryIO], bool | None]) -> LandedFile | None:
+def landing_suffix(name: str) -> str:
+    """The suffix a landed copy keeps: the delivered file's, if it looks like one."""
+    suffix = Path(name).suffix
+    return suffix if 1 < len(suffix) <= 8 and suffix[1:].isalnum() else ""
+
+
+def land(landing_dir: Path, write_into: Callable[[BinaryIO], bool | None], suffix: str = "") -> LandedFile | None:
     """Store the bytes `write_into(sink)` writes; returns None when the writer wrote nothing new.
 
     `write_into` returns False when the source answered "not modified" (nothing was written).
@@ -64,7 +71,7 @@ def land(landing_dir: Path, write_into: Callable[[BinaryIO], bool | None]) -> La
             os.unlink(handle.name)
             return None
         sha = sink.digest.hexdigest()
-        target = object_path(landing_dir, sha)
+        target = object_path(landing_dir, sha, suffix)
         if target.exists():
             os.unlink(handle.name)
         else:
@@ -78,7 +85,7 @@ def land(landing_dir: Path, write_into: Callable[[BinaryIO], bool | None]) -> La
         raise
 
 
-def land_local_file(landing_dir: Path, path: Path) -> LandedFile:
+def land_local_file(landing_dir: Path, path: Path, suffix: str = "") -> LandedFile:
     """Land a local file (used by tests and `din forget`'s redaction)."""
 
     def copy(sink: _HashingWriter) -> bool:
@@ -87,7 +94,7 @@ def land_local_file(landing_dir: Path, path: Path) -> LandedFile:
                 sink.write(chunk)
         return True
 
-    landed = land(landing_dir, copy)
+    landed = land(landing_dir, copy, suffix)
     assert landed is not None
     return landed
 

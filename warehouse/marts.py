@@ -113,5 +113,6 @@ def marts() -> list[Mart]:
 def _aggregate_marts() -> list[Mart]:
     from warehouse.aggregates import AGGREGATES
 
-    return [Mart(name, "open", description, f"aggregate:{name}", build)
-            for name, (build, description) in AGGREGATES.items()]
+    return [
+        Mart(name, "open", description, f"aggregate:{name}", build) for name, (build, description) in AGGREGATES.items()
+    ]
