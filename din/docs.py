@@ -60,6 +60,7 @@ from warehouse.marts import (
     TIERS,
     Mart,
     marts,
+    write_mart,
 )
 from warehouse.schema import create_schema
 
@@ -850,15 +851,6 @@ def _shared_contract_doc(name: str) -> ColumnDoc | None:
         return None
     column = found.pop()
     return ColumnDoc(column.description, _published_allowed(column), column.unit, column.example)
-
-
-def write_mart(con: duckdb.DuckDBPyConnection, mart: Mart, target: Path, rule: DisclosureRule) -> None:
-    """Write one mart to Parquet as `warehouse.publish` does (SQL marts by COPY, built marts by polars)."""
-    build = getattr(mart, "build", None)
-    if build is not None:
-        build(con, rule).write_parquet(target, compression="zstd")
-    else:
-        con.execute(f"COPY ({mart.sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
 
 
 def published_columns(rule: DisclosureRule | None = None) -> dict[str, list[PublishedColumn]]:

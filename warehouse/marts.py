@@ -116,3 +116,20 @@ def _aggregate_marts() -> list[Mart]:
     return [
         Mart(name, "open", description, f"aggregate:{name}", build) for name, (build, description) in AGGREGATES.items()
     ]
+
+
+def write_mart(con: Any, mart: Mart, target: Path, rule: Any) -> None:
+    """Write one mart to Parquet, stamped with its name, tier and schema version (Parquet key-value metadata)."""
+    metadata = f"{{'din.table': '{mart.name}', 'din.tier': '{mart.tier}', 'din.schema_version': '{SCHEMA_VERSION}'}}"
+    location = "'" + str(target).replace("'", "''") + "'"
+    if mart.build is not None:
+        con.register("_built_mart", mart.build(con, rule).to_arrow())
+        try:
+            con.execute(
+                f"COPY (SELECT * FROM _built_mart) TO {location} "
+                f"(FORMAT parquet, COMPRESSION zstd, KV_METADATA {metadata})"
+            )
+        finally:
+            con.unregister("_built_mart")
+    else:
+        con.execute(f"COPY ({mart.sql}) TO {location} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {metadata})")

@@ -20,10 +20,10 @@ from typing import Any
 import duckdb
 
 from din import faults
-from din.docs import write_datapackage
+from din.docs import column_doc, write_datapackage
 from din.paths import DataPaths
 from expectations.engine import quote
-from warehouse.marts import SCHEMA_VERSION, TIERS, Mart
+from warehouse.marts import SCHEMA_VERSION, TIERS, Mart, write_mart
 
 log = logging.getLogger("din")
 
@@ -68,10 +68,7 @@ def publish(
     tables = []
     for mart in marts:
         target = partial / mart.relative_path
-        if mart.build is not None:
-            mart.build(con, rule).write_parquet(target, compression="zstd")
-        else:
-            con.execute(f"COPY ({mart.sql}) TO {_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)")
+        write_mart(con, mart, target, rule)
         rows = con.sql(f"SELECT count(*) FROM read_parquet({_literal(str(target))})").fetchall()[0][0]
         tables.append(PublishedTable(mart.name, mart.tier, mart.relative_path, int(rows)))
         faults.checkpoint("publish")
@@ -117,6 +114,12 @@ def build_catalog(paths: DataPaths, marts: Sequence[Mart], metadata: dict[str, A
             con.execute(f"CREATE VIEW {quote(mart.tier)}.{quote(mart.name)} AS SELECT * FROM read_parquet({location})")
             con.execute(f"CREATE VIEW main.{quote(mart.name)} AS SELECT * FROM {quote(mart.tier)}.{quote(mart.name)}")
             con.execute(f"COMMENT ON VIEW {quote(mart.tier)}.{quote(mart.name)} IS {_literal(mart.description)}")
+            columns = con.sql(f"DESCRIBE {quote(mart.tier)}.{quote(mart.name)}").fetchall()
+            for column, *_ in columns:
+                meaning = column_doc(mart, column).meaning
+                con.execute(
+                    f"COMMENT ON COLUMN {quote(mart.tier)}.{quote(mart.name)}.{quote(column)} IS {_literal(meaning)}"
+                )
         con.execute("CREATE TABLE main.catalog_metadata (key VARCHAR, value VARCHAR)")
         con.executemany(
             "INSERT INTO main.catalog_metadata VALUES (?, ?)",
