@@ -87,7 +87,7 @@ def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
     configure_environment(config.data_dir)
     from din.keys import KeyError_
     from din.lock import WarehouseBusy
-    from flows.consolidate import consolidate, summary_text
+    from flows.consolidate import consolidate, run_flow, summary_text
     from warehouse.runs import RunSummary
 
     if rebuild:
@@ -95,7 +95,7 @@ def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
     else:
         flow = consolidate
     try:
-        result = flow(config_path=str(config.path), data_dir=str(config.data_dir))
+        result = run_flow(flow, config)
     except (KeyError_, WarehouseBusy) as error:
         print(f"din: {error}", file=sys.stderr)
         return EXIT_ERROR

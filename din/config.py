@@ -21,6 +21,7 @@ NETWORK_SCHEMES = ("https://", "http://", "s3://", "sftp://")
 FORMAT_TYPES = ("auto", "csv", "xlsx", "json", "ndjson", "parquet", "survey")
 FORMAT_OPTIONS = ("type", "sheet", "delimiter", "encoding", "mapping", "tool")
 VALIDATION_ENGINES = ("duckdb", "gx")
+TASK_RUNNERS = ("threads", "processes", "sequential")
 MODES = ("demo", "production")
 DEFAULT_KEY_ENV = "DIN_PSEUDONYM_KEY"
 
@@ -70,6 +71,8 @@ class Config:
     disclosure: Mapping[str, Any]
     validation_engine: str
     lock_timeout_seconds: float
+    task_runner: str
+    max_workers: int
     reference: tuple[SourceConfig, ...]
     sources: tuple[SourceConfig, ...]
     title: str = "DIN public engagement panel"
@@ -117,6 +120,7 @@ def _build_config(config_path: Path, raw: dict[str, Any], data_dir_override: Any
         "disclosure",
         "validation",
         "lock_timeout_seconds",
+        "parallelism",
         "reference",
         "sources",
     }
@@ -136,6 +140,13 @@ def _build_config(config_path: Path, raw: dict[str, Any], data_dir_override: Any
         raise ConfigError(
             f"{config_path}: validation.engine must be one of {', '.join(VALIDATION_ENGINES)}, not {engine!r}."
         )
+    parallelism = raw.get("parallelism") or {}
+    runner = str(parallelism.get("runner", "threads"))
+    if runner not in TASK_RUNNERS:
+        raise ConfigError(
+            f"{config_path}: parallelism.runner must be one of {', '.join(TASK_RUNNERS)}, not {runner!r}."
+        )
+    max_workers = int(parallelism.get("max_workers", os.cpu_count() or 2))
     reference = tuple(
         _source(config_path, entry, index, reference=True) for index, entry in enumerate(raw.get("reference") or [])
     )
@@ -152,6 +163,8 @@ def _build_config(config_path: Path, raw: dict[str, Any], data_dir_override: Any
         disclosure=dict(raw.get("disclosure") or {}),
         validation_engine=engine,
         lock_timeout_seconds=float(raw.get("lock_timeout_seconds", 60)),
+        task_runner=runner,
+        max_workers=max_workers,
         reference=reference,
         sources=sources,
         title=str(raw.get("title", "DIN public engagement panel")),

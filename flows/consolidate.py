@@ -56,6 +56,24 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "demo" / "di
 log = logging.getLogger("din")
 
 
+def task_runner_for(config: Config) -> Any:
+    """The task runner a config asks for: parse/validate batches run in parallel threads or processes."""
+    from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+
+    if config.task_runner == "processes":
+        return ProcessPoolTaskRunner(max_workers=config.max_workers)
+    if config.task_runner == "sequential":
+        return ThreadPoolTaskRunner(max_workers=1)
+    return ThreadPoolTaskRunner(max_workers=config.max_workers)
+
+
+def run_flow(flow_object: Any, config: Config) -> dict[str, Any]:
+    """Run a flow with the task runner the config asks for (deployments set it the same way)."""
+    return flow_object.with_options(task_runner=task_runner_for(config))(
+        config_path=str(config.path), data_dir=str(config.data_dir)
+    )
+
+
 def _transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry a pull only when the source said the failure may pass (network, 5xx, timeouts)."""
     try:
