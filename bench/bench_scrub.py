@@ -15,9 +15,26 @@ from transforms import scrub
 from transforms.scrub import Scrubber
 
 LABELS = [
-    "Agree", "Strongly agree", "Disagree", "Strongly disagree", "Neither agree nor disagree",
-    "Prefer not to say", "Don't know", "1", "2", "3", "4", "5", "Yes", "No", "In person", "Online",
-    "Only with an opt-out", "Clear benefits for patients.", "About 500 people in 2024", "£1,500 per year",
+    "Agree",
+    "Strongly agree",
+    "Disagree",
+    "Strongly disagree",
+    "Neither agree nor disagree",
+    "Prefer not to say",
+    "Don't know",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "Yes",
+    "No",
+    "In person",
+    "Online",
+    "Only with an opt-out",
+    "Clear benefits for patients.",
+    "About 500 people in 2024",
+    "£1,500 per year",
 ]
 FIRST = ["Morag", "Jamie", "Dònall", "Alasdair", "Kirsty", "Ewan", "Fiona", "Callum", "Isla", "Ross"]
 LAST = ["Henderson", "Ross", "O'Neill", "MacLeod", "Campbell", "Stewart", "Fraser", "Murray", "Reid", "Grant"]
@@ -27,13 +44,15 @@ ROSTER = [f"{f} {last}" for f, last in zip(FIRST * 3, LAST[1:] + LAST + LAST[:1]
 def dirty(rng: random.Random) -> str:
     """A free-text answer with one or two identifiers, mostly unique."""
     n = rng.randrange(1000)
-    return rng.choice([
-        f"call me on 07700 900{n:03d} after 6pm",
-        f"email morag.h{n}@example.co.uk or ring 0131 496 0{n:03d}",
-        f"I'm at DD2 {n % 10}AB, jamie_r{n} at example dot com",
-        f"{rng.choice(ROSTER)} said the {n} people were right",
-        f"My CHI is 01017{n:04d}0, please look it up",
-    ])
+    return rng.choice(
+        [
+            f"call me on 07700 900{n:03d} after 6pm",
+            f"email morag.h{n}@example.co.uk or ring 0131 496 0{n:03d}",
+            f"I'm at DD2 {n % 10}AB, jamie_r{n} at example dot com",
+            f"{rng.choice(ROSTER)} said the {n} people were right",
+            f"My CHI is 01017{n:04d}0, please look it up",
+        ]
+    )
 
 
 WORDS = "the bus was late again and we need better data about how 500 people at the hall feel in 2024"

@@ -180,9 +180,7 @@ def _phone_ok(sub: str) -> bool:
     return False
 
 
-def _phone_in_run(
-    text: str, leads: Sequence[int], groups: Sequence[re.Match[str]]
-) -> tuple[int, int] | None:
+def _phone_in_run(text: str, leads: Sequence[int], groups: Sequence[re.Match[str]]) -> tuple[int, int] | None:
     """The longest phone number starting at one of `leads` and ending with one of `groups`."""
     ends, digits = [], 0
     for g in groups:
@@ -231,9 +229,7 @@ _AREAS = (
     "SW SY TA TD TF TN TQ TR TS TW UB W WA WC WD WF WN WR WS WV YO ZE"
 )
 _POSTCODE_AREAS = frozenset(_AREAS.split())
-_POSTCODE_RE = re.compile(
-    "(?<![A-Za-z0-9])([A-Za-z]{1,2})[0-9][A-Za-z0-9]?[ \u00a0]?[0-9]([A-Za-z]{2})(?![A-Za-z0-9])"
-)
+_POSTCODE_RE = re.compile("(?<![A-Za-z0-9])([A-Za-z]{1,2})[0-9][A-Za-z0-9]?[ \u00a0]?[0-9]([A-Za-z]{2})(?![A-Za-z0-9])")
 _ORDINALS = frozenset({"st", "nd", "rd", "th"})
 
 

@@ -55,21 +55,26 @@ LAST_FREE_TEXT = "Tel: +44 (0)7700 900 982\nE: alasdair.macleod@example.scot\n\n
 GENERATED_IDS = {"Q1", "Q2_1", "Q2_2", "Q2_3", "Q3", "Q4", "Q5"}
 MAPPED_IDS = {"W2-Q01", "W2-Q02-1", "W2-Q02-2", "W2-Q02-3", "W2-Q03", "W2-Q04", "W2-Q05"}
 RESPONSE_SCHEMA = {
-    "panel_id": pl.String, "workshop_id": pl.String, "panellist_ref": pl.String, "question_id": pl.String,
-    "question_text": pl.String, "answer": pl.String, "answered_at": pl.String, "source_row": pl.Int64,
+    "panel_id": pl.String,
+    "workshop_id": pl.String,
+    "panellist_ref": pl.String,
+    "question_id": pl.String,
+    "question_text": pl.String,
+    "answer": pl.String,
+    "answered_at": pl.String,
+    "source_row": pl.Int64,
 }
 
 
 def load_all(tool: str, panellist_column: str, **extra: object) -> SurveyMapping:
     """A mapping that names no questions: every question loads under a generated id."""
-    return mapping_from_dict({"tool": tool, "panel_id": "din-pilot-2026", "workshop_id": "W2",
-                              "panellist_column": panellist_column, **extra})
+    return mapping_from_dict(
+        {"tool": tool, "panel_id": "din-pilot-2026", "workshop_id": "W2", "panellist_column": panellist_column, **extra}
+    )
 
 
 def answer(result: AdapterResult, panellist: str, question_id: str) -> str:
-    rows = result.responses.filter(
-        (pl.col("panellist_ref") == panellist) & (pl.col("question_id") == question_id)
-    )
+    rows = result.responses.filter((pl.col("panellist_ref") == panellist) & (pl.col("question_id") == question_id))
     assert rows.height == 1, f"{panellist}/{question_id}: {rows.height} rows"
     return rows["answer"][0]
 
@@ -163,9 +168,15 @@ def test_qualtrics_cp1252_excel_resave_gives_the_same_answers_with_uk_dates() ->
 
 
 def test_qualtrics_selectors_by_tag_importid_or_label_and_unmapped_columns_reported() -> None:
-    mapping = load_all("qualtrics", "Response ID", questions={  # the panellist column by its row-2 label
-        "QID1": "AGE", "Q3": "TOPICS", f"{MATRIX} - I trust the council to act on what was said": "TRUST",
-    })
+    mapping = load_all(
+        "qualtrics",
+        "Response ID",
+        questions={  # the panellist column by its row-2 label
+            "QID1": "AGE",
+            "Q3": "TOPICS",
+            f"{MATRIX} - I trust the council to act on what was said": "TRUST",
+        },
+    )
 
     result = read_qualtrics(QUALTRICS, mapping)
 
@@ -276,8 +287,12 @@ def test_googleforms_choices_keep_labels_containing_the_separator(tmp_path: Path
         '06/03/2024 11:30:00,b@example.com,"Health, social care, my own, words"\n',
         encoding="utf-8",
     )
-    mapping = load_all("googleforms", "Email address", multi_select=["Which services?"],
-                       choices={"Which services?": ["Health, social care", "Housing"]})
+    mapping = load_all(
+        "googleforms",
+        "Email address",
+        multi_select=["Which services?"],
+        choices={"Which services?": ["Health, social care", "Housing"]},
+    )
 
     result = read_googleforms(export, mapping)
 
@@ -307,7 +322,13 @@ def test_mentimeter_long_layout_loads_after_preamble_rows() -> None:
     assert answer(result, "p-4f1a", "Q4") == "Great session, thanks.\nHappy to chat more: morag.h@example.co.uk"
     rows = result.responses.filter(pl.col("panellist_ref") == "p-4f1a")
     assert dict(zip(rows["question_id"], rows["source_row"], strict=True)) == {
-        "Q1": 4, "Q2_1": 5, "Q2_2": 6, "Q2_3": 7, "Q3": 8, "Q4": 10, "Q5": 11,
+        "Q1": 4,
+        "Q2_1": 5,
+        "Q2_2": 6,
+        "Q2_3": 7,
+        "Q3": 8,
+        "Q4": 10,
+        "Q5": 11,
     }
     assert dict(zip(rows["question_id"], rows["answered_at"], strict=True))["Q4"] == "2024-03-12T18:08:55"
 
@@ -324,9 +345,15 @@ def test_mentimeter_choices_restore_option_order() -> None:
 
 
 ALL_SAMPLES = [
-    ("qualtrics", QUALTRICS), ("qualtrics", QUALTRICS_NUMERIC), ("qualtrics", QUALTRICS_CP1252),
-    ("surveymonkey", SURVEYMONKEY_CSV), ("surveymonkey", SURVEYMONKEY_XLSX), ("msforms", MSFORMS),
-    ("googleforms", GOOGLE_FORMS), ("googleforms", GOOGLE_SHEET), ("mentimeter", MENTIMETER),
+    ("qualtrics", QUALTRICS),
+    ("qualtrics", QUALTRICS_NUMERIC),
+    ("qualtrics", QUALTRICS_CP1252),
+    ("surveymonkey", SURVEYMONKEY_CSV),
+    ("surveymonkey", SURVEYMONKEY_XLSX),
+    ("msforms", MSFORMS),
+    ("googleforms", GOOGLE_FORMS),
+    ("googleforms", GOOGLE_SHEET),
+    ("mentimeter", MENTIMETER),
 ]
 
 
@@ -364,42 +391,86 @@ def test_tool_metadata_never_becomes_an_answer(tool: str, path: Path) -> None:
     result = read_survey(path, load_mapping(EXAMPLES / f"{tool}.yaml"))
     answers = " ".join(result.responses["answer"])
 
-    for metadata in ("198.51.100.23", "192.0.2.140", "anonymous", "456789123", "k.ross@example.com",
-                     "Survey Preview", "EN-GB", "56.4620056152344", "Lochee 12 March"):
+    for metadata in (
+        "198.51.100.23",
+        "192.0.2.140",
+        "anonymous",
+        "456789123",
+        "k.ross@example.com",
+        "Survey Preview",
+        "EN-GB",
+        "56.4620056152344",
+        "Lochee 12 March",
+    ):
         assert metadata not in answers
 
 
 def test_project_feedback_mapping_gives_canonical_rows() -> None:
-    agreement = {"Strongly disagree": 1, "Disagree": 2, "Neither agree nor disagree": 3, "Agree": 4,
-                 "Strongly agree": 5}
-    mapping = load_all("qualtrics", "ResponseId", project_feedback=[{
-        "project_id": "PRJ-03",
-        "benefit": "QID2_1", "benefit_values": agreement,
-        "acceptability": "Q2_3",
-        "acceptability_values": {"Strongly agree": "acceptable", "agree": "acceptable",
-                                 "Neither agree nor disagree": "acceptable_with_conditions",
-                                 "Disagree": "unacceptable", "Strongly disagree": "unacceptable",
-                                 "Don’t know": "unsure"},  # curly apostrophe and case still match
-        "comment": "Q4",
-    }])
+    agreement = {
+        "Strongly disagree": 1,
+        "Disagree": 2,
+        "Neither agree nor disagree": 3,
+        "Agree": 4,
+        "Strongly agree": 5,
+    }
+    mapping = load_all(
+        "qualtrics",
+        "ResponseId",
+        project_feedback=[
+            {
+                "project_id": "PRJ-03",
+                "benefit": "QID2_1",
+                "benefit_values": agreement,
+                "acceptability": "Q2_3",
+                "acceptability_values": {
+                    "Strongly agree": "acceptable",
+                    "agree": "acceptable",
+                    "Neither agree nor disagree": "acceptable_with_conditions",
+                    "Disagree": "unacceptable",
+                    "Strongly disagree": "unacceptable",
+                    "Don’t know": "unsure",
+                },  # curly apostrophe and case still match
+                "comment": "Q4",
+            }
+        ],
+    )
 
     result = read_qualtrics(QUALTRICS, mapping)
     feedback = result.project_feedback
 
     assert feedback.height == 6
-    assert feedback.columns == ["panel_id", "workshop_id", "project_id", "panellist_ref", "benefit", "risk",
-                                "acceptability", "conditions", "comment", "source_row"]
+    assert feedback.columns == [
+        "panel_id",
+        "workshop_id",
+        "project_id",
+        "panellist_ref",
+        "benefit",
+        "risk",
+        "acceptability",
+        "conditions",
+        "comment",
+        "source_row",
+    ]
     by_ref = {row["panellist_ref"]: row for row in feedback.iter_rows(named=True)}
     assert by_ref["R_1Kq8ZtXw3mPa9Lf"] | {"comment": None} == {
-        "panel_id": "din-pilot-2026", "workshop_id": "W2", "project_id": "PRJ-03",
-        "panellist_ref": "R_1Kq8ZtXw3mPa9Lf", "benefit": "4", "risk": None,
-        "acceptability": "acceptable_with_conditions", "conditions": None, "comment": None, "source_row": 5,
+        "panel_id": "din-pilot-2026",
+        "workshop_id": "W2",
+        "project_id": "PRJ-03",
+        "panellist_ref": "R_1Kq8ZtXw3mPa9Lf",
+        "benefit": "4",
+        "risk": None,
+        "acceptability": "acceptable_with_conditions",
+        "conditions": None,
+        "comment": None,
+        "source_row": 5,
     }
     assert by_ref["R_1Kq8ZtXw3mPa9Lf"]["comment"].startswith("Great session, thanks.")
     assert (by_ref["R_3eH7vN2bQyTg0Rc"]["benefit"], by_ref["R_3eH7vN2bQyTg0Rc"]["acceptability"]) == ("5", "unsure")
     assert by_ref["R_3eH7vN2bQyTg0Rc"]["comment"] is None
     assert (by_ref["R_2aZpL5sWm8XkD1u"]["benefit"], by_ref["R_2aZpL5sWm8XkD1u"]["acceptability"]) == (
-        "2", "unacceptable")
+        "2",
+        "unacceptable",
+    )
     # Questions routed to feedback are not loaded again as responses: 41 less Q2_1 (6), Q2_3 (6), Q4 (5).
     assert result.responses.height == 24
     assert set(result.responses["question_id"]) == {"Q1", "Q2_2", "Q3", "Q5"}
@@ -412,21 +483,40 @@ def test_no_feedback_mapping_gives_an_empty_canonical_frame() -> None:
     assert feedback.columns[:4] == ["panel_id", "workshop_id", "project_id", "panellist_ref"]
 
 
-@pytest.mark.parametrize(("reader", "path", "expected", "looks_like"), [
-    (read_qualtrics, SURVEYMONKEY_CSV, "expected Qualtrics' three header rows; row 3 holds no ImportId JSON",
-     "SurveyMonkey"),
-    (read_qualtrics, GOOGLE_FORMS, "row 3 holds no ImportId JSON", "Google Forms"),
-    (read_surveymonkey, QUALTRICS, "expected SurveyMonkey's two header rows", "Qualtrics"),
-    (read_msforms, SURVEYMONKEY_XLSX, "expected Microsoft Forms' header row", "SurveyMonkey"),
-    (read_googleforms, MSFORMS, "expected Google Forms' header row starting 'Timestamp'", "Microsoft Forms"),
-    (read_mentimeter, QUALTRICS_CP1252, "'Question' and 'Answer' columns", "Qualtrics"),
-], ids=["qualtrics<-surveymonkey", "qualtrics<-google", "surveymonkey<-qualtrics", "msforms<-surveymonkey",
-        "google<-msforms", "mentimeter<-qualtrics"])
+@pytest.mark.parametrize(
+    ("reader", "path", "expected", "looks_like"),
+    [
+        (
+            read_qualtrics,
+            SURVEYMONKEY_CSV,
+            "expected Qualtrics' three header rows; row 3 holds no ImportId JSON",
+            "SurveyMonkey",
+        ),
+        (read_qualtrics, GOOGLE_FORMS, "row 3 holds no ImportId JSON", "Google Forms"),
+        (read_surveymonkey, QUALTRICS, "expected SurveyMonkey's two header rows", "Qualtrics"),
+        (read_msforms, SURVEYMONKEY_XLSX, "expected Microsoft Forms' header row", "SurveyMonkey"),
+        (read_googleforms, MSFORMS, "expected Google Forms' header row starting 'Timestamp'", "Microsoft Forms"),
+        (read_mentimeter, QUALTRICS_CP1252, "'Question' and 'Answer' columns", "Qualtrics"),
+    ],
+    ids=[
+        "qualtrics<-surveymonkey",
+        "qualtrics<-google",
+        "surveymonkey<-qualtrics",
+        "msforms<-surveymonkey",
+        "google<-msforms",
+        "mentimeter<-qualtrics",
+    ],
+)
 def test_a_file_from_another_tool_raises_adapter_error_naming_file_and_expectation(
     reader: object, path: Path, expected: str, looks_like: str
 ) -> None:
-    tool = {read_qualtrics: "qualtrics", read_surveymonkey: "surveymonkey", read_msforms: "msforms",
-            read_googleforms: "googleforms", read_mentimeter: "mentimeter"}[reader]
+    tool = {
+        read_qualtrics: "qualtrics",
+        read_surveymonkey: "surveymonkey",
+        read_msforms: "msforms",
+        read_googleforms: "googleforms",
+        read_mentimeter: "mentimeter",
+    }[reader]
     with pytest.raises(AdapterError) as raised:
         reader(path, load_all(tool, "ID"))
 
@@ -443,25 +533,47 @@ def test_qualtrics_text_entry_repeated_tags_and_helper_columns(tmp_path: Path) -
         "StartDate,EndDate,Status,Finished,ResponseId,Q1,Q1_3_TEXT,Q2_1,Q2_1,Q9_First Click,\n"
         "Start Date,End Date,Response Type,Finished,Response ID,Is it acceptable? - Selected Choice,"
         "Is it acceptable? - Acceptable if... - Text,Rate - <b>A</b>,Rate - B,Timing - First Click,\n"
-        + ",".join(f'"{{""ImportId"":""{i}""}}"' for i in (
-            "startDate", "endDate", "status", "finished", "_recordId", "QID1", "QID1_3_TEXT", "QID2_1", "QID2_117",
-            "QID9_FIRST_CLICK")) + ",\n"
+        + ",".join(
+            f'"{{""ImportId"":""{i}""}}"'
+            for i in (
+                "startDate",
+                "endDate",
+                "status",
+                "finished",
+                "_recordId",
+                "QID1",
+                "QID1_3_TEXT",
+                "QID2_1",
+                "QID2_117",
+                "QID9_FIRST_CLICK",
+            )
+        )
+        + ",\n"
         "2024-03-12 18:05:41,2024-03-12 18:10:53,IP Address,True,R_1,Acceptable if...,only with opt-out,Yes,No,3.2,\n"
         ",,,,,,,,,,\n"
         "2024-03-12 18:05:41,2024-03-12 18:10:53,IP Address,True,R_2,Acceptable,,,,1.0,\n",
         encoding="utf-8",
     )
-    mapping = load_all("qualtrics", "ResponseId", project_feedback=[{
-        "project_id": "PRJ-01", "acceptability": "QID1", "conditions": "QID1_3_TEXT",
-        "acceptability_values": {"Acceptable if...": "acceptable_with_conditions"},
-    }])
+    mapping = load_all(
+        "qualtrics",
+        "ResponseId",
+        project_feedback=[
+            {
+                "project_id": "PRJ-01",
+                "acceptability": "QID1",
+                "conditions": "QID1_3_TEXT",
+                "acceptability_values": {"Acceptable if...": "acceptable_with_conditions"},
+            }
+        ],
+    )
 
     result = read_qualtrics(export, mapping)
 
     assert result.respondents == 2
     # The tag Q2_1 appears twice, so both fall back to their ImportIds; the timing column is no question.
-    assert sorted(result.responses.select("panellist_ref", "question_id", "question_text", "answer",
-                                          "source_row").iter_rows()) == [
+    assert sorted(
+        result.responses.select("panellist_ref", "question_id", "question_text", "answer", "source_row").iter_rows()
+    ) == [
         ("R_1", "QID2_1", "Rate - A", "Yes", 4),
         ("R_1", "QID2_117", "Rate - B", "No", 4),
     ]
@@ -497,8 +609,11 @@ def test_malformed_mappings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(MappingError, match="both map to question_id 'A'"):
         load_all("qualtrics", "ResponseId", questions={"Q1": "A", "Q5": "A"})
     with pytest.raises(MappingError, match="acceptability_values map to"):
-        load_all("qualtrics", "ResponseId", project_feedback=[
-            {"project_id": "P", "acceptability": "Q1", "acceptability_values": {"Yes": "ok"}}])
+        load_all(
+            "qualtrics",
+            "ResponseId",
+            project_feedback=[{"project_id": "P", "acceptability": "Q1", "acceptability_values": {"Yes": "ok"}}],
+        )
     yes_no = tmp_path / "yes_no.yaml"
     yes_no.write_text(
         "tool: qualtrics\npanel_id: P\nworkshop_id: W1\npanellist_column: ResponseId\n"

@@ -190,9 +190,7 @@ def test_counts_per_type_are_exact() -> None:
         "CHI 0101701234 / Morag Henderson, morag anne henderson"
     )
     scrubbed, found = Scrubber(ROSTER).scrub(text)
-    assert scrubbed == (
-        "Tel: [phone] or [phone] / E: [email], [email] / [postcode] / CHI [health-id] / [name], [name]"
-    )
+    assert scrubbed == ("Tel: [phone] or [phone] / E: [email], [email] / [postcode] / CHI [health-id] / [name], [name]")
     assert found == counts(email=2, phone=2, postcode=1, health_id=1, name=2)
     assert found.total == 8
     assert found.as_dict() == {"email": 2, "phone": 2, "postcode": 1, "health_id": 1, "name": 2}
@@ -263,11 +261,47 @@ def test_a_large_roster_still_works() -> None:
 # --- (5) scrub_frame agrees with scrub -----------------------------------------------------------------
 
 PIECES = [
-    "the", "bus", "Agree", "at", "dot", "look", "com", "example", "jamie_r99", "morag.h", "(at)", "[dot]",
-    "07700 900461", "+44 (0)7700 900 982", "0131 496 0723", "(0131)", "0044", "morag.h@example.co.uk",
-    "d.o'neill@example.org", "DD2 3AB", "dd23ab", "SW1A", "1AA", "M8", "3rd", "0101701234", "943 476 5919",
-    "Morag", "Henderson", "HENDERSON", "Dònall", "O’Neill", "o'neill", "Ali", "Green", "2024", "£1,500",
-    "12/03/2024", "18:10", "45%", "1,200",
+    "the",
+    "bus",
+    "Agree",
+    "at",
+    "dot",
+    "look",
+    "com",
+    "example",
+    "jamie_r99",
+    "morag.h",
+    "(at)",
+    "[dot]",
+    "07700 900461",
+    "+44 (0)7700 900 982",
+    "0131 496 0723",
+    "(0131)",
+    "0044",
+    "morag.h@example.co.uk",
+    "d.o'neill@example.org",
+    "DD2 3AB",
+    "dd23ab",
+    "SW1A",
+    "1AA",
+    "M8",
+    "3rd",
+    "0101701234",
+    "943 476 5919",
+    "Morag",
+    "Henderson",
+    "HENDERSON",
+    "Dònall",
+    "O’Neill",
+    "o'neill",
+    "Ali",
+    "Green",
+    "2024",
+    "£1,500",
+    "12/03/2024",
+    "18:10",
+    "45%",
+    "1,200",
 ]
 SEPARATORS = [" ", "", ", ", "\n", " at ", " dot ", ".", "-", "(", ")", "@", "'s "]
 piece = st.one_of(

@@ -198,8 +198,9 @@ def find_columns(aliases: Sequence[Sequence[str]], wanted: str) -> list[int]:
     return [i for i, names in enumerate(aliases) if any(normalise_header(n) == key for n in names if n)]
 
 
-def find_one_column(aliases: Sequence[Sequence[str]], wanted: Sequence[str], path: Path, role: str,
-                    required: bool = True) -> int | None:
+def find_one_column(
+    aliases: Sequence[Sequence[str]], wanted: Sequence[str], path: Path, role: str, required: bool = True
+) -> int | None:
     """The column playing `role`, trying each name in `wanted`; AdapterError if missing (when required) or ambiguous."""
     for name in wanted:
         found = find_columns(aliases, name)
@@ -288,8 +289,9 @@ def _iso(moment: datetime) -> str:
     return rounded.isoformat(timespec="seconds")
 
 
-def answered_at_values(rows: Iterable[tuple[int, Row]], column: int | None, day_first: bool,
-                       path: Path, header: str) -> dict[int, str | None]:
+def answered_at_values(
+    rows: Iterable[tuple[int, Row]], column: int | None, day_first: bool, path: Path, header: str
+) -> dict[int, str | None]:
     """answered_at per spreadsheet row number; AdapterError naming the row for a value that is no date."""
     if column is None:
         return {}
@@ -452,8 +454,13 @@ class _Resolver:
 def _plan(units: Sequence[Unit], mapping: SurveyMapping, path: Path) -> _Plan:
     resolver = _Resolver(units, path, mapping.tool)
     feedback = [
-        (fb, {name: resolver.one(sel, f"project_feedback ({fb.project_id}) {name}")
-              for name, sel in fb.selectors().items()})
+        (
+            fb,
+            {
+                name: resolver.one(sel, f"project_feedback ({fb.project_id}) {name}")
+                for name, sel in fb.selectors().items()
+            },
+        )
         for fb in mapping.project_feedback
     ]
     feedback_units = {i for _, fields in feedback for i in fields.values()}
@@ -472,8 +479,9 @@ def _plan(units: Sequence[Unit], mapping: SurveyMapping, path: Path) -> _Plan:
     return _Plan(questions, feedback, labels, choices, unmapped)
 
 
-def _reject_twice_named(questions: list[tuple[int, str]], units: Sequence[Unit], mapping: SurveyMapping,
-                        path: Path) -> None:
+def _reject_twice_named(
+    questions: list[tuple[int, str]], units: Sequence[Unit], mapping: SurveyMapping, path: Path
+) -> None:
     seen: dict[int, str] = {}
     for (index, _), selector in zip(questions, mapping.questions, strict=True):
         if index in seen:
@@ -499,8 +507,9 @@ def feedback_value(field_name: str, answer: str | None, fb: FeedbackMapping) -> 
     return answer
 
 
-def assemble(units: Sequence[Unit], respondents: Iterable[Respondent], mapping: SurveyMapping,
-             path: Path) -> AdapterResult:
+def assemble(
+    units: Sequence[Unit], respondents: Iterable[Respondent], mapping: SurveyMapping, path: Path
+) -> AdapterResult:
     """Canonical rows for the mapped questions of every respondent, and the account of what was left out."""
     plan = _plan(units, mapping, path)
     excluded: Counter[str] = Counter()
@@ -552,41 +561,47 @@ class _Answers:
         return self.person.cell_times.get(self.units[index].columns[0], self.person.answered_at)
 
 
-def _response_rows(units: Sequence[Unit], person: Respondent, plan: _Plan, answers: _Answers,
-                   mapping: SurveyMapping) -> list[dict[str, object]]:
+def _response_rows(
+    units: Sequence[Unit], person: Respondent, plan: _Plan, answers: _Answers, mapping: SurveyMapping
+) -> list[dict[str, object]]:
     rows = []
     for index, question_id in plan.questions:
         answer = answers[index]
         if answer is None:
             continue
-        rows.append({
-            "panel_id": mapping.panel_id,
-            "workshop_id": mapping.workshop_id,
-            "panellist_ref": person.panellist_ref,
-            "question_id": question_id,
-            "question_text": units[index].text,
-            "answer": answer,
-            "answered_at": answers.time_of(index),
-            SOURCE_ROW: answers.row_of(index),
-        })
+        rows.append(
+            {
+                "panel_id": mapping.panel_id,
+                "workshop_id": mapping.workshop_id,
+                "panellist_ref": person.panellist_ref,
+                "question_id": question_id,
+                "question_text": units[index].text,
+                "answer": answer,
+                "answered_at": answers.time_of(index),
+                SOURCE_ROW: answers.row_of(index),
+            }
+        )
     return rows
 
 
-def _feedback_rows(person: Respondent, plan: _Plan, answers: _Answers,
-                   mapping: SurveyMapping) -> list[dict[str, object]]:
+def _feedback_rows(
+    person: Respondent, plan: _Plan, answers: _Answers, mapping: SurveyMapping
+) -> list[dict[str, object]]:
     rows = []
     for fb, fields in plan.feedback:
         values = {name: feedback_value(name, answers[index], fb) for name, index in fields.items()}
         if all(v is None for v in values.values()):
             continue
-        rows.append({
-            "panel_id": mapping.panel_id,
-            "workshop_id": mapping.workshop_id,
-            "project_id": fb.project_id,
-            "panellist_ref": person.panellist_ref,
-            **{name: values.get(name) for name in FEEDBACK_FIELDS},
-            SOURCE_ROW: min(answers.row_of(index) for index in fields.values()),
-        })
+        rows.append(
+            {
+                "panel_id": mapping.panel_id,
+                "workshop_id": mapping.workshop_id,
+                "project_id": fb.project_id,
+                "panellist_ref": person.panellist_ref,
+                **{name: values.get(name) for name in FEEDBACK_FIELDS},
+                SOURCE_ROW: min(answers.row_of(index) for index in fields.values()),
+            }
+        )
     return rows
 
 

@@ -45,14 +45,18 @@ def read_googleforms(path: Path | str, mapping: SurveyMapping) -> AdapterResult:
     if not headers or (normalise_header(headers[0]) != "timestamp" and mapping.answered_at_column is None):
         raise wrong_layout(path, "googleforms", "expected Google Forms' header row starting 'Timestamp'")
     panellist = find_one_column(aliases, [mapping.panellist_column], path, "panellist")
-    answered = find_one_column(aliases, mapping.answered_at_candidates, path, "answered_at",
-                               required=mapping.answered_at_column is not None)
+    answered = find_one_column(
+        aliases, mapping.answered_at_candidates, path, "answered_at", required=mapping.answered_at_column is not None
+    )
     records = list(data_rows(rows, 2))
     stamps = [cell(row, answered) for _, row in records] if answered is not None else []
     day_first = resolve_day_first(stamps, mapping.day_first, default=True, path=path)
     times = answered_at_values(records, answered, day_first, path, headers[answered] if answered is not None else "")
-    questions = [i for i, h in enumerate(headers) if h and normalise_header(h) not in _METADATA
-                 and i not in (panellist, answered)]
+    questions = [
+        i
+        for i, h in enumerate(headers)
+        if h and normalise_header(h) not in _METADATA and i not in (panellist, answered)
+    ]
     respondents = (
         Respondent(number, text(cell(row, panellist)).strip(), times.get(number), row) for number, row in records
     )
@@ -73,13 +77,15 @@ def _units(headers: Sequence[str], questions: Sequence[int], mapping: SurveyMapp
         grid = match["question"] if match else None
         keys = (header, f"{match['question']} - {match['row']}") if match else (header,)
         multi = declared(mapping.multi_select, keys + ((match["question"],) if match else ()))
-        units.append(Unit(
-            default_id=f"Q{number}_{row}" if match else f"Q{number}",
-            text=header,
-            keys=keys,
-            columns=(index,),
-            headers=(headers[index],),
-            shape="joined" if multi else "single",
-            separator=CHECKBOX_SEPARATOR,
-        ))
+        units.append(
+            Unit(
+                default_id=f"Q{number}_{row}" if match else f"Q{number}",
+                text=header,
+                keys=keys,
+                columns=(index,),
+                headers=(headers[index],),
+                shape="joined" if multi else "single",
+                separator=CHECKBOX_SEPARATOR,
+            )
+        )
     return units

@@ -59,8 +59,9 @@ def read_mentimeter(path: Path | str, mapping: SurveyMapping) -> AdapterResult:
     participant = find_one_column(aliases, [mapping.panellist_column], path, "panellist")
     question = find_one_column(aliases, ["Question"], path, "question")
     answer = find_one_column(aliases, ["Answer"], path, "answer")
-    answered = find_one_column(aliases, mapping.answered_at_candidates, path, "answered_at",
-                               required=mapping.answered_at_column is not None)
+    answered = find_one_column(
+        aliases, mapping.answered_at_candidates, path, "answered_at", required=mapping.answered_at_column is not None
+    )
     records = list(data_rows(rows, header_row + 1))
     stamps = [cell(row, answered) for _, row in records] if answered is not None else []
     day_first = resolve_day_first(stamps, mapping.day_first, default=True, path=path)

@@ -34,8 +34,17 @@ from ._common import (
 from .mapping import SurveyMapping
 
 MULTI_SEPARATOR = ";"
-_METADATA = {"id", "starttime", "completiontime", "email", "name", "lastmodifiedtime", "language", "totalpoints",
-             "quizfeedback"}
+_METADATA = {
+    "id",
+    "starttime",
+    "completiontime",
+    "email",
+    "name",
+    "lastmodifiedtime",
+    "language",
+    "totalpoints",
+    "quizfeedback",
+}
 _QUIZ_PREFIXES = ("Points - ", "Feedback - ")
 _EXPECTED = "expected Microsoft Forms' header row 'ID, Start time, Completion time, Email, Name, ...'"
 
@@ -52,8 +61,9 @@ def read_msforms(path: Path | str, mapping: SurveyMapping) -> AdapterResult:
         raise wrong_layout(path, "msforms", _EXPECTED)
     aliases = [(h,) for h in headers]
     panellist = find_one_column(aliases, [mapping.panellist_column], path, "panellist")
-    answered = find_one_column(aliases, mapping.answered_at_candidates, path, "answered_at",
-                               required=mapping.answered_at_column is not None)
+    answered = find_one_column(
+        aliases, mapping.answered_at_candidates, path, "answered_at", required=mapping.answered_at_column is not None
+    )
     records = list(data_rows(rows, header_row + 1))
     stamps = [cell(row, answered) for _, row in records] if answered is not None else []
     day_first = resolve_day_first(stamps, mapping.day_first, default=True, path=path)

@@ -65,8 +65,9 @@ def read_qualtrics(path: Path | str, mapping: SurveyMapping) -> AdapterResult:
     by_index = {c.index: c for c in columns}
     aliases = [by_index[i].aliases if i in by_index else () for i in range(max(by_index, default=-1) + 1)]
     panellist = find_one_column(aliases, [mapping.panellist_column], path, "panellist")
-    answered = find_one_column(aliases, mapping.answered_at_candidates, path, "answered_at",
-                               required=mapping.answered_at_column is not None)
+    answered = find_one_column(
+        aliases, mapping.answered_at_candidates, path, "answered_at", required=mapping.answered_at_column is not None
+    )
     by_id = {c.import_id: c.index for c in columns}
     records = list(data_rows(rows, HEADER_ROWS + 1))
     numeric = _is_numeric(records, [by_id.get("status"), by_id.get("finished")])
@@ -162,9 +163,7 @@ def _units(columns: Sequence[_Column], numeric: bool) -> list[Unit]:
     for column in columns:
         if column.choice_id is not None:
             choices.setdefault(column.import_id, []).append(column)
-    typed = {
-        (m[1], m[2]): c for c in columns if (m := _CHOICE_TEXT.match(c.import_id)) and m[1] in choices
-    }
+    typed = {(m[1], m[2]): c for c in columns if (m := _CHOICE_TEXT.match(c.import_id)) and m[1] in choices}
     units = []
     for column in columns:
         if column.choice_id is not None:
@@ -189,8 +188,9 @@ def _multi_select(columns: list[_Column], typed: dict[tuple[str, str], _Column],
     stem, labels = _split_labels([c.label for c in columns])
     first_tag = columns[0].tag
     tag = first_tag.removesuffix(f"_{columns[0].choice_id}")
-    text_columns = [(c.index, typed[(import_id, c.choice_id)].index) for c in columns
-                    if (import_id, c.choice_id) in typed]
+    text_columns = [
+        (c.index, typed[(import_id, c.choice_id)].index) for c in columns if (import_id, c.choice_id) in typed
+    ]
     extra_headers = tuple(typed[(import_id, c.choice_id)].tag for c in columns if (import_id, c.choice_id) in typed)
     return Unit(
         default_id=tag,
@@ -224,6 +224,4 @@ def _common_prefix(labels: Sequence[str]) -> str:
 def _unique_default_ids(units: list[Unit]) -> list[Unit]:
     # Export tags can repeat (a real export had two Q2_1 columns); the ImportId (keys[1]) never does.
     counts = Counter(u.default_id for u in units)
-    return [
-        replace(u, default_id=u.keys[1]) if counts[u.default_id] > 1 else u for u in units
-    ]
+    return [replace(u, default_id=u.keys[1]) if counts[u.default_id] > 1 else u for u in units]

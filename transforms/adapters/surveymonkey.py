@@ -51,13 +51,16 @@ def read_surveymonkey(path: Path | str, mapping: SurveyMapping) -> AdapterResult
     names = _check_header(rows, path)
     aliases = [(n,) for n in names]
     panellist = find_one_column(aliases, [mapping.panellist_column], path, "panellist")
-    answered = find_one_column(aliases, mapping.answered_at_candidates, path, "answered_at",
-                               required=mapping.answered_at_column is not None)
+    answered = find_one_column(
+        aliases, mapping.answered_at_candidates, path, "answered_at", required=mapping.answered_at_column is not None
+    )
     records = list(data_rows(rows, HEADER_ROWS + 1))
-    date_columns = [i for name in _DATE_COLUMNS for i in [find_one_column(aliases, [name], path, name, False)]
-                    if i is not None]
-    day_first = resolve_day_first((cell(row, i) for _, row in records for i in date_columns), mapping.day_first,
-                                  default=False, path=path)  # SurveyMonkey writes US dates
+    date_columns = [
+        i for name in _DATE_COLUMNS for i in [find_one_column(aliases, [name], path, name, False)] if i is not None
+    ]
+    day_first = resolve_day_first(
+        (cell(row, i) for _, row in records for i in date_columns), mapping.day_first, default=False, path=path
+    )  # SurveyMonkey writes US dates
     times = answered_at_values(records, answered, day_first, path, names[answered] if answered is not None else "")
     blocks = _blocks(rows[0], rows[1], skip={panellist, answered})
     units = [u for number, block in enumerate(blocks, 1) for u in _block_units(number, block, records, mapping)]
@@ -96,15 +99,17 @@ def _blocks(row1: Row, row2: Row, skip: set[int | None]) -> list[Block]:
 def _block_units(number: int, block: Block, records: Sequence[tuple[int, Row]], mapping: SurveyMapping) -> list[Unit]:
     question, columns = block
     if len(columns) > 1 and (declared(mapping.multi_select, [question]) or _looks_multi_select(columns, records)):
-        return [Unit(
-            default_id=f"Q{number}",
-            text=question,
-            keys=(question,),
-            columns=tuple(i for i, _ in columns),
-            headers=tuple(f"{question} - {label}" for _, label in columns),
-            shape="split",
-            choices=tuple(label for _, label in columns),
-        )]
+        return [
+            Unit(
+                default_id=f"Q{number}",
+                text=question,
+                keys=(question,),
+                columns=tuple(i for i, _ in columns),
+                headers=tuple(f"{question} - {label}" for _, label in columns),
+                shape="split",
+                choices=tuple(label for _, label in columns),
+            )
+        ]
     units = []
     for position, (index, label) in enumerate(columns, 1):
         if norm_key(label) in _SINGLE_LABELS:
