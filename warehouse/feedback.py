@@ -16,11 +16,10 @@ of the same source (`ops.deliveries.headers`): columns gained, lost and renamed.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -102,12 +101,10 @@ def has_headers(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(found[0][0])
 
 
-def _deliveries(
-    con: duckdb.DuckDBPyConnection, where: str, params: Sequence[Any], tail: str = "ORDER BY delivery_id"
-) -> list[DeliveryRecord]:
+def _deliveries(con: duckdb.DuckDBPyConnection, where: str, params: Sequence[Any]) -> list[DeliveryRecord]:
     headers = "headers" if has_headers(con) else "NULL::VARCHAR[]"
     rows = con.execute(
-        f"SELECT {_DELIVERY_COLUMNS}, {headers} FROM ops.deliveries WHERE {where} {tail}", list(params)
+        f"SELECT {_DELIVERY_COLUMNS}, {headers} FROM ops.deliveries WHERE {where} ORDER BY delivery_id", list(params)
     ).fetchall()
     return [_record(row) for row in rows]
 
@@ -125,34 +122,91 @@ def run_deliveries(con: duckdb.DuckDBPyConnection, run_id: str) -> list[Delivery
     return _deliveries(con, "processed_run_id = ?", [run_id])
 
 
-def previous_delivery(con: duckdb.DuckDBPyConnection, delivery: DeliveryRecord) -> DeliveryRecord | None:
-    """The delivery this one supersedes, else the source's latest earlier delivery with known headers."""
-    if delivery.supersedes is not None:
-        found = _deliveries(con, "delivery_id = ?", [delivery.supersedes])
-    elif has_headers(con):
-        found = _deliveries(
-            con,
-            "source = ? AND delivery_id < ? AND headers IS NOT NULL",
-            [delivery.source, delivery.delivery_id],
-            "ORDER BY delivery_id DESC LIMIT 1",
-        )
-    else:
-        found = []
-    return found[0] if found else None
+def previous_deliveries(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[int, DeliveryRecord]:
+    """For each delivery processed in `run_id`: the delivery it supersedes, else (when headers are
+    recorded) the latest earlier delivery of the same source whose headers are known."""
+    latest = (
+        """(SELECT max(p.delivery_id) FROM ops.deliveries p
+            WHERE p.source = d.source AND p.delivery_id < d.delivery_id AND p.headers IS NOT NULL)"""
+        if has_headers(con)
+        else "NULL"
+    )
+    pairs = con.execute(
+        f"""SELECT delivery_id, coalesce(supersedes, {latest}) FROM ops.deliveries d
+            WHERE processed_run_id = ?""",
+        [run_id],
+    ).fetchall()
+    wanted = [previous for _, previous in pairs if previous is not None]
+    found = {d.delivery_id: d for d in _deliveries(con, "list_contains(?, delivery_id)", [wanted])} if wanted else {}
+    return {delivery: found[previous] for delivery, previous in pairs if previous in found}
 
 
-def quarantine_records(con: duckdb.DuckDBPyConnection, run_id: str, delivery_ids: Sequence[int]) -> list[Rejected]:
-    """The quarantine records this run wrote for the given deliveries, in file and row order."""
+_QUARANTINE = """SELECT delivery_id, source_row, rules, reasons, columns, "values" FROM ops.quarantine
+                 WHERE run_id = ? AND list_contains(?, delivery_id)"""
+
+
+def _rejected(row: tuple[Any, ...]) -> Rejected:
+    delivery_id, source_row, rules, reasons, columns, values = row
+    return Rejected(delivery_id, source_row, tuple(rules), tuple(reasons), tuple(columns), _json_object(values))
+
+
+def quarantine_records(
+    con: duckdb.DuckDBPyConnection, run_id: str, delivery_ids: Sequence[int], batch: int = 10_000
+) -> Iterator[Rejected]:
+    """Every quarantine record this run wrote for the given deliveries, in file and row order (streamed)."""
+    result = con.execute(f"{_QUARANTINE} ORDER BY delivery_id, source_row NULLS FIRST", [run_id, list(delivery_ids)])
+    while rows := result.fetchmany(batch):
+        yield from (_rejected(row) for row in rows)
+
+
+def rejected_rows(
+    con: duckdb.DuckDBPyConnection, run_id: str, delivery_ids: Sequence[int], limit: int = HTML_ROW_LIMIT
+) -> tuple[dict[int, list[Rejected]], dict[int, int]]:
+    """Row-level quarantine records: the first `limit` of each delivery, and how many there are in all."""
     rows = con.execute(
-        """SELECT delivery_id, source_row, rules, reasons, columns, "values" FROM ops.quarantine
-           WHERE run_id = ? AND list_contains(?, delivery_id)
-           ORDER BY delivery_id, source_row NULLS FIRST""",
+        f"""SELECT delivery_id, source_row, rules, reasons, columns, "values" FROM (
+                SELECT *, row_number() OVER (PARTITION BY delivery_id ORDER BY source_row) AS n
+                FROM ({_QUARANTINE} AND len(columns) > 0)
+            ) WHERE n <= ? ORDER BY delivery_id, source_row""",
+        [run_id, list(delivery_ids), limit],
+    ).fetchall()
+    shown: dict[int, list[Rejected]] = {}
+    for row in rows:
+        shown.setdefault(row[0], []).append(_rejected(row))
+    counts = con.execute(
+        f"SELECT delivery_id, count(*) FROM ({_QUARANTINE} AND len(columns) > 0) GROUP BY delivery_id",
         [run_id, list(delivery_ids)],
     ).fetchall()
-    return [
-        Rejected(d, r, tuple(rules), tuple(reasons), tuple(columns), _json_object(values))
-        for d, r, rules, reasons, columns, values in rows
-    ]
+    return shown, dict(counts)
+
+
+def file_problems(
+    con: duckdb.DuckDBPyConnection, run_id: str, delivery_ids: Sequence[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """Whole-file problems (quarantine records without columns), each once per delivery, with the rows
+    it affected as spans of consecutive rows; computed in DuckDB, so a large file costs no memory."""
+    rows = con.execute(
+        f"""WITH f AS (
+                SELECT delivery_id, rules, reasons, source_row,
+                       source_row - row_number() OVER (PARTITION BY delivery_id, rules, reasons ORDER BY source_row)
+                           AS island
+                FROM ({_QUARANTINE} AND len(columns) = 0)
+            ), spans AS (
+                SELECT delivery_id, rules, reasons, min(source_row) AS first, max(source_row) AS last,
+                       count(source_row) AS n
+                FROM f GROUP BY delivery_id, rules, reasons, island
+            )
+            SELECT delivery_id, rules, reasons, sum(n)::BIGINT, list([first, last] ORDER BY first)
+                       FILTER (first IS NOT NULL)
+            FROM spans GROUP BY delivery_id, rules, reasons ORDER BY delivery_id, min(first) NULLS FIRST""",
+        [run_id, list(delivery_ids)],
+    ).fetchall()
+    problems: dict[int, list[dict[str, Any]]] = {}
+    for delivery_id, rules, reasons, row_count, spans in rows:
+        problems.setdefault(delivery_id, []).append(
+            {"rules": list(rules), "reasons": list(reasons), "rows": _ranges(spans or []), "row_count": row_count}
+        )
+    return problems
 
 
 def _json_object(text: str | None) -> dict[str, Any]:
@@ -217,10 +271,10 @@ def schema_drift(con: duckdb.DuckDBPyConnection, run_id: str) -> list[Drift]:
     """Every delivery processed in `run_id` whose headers differ from its source's previous delivery."""
     if not has_headers(con):
         return []
+    previous = previous_deliveries(con, run_id)
     drifts = []
     for delivery in run_deliveries(con, run_id):
-        previous = previous_delivery(con, delivery)
-        drift = compare_headers(previous, delivery) if previous is not None else None
+        drift = compare_headers(previous[delivery.delivery_id], delivery) if delivery.delivery_id in previous else None
         if drift is not None:
             drifts.append(drift)
     return drifts
@@ -262,7 +316,7 @@ def pair_renames(
     """Pair lost with gained headers that mean the same contract column or are a near-miss spelling.
 
     Closest pairs first; each header is used once. A near miss is within RENAME_DISTANCE edits of
-    the normalised names (and at most half the shorter name, so `age` and `sex` are not a rename),
+    the normalised names (and at most half the shorter name, so `tag` and `tip` are not a rename),
     or the pipeline's own "did you mean" suggestion for the column the lost header stood for.
     """
     candidates = []
@@ -332,7 +386,7 @@ def _lost_note(header: str, before: HeaderMatch, kind: Kind) -> str:
         return "was not a column of the data contract (it was ignored before too)"
     if kind.column(column).required:
         return f"`{column}` is required: without it the whole file is set aside"
-    return f"`{column}` is optional: the delivery was used without it"
+    return f"`{column}` is optional, so leaving it out is allowed"
 
 
 def _drift_message(
@@ -369,22 +423,17 @@ class OrgReport:
 def write_feedback_reports(con: duckdb.DuckDBPyConnection, run_id: str, out_dir: Path) -> list[OrgReport]:
     """Write feedback.html and rejected_rows.csv for every organisation with deliveries processed in
     `run_id`, under `out_dir/<run_id>/<organisation>/`. Reads the warehouse only; writes nothing to it."""
-    deliveries = run_deliveries(con, run_id)
-    drift = {d.delivery_id: d for d in schema_drift(con, run_id)}
     by_org: dict[str, list[DeliveryRecord]] = {}
-    for delivery in deliveries:
+    for delivery in run_deliveries(con, run_id):
         by_org.setdefault(delivery.organisation, []).append(delivery)
-    run_dir = Path(out_dir) / safe_name(run_id)
-    started = run_started(con, run_id)
-    names = _folder_names(sorted(by_org))
+    run = RunFacts(run_id, run_started(con, run_id), previous_deliveries(con, run_id), schema_drift(con, run_id))
+    folders = _folder_names(sorted(by_org))
     reports = []
     for organisation in sorted(by_org):
         own = sorted(by_org[organisation], key=lambda d: (d.file, d.delivery_id))
-        rejected = quarantine_records(con, run_id, [d.delivery_id for d in own])
-        folder = run_dir / names[organisation]
-        context = report_context(con, organisation, run_id, started, own, rejected, drift)
-        html_path = _write_atomic(folder / HTML_NAME, render_html(context))
-        csv_path = _write_atomic(folder / CSV_NAME, rejected_csv(own, rejected), encoding="utf-8-sig")
+        folder = Path(out_dir) / safe_name(run_id) / folders[organisation]
+        html_path = _write_atomic(folder / HTML_NAME, render_html(report_context(con, organisation, own, run)))
+        csv_path = write_rejected_csv(con, folder / CSV_NAME, run_id, own)
         reports.append(
             OrgReport(
                 organisation,
@@ -396,6 +445,19 @@ def write_feedback_reports(con: duckdb.DuckDBPyConnection, run_id: str, out_dir:
             )
         )
     return reports
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What every organisation's report of one run draws on."""
+
+    run_id: str
+    started: datetime | None
+    previous: dict[int, DeliveryRecord]  # delivery id -> its source's previous delivery
+    drift: Sequence[Drift]
+
+    def drift_of(self, delivery_id: int) -> Drift | None:
+        return next((d for d in self.drift if d.delivery_id == delivery_id), None)
 
 
 def safe_name(name: str) -> str:
@@ -417,10 +479,10 @@ def _folder_names(organisations: Sequence[str]) -> dict[str, str]:
     return names
 
 
-def _write_atomic(path: Path, text: str, encoding: str = "utf-8") -> Path:
+def _write_atomic(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding=encoding, newline="")
+    partial.write_text(text, encoding="utf-8")
     os.replace(partial, path)
     return path
 
@@ -429,24 +491,28 @@ def _write_atomic(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 
 def report_context(
-    con: duckdb.DuckDBPyConnection,
-    organisation: str,
-    run_id: str,
-    started: datetime | None,
-    deliveries: Sequence[DeliveryRecord],
-    rejected: Sequence[Rejected],
-    drift: dict[int, Drift],
+    con: duckdb.DuckDBPyConnection, organisation: str, deliveries: Sequence[DeliveryRecord], run: RunFacts
 ) -> dict[str, Any]:
     """Everything the template shows, as plain values (the template escapes them)."""
+    ids = [d.delivery_id for d in deliveries]
+    shown, counts = rejected_rows(con, run.run_id, ids)
+    problems = file_problems(con, run.run_id, ids)
     files = [
-        file_context(con, d, [r for r in rejected if r.delivery_id == d.delivery_id], drift.get(d.delivery_id))
+        file_context(
+            d,
+            shown.get(d.delivery_id, []),
+            counts.get(d.delivery_id, 0),
+            problems.get(d.delivery_id, []),
+            run.previous.get(d.delivery_id) if d.supersedes is not None else None,
+            run.drift_of(d.delivery_id),
+        )
         for d in deliveries
     ]
     return {
         "organisation": organisation,
         "organisation_name": organisation_name(con, organisation),
-        "run_id": run_id,
-        "run_started": _when(started),
+        "run_id": run.run_id,
+        "run_started": _when(run.started),
         "files": files,
         "totals": {
             "files": len(deliveries),
@@ -459,12 +525,15 @@ def report_context(
 
 
 def file_context(
-    con: duckdb.DuckDBPyConnection, delivery: DeliveryRecord, rejected: Sequence[Rejected], drift: Drift | None
+    delivery: DeliveryRecord,
+    rejected: Sequence[Rejected],
+    rejected_total: int,
+    problems: list[dict[str, Any]],
+    replaced: DeliveryRecord | None,
+    drift: Drift | None,
 ) -> dict[str, Any]:
     """One delivered file: what arrived, what became of it, why rows were set aside, what changed."""
     your_columns = _your_columns(delivery)
-    row_level = [r for r in rejected if not r.whole_file]
-    previous = previous_delivery(con, delivery) if delivery.supersedes is not None else None
     return {
         "id": delivery.delivery_id,
         "file": delivery.file,
@@ -479,12 +548,12 @@ def file_context(
         "outcome": _outcome_words(delivery),
         "status_class": _status_class(delivery),
         "row_numbers": _row_numbers(delivery.format),
-        "file_problems": _file_problems(rejected),
-        "rejected": [_rejected_row(r, your_columns) for r in row_level[:HTML_ROW_LIMIT]],
-        "rejected_total": len(row_level),
+        "file_problems": problems,
+        "rejected": [_rejected_row(r, your_columns) for r in rejected],
+        "rejected_total": rejected_total,
         "extra_columns": list(delivery.extra_columns),
         "missing_optional_columns": list(delivery.missing_optional_columns),
-        "previous": _previous_context(previous, delivery) if previous is not None else None,
+        "previous": _previous_context(replaced, delivery) if replaced is not None else None,
         "drift": drift,
     }
 
@@ -507,35 +576,10 @@ def _rejected_row(record: Rejected, your_columns: dict[str, str]) -> dict[str, A
     }
 
 
-def _file_problems(rejected: Iterable[Rejected]) -> list[dict[str, Any]]:
-    """Whole-file problems, each once, with the rows it affected as ranges (`rows 2–52`)."""
-    grouped: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int | None]] = {}
-    for record in rejected:
-        if record.whole_file:
-            grouped.setdefault((record.rules, record.reasons), []).append(record.row)
-    problems = []
-    for (rules, reasons), rows in grouped.items():
-        numbers = sorted(r for r in rows if r is not None)
-        problems.append(
-            {
-                "rules": list(rules),
-                "reasons": list(reasons),
-                "rows": _ranges(numbers),
-                "row_count": len(numbers),
-            }
-        )
-    return problems
-
-
-def _ranges(numbers: Sequence[int]) -> str:
-    """`2, 3, 4, 7` -> `2–4, 7`."""
-    spans: list[list[int]] = []
-    for n in numbers:
-        if spans and n == spans[-1][1] + 1:
-            spans[-1][1] = n
-        else:
-            spans.append([n, n])
-    return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in spans)
+def _ranges(spans: Sequence[Sequence[int]], limit: int = 20) -> str:
+    """`[[2, 4], [7, 7]]` -> `2–4, 7` (at most `limit` spans, then `…`)."""
+    shown = [f"{a}" if a == b else f"{a}–{b}" for a, b in spans[:limit]]
+    return ", ".join(shown) + (", …" if len(spans) > limit else "")
 
 
 def _previous_context(previous: DeliveryRecord, delivery: DeliveryRecord) -> dict[str, Any]:
@@ -558,7 +602,7 @@ def _outcome_words(delivery: DeliveryRecord) -> str:
     if delivery.outcome == "accepted":
         return f"All {_rows(n)} were accepted."
     if delivery.outcome == "partly_accepted":
-        return f"{accepted} of {_rows(n)} were accepted; {_rows(set_aside)} set aside (see below)."
+        return f"{accepted:,} of {_rows(n)} were accepted; {_rows(set_aside)} set aside (see below)."
     if delivery.outcome == "quarantined" and delivery.message:
         return f"The whole file was set aside ({_rows(n)} read, none used): see the problem below."
     if delivery.outcome == "quarantined":
@@ -619,26 +663,35 @@ def render_html(context: dict[str, Any]) -> str:
 # --- the CSV ---------------------------------------------------------------------------------
 
 
-def rejected_csv(deliveries: Sequence[DeliveryRecord], rejected: Sequence[Rejected]) -> str:
-    """Every quarantined row of these deliveries, one line each, safe to open in a spreadsheet."""
+def write_rejected_csv(
+    con: duckdb.DuckDBPyConnection, path: Path, run_id: str, deliveries: Sequence[DeliveryRecord]
+) -> Path:
+    """Every quarantined row of these deliveries, one line each (streamed: any number of rows),
+    UTF-8 with a byte-order mark so that spreadsheets open it correctly."""
     files = {d.delivery_id: d.file for d in deliveries}
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for record in rejected:
-        writer.writerow(
-            _cell(v)
-            for v in (
-                files.get(record.delivery_id, ""),
-                record.delivery_id,
-                "" if record.row is None else record.row,
-                "; ".join(record.columns),
-                _values_text(record),
-                "; ".join(record.rules),
-                " | ".join(record.reasons),
-            )
-        )
-    return out.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\r\n")
+        writer.writerow(CSV_COLUMNS)
+        for record in quarantine_records(con, run_id, list(files)):
+            writer.writerow(csv_row(record, files.get(record.delivery_id, "")))
+    os.replace(partial, path)
+    return path
+
+
+def csv_row(record: Rejected, file: str) -> list[str]:
+    """One line of rejected_rows.csv: file, delivery, row, column(s), value(s), rule(s), reason(s)."""
+    cells = (
+        file,
+        record.delivery_id,
+        "" if record.row is None else record.row,
+        "; ".join(record.columns),
+        _values_text(record),
+        "; ".join(record.rules),
+        " | ".join(record.reasons),
+    )
+    return [_cell(value) for value in cells]
 
 
 def _values_text(record: Rejected) -> str:
