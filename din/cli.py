@@ -1,7 +1,7 @@
 """The `din` command line.
 
-Commands import only what they need: `check`, `tables` and `query` never load Prefect's server
-or Great Expectations, so they start in well under a second.
+Commands import only what they need: `check`, `tables`, `query`, `report` and `export` never load
+Prefect's server or Great Expectations, so they start in well under a second.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from din.config import ConfigError, load_config
+from din.paths import DataPaths
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "demo" / "din.yaml"
 EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR, EXIT_SOURCE_ERRORS = 0, 1, 2, 3
@@ -70,6 +71,14 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("sql")
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
     add("runs", _runs, "Show the run history.")
+    report = add("report", _report, "Build the panel report (one HTML file, open tier only) or a project's pack.")
+    report.add_argument("--project", metavar="PROJECT_ID", help="build the feedback pack for this project instead")
+    report.add_argument("--out", type=Path, help="the HTML file to write (default: in the data dir's reports/)")
+    export = add("export", _export, "Export a published table to CSV or XLSX, safe to open in a spreadsheet.")
+    export.add_argument("table")
+    export.add_argument("--format", choices=("csv", "xlsx"), required=True)
+    export.add_argument("--tier", choices=("open", "restricted", "ops"), help="only look in this tier (default: all)")
+    export.add_argument("--out", type=Path, help="the file to write (default: reports/exports/TABLE.FORMAT)")
     forget = add("forget", _forget, "Erase one panellist from landing copies, the warehouse and published data.")
     forget.add_argument("panellist_ref", help="the recruiter's reference, as on the roster")
     forget.add_argument("--panel", required=True, help="the panel the panellist belongs to")
@@ -234,6 +243,47 @@ def _forget(args: argparse.Namespace) -> int:
     )
     if removed == 0:
         print("note: nobody with that reference was found on that panel", file=sys.stderr)
+    return EXIT_OK
+
+
+def _published_paths(args: argparse.Namespace) -> tuple[DataPaths, str]:
+    config = load_config(args.config, args.data_dir)
+    paths = DataPaths(config.data_dir)
+    if not paths.current.exists():
+        raise ConfigError(f"nothing has been published under {config.data_dir} yet; run `din run` first")
+    return paths, config.title
+
+
+def _report(args: argparse.Namespace) -> int:
+    paths, title = _published_paths(args)
+    try:
+        if args.project:
+            from reports.packs import build_project_pack
+
+            out = args.out or paths.reports / f"project-{args.project}.html"
+            written = build_project_pack(paths.published, args.project, out)
+        else:
+            from reports.html import build_report
+
+            written = build_report(paths.published, args.out or paths.reports / "report.html", title)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"din: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    print(written)
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    from reports.export import export_table
+
+    paths, _ = _published_paths(args)
+    out = args.out or paths.reports / "exports" / f"{args.table}.{args.format}"
+    try:
+        written = export_table(paths.published, args.table, args.format, out, args.tier)
+    except (LookupError, FileNotFoundError) as error:
+        print(f"din: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    print(written)
     return EXIT_OK
 
 
