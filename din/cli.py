@@ -108,6 +108,13 @@ def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
     except (KeyError_, WarehouseBusy) as error:
         print(f"din: {error}", file=sys.stderr)
         return EXIT_ERROR
+    except Exception as error:  # the flow's log above has the traceback; the operator gets one line
+        print(
+            f"din: run failed: {type(error).__name__}: {error}. The published data was left as it was; "
+            "see `din runs` and the run's log above.",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     summary = _summary_from_dict(result, RunSummary)
     print(summary_text(summary))
     print(

@@ -71,11 +71,11 @@ class Config:
     disclosure: Mapping[str, Any]
     validation_engine: str
     lock_timeout_seconds: float
-    task_runner: str
-    max_workers: int
     reference: tuple[SourceConfig, ...]
     sources: tuple[SourceConfig, ...]
     title: str = "DIN public engagement panel"
+    task_runner: str = "threads"
+    max_workers: int = 2
 
     @property
     def all_sources(self) -> tuple[SourceConfig, ...]:

@@ -46,6 +46,7 @@ from flows.stages import (
     write_known_references,
 )
 from transforms.disclosure import DisclosureRule
+from warehouse.feedback import Drift, OrgReport, feedback_markdown, schema_drift, write_feedback_reports
 from warehouse.manifest import active_landing_paths, known_files, pending_deliveries, record_pulls
 from warehouse.marts import SCHEMA_VERSION, marts
 from warehouse.publish import current_version, publish
@@ -114,6 +115,25 @@ def publish_task(
     return publish(con, paths, version, marts(), metadata, rule)
 
 
+@task(name="feedback-reports", cache_policy=NO_CACHE)
+def feedback_task(paths: DataPaths, run_id: str) -> tuple[list[OrgReport], list[Drift]]:
+    """Each organisation's feedback on this run, and the run's schema drift (reads the warehouse only)."""
+    con = connect(paths.warehouse, read_only=True)
+    try:
+        return write_feedback_reports(con, run_id, paths.reports / "feedback"), schema_drift(con, run_id)
+    finally:
+        con.close()
+
+
+def feedback(paths: DataPaths, run_id: str) -> tuple[list[OrgReport], list[Drift]]:
+    """After publishing: a failure here is logged, never fails the run (reports can be written again)."""
+    try:
+        return feedback_task(paths, run_id)
+    except Exception as error:
+        _logger().error("feedback reports for run %s could not be written: %s", run_id, error)
+        return [], []
+
+
 @flow(name="consolidate", description="Pull partner deliveries, validate, merge and publish.")
 def consolidate(config_path: str = str(DEFAULT_CONFIG), data_dir: str | None = None) -> dict[str, Any]:
     """Consolidate every configured source into the warehouse and publish the result."""
@@ -122,8 +142,15 @@ def consolidate(config_path: str = str(DEFAULT_CONFIG), data_dir: str | None = N
     paths = DataPaths(config.data_dir)
     with writer_lock(paths.lock, config.lock_timeout_seconds):
         summary = run_consolidation(config, paths, key)
+        reports, drift = feedback(paths, summary.run_id)
     _artifacts(summary)
-    return summary.as_dict()
+    _feedback_artifact(summary.run_id, reports, drift)
+    result = summary.as_dict()
+    result["feedback_reports"] = [
+        {**r.__dict__, "html_path": str(r.html_path), "csv_path": str(r.csv_path)} for r in reports
+    ]
+    result["schema_drift"] = [d.as_dict() for d in drift]
+    return result
 
 
 def run_consolidation(config: Config, paths: DataPaths, key: PseudonymKey, pull_sources: bool = True) -> RunSummary:
@@ -132,6 +159,8 @@ def run_consolidation(config: Config, paths: DataPaths, key: PseudonymKey, pull_
     try:
         create_schema(con)
         mark_abandoned_runs(con)
+        for leftover in clear_leftovers(paths):
+            logger.info("removed %s, left behind by an interrupted run", leftover)
         summary = RunSummary(new_run_id(), config.mode, key.is_demo, key.key_id)
         summary.sources = [SourceSummary(s.name, s.organisation, s.kind) for s in config.all_sources]
         start_run(con, summary, str(config.path))
@@ -164,6 +193,17 @@ def run_consolidation(config: Config, paths: DataPaths, key: PseudonymKey, pull_
         return summary
     finally:
         con.close()
+
+
+def clear_leftovers(paths: DataPaths) -> list[Path]:
+    """Delete what interrupted runs left: their work folders and half-written published versions.
+
+    Only called under the writer lock, so no live run can own any of them."""
+    leftovers = sorted(p for p in paths.work.glob("*") if p.is_dir())
+    leftovers += sorted((paths.published / "versions").glob(".*.partial"))
+    for folder in leftovers:
+        shutil.rmtree(folder, ignore_errors=True)
+    return leftovers
 
 
 def pull(con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, summary: RunSummary) -> None:
@@ -390,4 +430,14 @@ def _artifacts(summary: RunSummary) -> None:
             + "\n"
         ),
         description=f"Consolidation run {summary.run_id}",
+    )
+
+
+def _feedback_artifact(run_id: str, reports: list[OrgReport], drift: list[Drift]) -> None:
+    if not reports:
+        return
+    create_markdown_artifact(
+        key="consolidate-feedback",
+        markdown=f"# Feedback to organisations, run {run_id}\n\n" + feedback_markdown(reports, drift),
+        description=f"Run {run_id}: one feedback report per organisation, and schema drift",
     )

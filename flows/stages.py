@@ -177,6 +177,7 @@ class DeliveryOutcome:
     rows_quarantined: int = 0
     format: str | None = None
     encoding: str | None = None
+    headers: list[str] | None = None  # the header row as delivered; None when the file could not be read
     extra_columns: list[str] = field(default_factory=list)
     missing_optional_columns: list[str] = field(default_factory=list)
     scrub_counts: dict[str, int] = field(default_factory=dict)
@@ -333,6 +334,7 @@ def _canonical_delivery(
         return {}, file_quarantine(delivery.delivery_id, "file_unreadable", outcome.message)
     outcome.format, outcome.encoding = raw.format, raw.encoding
     outcome.rows_read = raw.frame.height
+    outcome.headers = list(raw.headers)
     match = match_headers(raw.headers, kind)
     outcome.extra_columns = list(match.extra)
     outcome.missing_optional_columns = list(match.missing_optional)
@@ -479,7 +481,7 @@ def _record_outcome(con: duckdb.DuckDBPyConnection, outcome: DeliveryOutcome, ru
     con.execute(
         """UPDATE ops.deliveries SET status = 'processed', outcome = ?, processed_run_id = ?, format = ?,
                encoding = ?, rows_read = ?, rows_accepted = ?, rows_quarantined = ?, extra_columns = ?,
-               missing_optional_columns = ?, scrub_counts = ?, message = ?
+               missing_optional_columns = ?, scrub_counts = ?, message = ?, headers = ?
            WHERE delivery_id = ?""",
         [
             outcome.outcome,
@@ -493,6 +495,7 @@ def _record_outcome(con: duckdb.DuckDBPyConnection, outcome: DeliveryOutcome, ru
             outcome.missing_optional_columns,
             json_text(outcome.scrub_counts),
             outcome.message,
+            outcome.headers,
             outcome.delivery_id,
         ],
     )

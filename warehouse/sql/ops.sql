@@ -69,8 +69,11 @@ CREATE TABLE IF NOT EXISTS ops.deliveries (
     extra_columns VARCHAR[],
     missing_optional_columns VARCHAR[],
     scrub_counts VARCHAR,                -- JSON: placeholder type -> replacements (numbers only)
-    message VARCHAR
+    message VARCHAR,
+    headers VARCHAR[]                    -- the header row as delivered (NULL: unreadable); for schema drift
 );
+-- Warehouses created before `headers` existed gain it here (older deliveries keep NULL).
+ALTER TABLE ops.deliveries ADD COLUMN IF NOT EXISTS headers VARCHAR[];
 
 CREATE TABLE IF NOT EXISTS ops.quarantine (
     delivery_id BIGINT NOT NULL,
