@@ -37,7 +37,8 @@ def test_http_sources_retry_report_refusals_and_skip_unchanged_files(tmp_path: P
                 f"  - {{name: partner-http, organisation: ORG-B, kind: responses, location: '{site.url('/din/w2.csv')}',"
                 " options: {auth: {type: bearer, token: PARTNER_TOKEN}, timeout_seconds: 5}}\n"
                 f"  - {{name: partner-refused, organisation: ORG-B, kind: attendance, "
-                f"location: '{site.url('/din/attendance.csv')}', options: {{auth: {{type: bearer, token: WRONG_TOKEN}}}}}}\n"
+                f"location: '{site.url('/din/attendance.csv')}',\n"
+            "     options: {auth: {type: bearer, token: WRONG_TOKEN}}}\n"
             )
         )
         first = run(network)
