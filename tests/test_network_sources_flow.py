@@ -34,11 +34,12 @@ def test_http_sources_retry_report_refusals_and_skip_unchanged_files(tmp_path: P
         network.config.write_text(
             network.config.read_text()
             + (
-                f"  - {{name: partner-http, organisation: ORG-B, kind: responses, location: '{site.url('/din/w2.csv')}',"
+                "  - {name: partner-http, organisation: ORG-B, kind: responses, "
+                f"location: '{site.url('/din/w2.csv')}',"
                 " options: {auth: {type: bearer, token: PARTNER_TOKEN}, timeout_seconds: 5}}\n"
                 f"  - {{name: partner-refused, organisation: ORG-B, kind: attendance, "
                 f"location: '{site.url('/din/attendance.csv')}',\n"
-            "     options: {auth: {type: bearer, token: WRONG_TOKEN}}}\n"
+                "     options: {auth: {type: bearer, token: WRONG_TOKEN}}}\n"
             )
         )
         first = run(network)
