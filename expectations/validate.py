@@ -102,7 +102,10 @@ def quarantine_records(frame: pl.DataFrame, failures: pl.DataFrame, suite: dict[
     if failures.height == 0:
         return pl.DataFrame(schema=QUARANTINE_SCHEMA)
     meta = {e["meta"]["rule"]: e["meta"] for e in suite["expectations"]}
-    rows = {row[ROW_ID]: row for row in frame.select(ROW_ID, DELIVERY, ROW, *_involved(meta)).iter_rows(named=True)}
+    failing = frame.select(ROW_ID, DELIVERY, ROW, *_involved(meta)).join(
+        failures.select(ROW_ID).unique(), on=ROW_ID, how="semi"
+    )  # only the failing rows become Python dicts, not the whole batch
+    rows = {row[ROW_ID]: row for row in failing.iter_rows(named=True)}
     grouped: dict[int, list[tuple[str, str | None]]] = {}
     for row_id, rule, value in failures.select(ROW_ID, "rule", "value").iter_rows():
         grouped.setdefault(row_id, []).append((rule, value))

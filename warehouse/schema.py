@@ -3,6 +3,7 @@ delivery) and core (one row per natural key, the latest delivery winning)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -21,7 +22,8 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse file (creating its folder), with settings that keep memory bounded."""
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
-    con.execute("SET memory_limit = '1GB'")
+    # Bounded memory: big merges spill to <warehouse>.tmp instead of growing past the limit.
+    con.execute(f"SET memory_limit = '{os.environ.get('DIN_DUCKDB_MEMORY_LIMIT', '1GB')}'")
     con.execute("SET preserve_insertion_order = false")
     return con
 
@@ -59,14 +61,23 @@ def core_rebuild_sql(kind: Kind) -> str:
     the key remembers every delivery that carried it (the same row from two sources is stored once)."""
     key = ", ".join(quote(c) for c in kind.key)
     stored = ", ".join(quote(c.name) for c in kind.stored_columns)
+    # Almost every key is held by one staged row: only keys held by several rows need the window
+    # functions (ranking, collecting delivery ids), which are the expensive part at scale.
     return f"""
         CREATE OR REPLACE TABLE core.{quote(kind.name)} AS
-        WITH ranked AS (
+        WITH repeated AS (
+            SELECT {key} FROM stg.{quote(kind.name)} GROUP BY {key} HAVING count(*) > 1
+        ), single AS (
+            SELECT {stored}, "delivery_id", "source_row", ["delivery_id"] AS "delivery_ids"
+            FROM stg.{quote(kind.name)} ANTI JOIN repeated USING ({key})
+        ), ranked AS (
             SELECT {stored}, "delivery_id", "source_row",
                    row_number() OVER (PARTITION BY {key} ORDER BY "delivery_id" DESC, "source_row" DESC) AS _rank,
                    list(DISTINCT "delivery_id") OVER (PARTITION BY {key}) AS "delivery_ids"
-            FROM stg.{quote(kind.name)}
+            FROM stg.{quote(kind.name)} SEMI JOIN repeated USING ({key})
         )
+        SELECT * FROM single
+        UNION ALL
         SELECT {stored}, "delivery_id", "source_row", list_sort("delivery_ids") AS "delivery_ids"
         FROM ranked
         WHERE _rank = 1

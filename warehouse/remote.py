@@ -1,0 +1,419 @@
+"""Durable copies of landing and published data on S3-compatible object storage.
+
+DuckDB stays local (one writer, one file); what cannot be recreated is mirrored into a bucket:
+
+    <landing>/objects/<2 hex>/<sha256><suffix>   every landed object, uploaded once (content-addressed)
+    <landing>/deliveries.jsonl                    the delivery log, uploaded after the objects it names
+    <published>/versions/<version>/...            each published version; `.complete` is written last
+    <published>/CURRENT                           the version to read, written after `.complete`
+
+Object PUTs are atomic, so a reader that follows CURRENT sees a complete version or the previous
+one. Credentials are named in the options (like network sources) and resolved only when the
+bucket is used; their values never reach a message or a log.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from din.config import ConfigError
+from din.sources.base import SourceError
+from din.sources.credentials import Resolver, Secrets, describe, seconds
+from warehouse.landing import file_sha256
+from warehouse.manifest import LANDING_LOG
+
+if TYPE_CHECKING:
+    import s3fs
+
+log = logging.getLogger("din")
+
+STORAGE_KEYS = ("landing", "published", "options")
+OPTIONS = (
+    "endpoint_url",
+    "region",
+    "key",
+    "secret",
+    "session_token",
+    "addressing_style",
+    "timeout_seconds",
+    "max_attempts",
+)
+ADDRESSING_STYLES = ("auto", "path", "virtual")
+CURRENT = "CURRENT"
+COMPLETE = ".complete"
+KEEP_VERSIONS = 3  # as warehouse.publish keeps locally
+BATCH = 16  # concurrent transfers
+INCOMING = ".incoming-remote-"
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class RemoteStorageError(Exception):
+    """The bucket could not be read or written, or holds something unexpected; names no secret."""
+
+
+@dataclass(frozen=True)
+class RemoteStorage:
+    """Where the durable copies live: `s3://bucket/prefix` URLs, and options naming the credentials."""
+
+    landing: str | None
+    published: str | None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+def storage_from_config(raw: Mapping[str, Any] | None, config_path: Path | str) -> RemoteStorage | None:
+    """The `storage:` mapping of din.yaml, checked; None when it is absent or empty."""
+    if not raw:
+        return None
+    where = f"{config_path}: storage"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where} must be a mapping with landing, published and options.")
+    unknown = sorted(set(raw) - set(STORAGE_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown setting(s) {', '.join(unknown)}; the settings are {', '.join(STORAGE_KEYS)}."
+        )
+    landing = _bucket_url(where, "landing", raw.get("landing"))
+    published = _bucket_url(where, "published", raw.get("published"))
+    if not landing and not published:
+        raise ConfigError(f"{where} needs landing, published or both, as s3://BUCKET/PREFIX.")
+    if landing and published and _overlaps(landing, published):
+        raise ConfigError(f"{where}: landing and published must not be the same prefix or inside one another.")
+    options = _options(where, raw.get("options") or {})
+    return RemoteStorage(landing, published, options)
+
+
+def _bucket_url(where: str, name: str, value: Any) -> str | None:
+    """`s3://bucket[/prefix]`, normalised (no trailing slash), or None when not set."""
+    if value is None:
+        return None
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme != "s3":
+        raise ConfigError(f"{where}.{name} must be an s3://BUCKET/PREFIX URL, not {value!r}.")
+    if "@" in parts.netloc:
+        raise ConfigError(f"{where}.{name}: do not put credentials in the URL; name them in storage.options.")
+    if not _BUCKET.fullmatch(parts.netloc) or parts.query or parts.fragment:
+        raise ConfigError(
+            f"{where}.{name}: {value!r} is not s3://BUCKET/PREFIX (bucket names are 3-63 lowercase letters, digits, "
+            "dots and dashes; no query)."
+        )
+    prefix = parts.path.strip("/")
+    return f"s3://{parts.netloc}/{prefix}" if prefix else f"s3://{parts.netloc}"
+
+
+def _overlaps(first: str, second: str) -> bool:
+    return first == second or first.startswith(second + "/") or second.startswith(first + "/")
+
+
+def _options(where: str, options: Any) -> dict[str, Any]:
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"{where}.options must be a mapping such as {{endpoint_url: ..., key: NAME, secret: NAME}}.")
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"{where}.options: unknown option(s) {', '.join(unknown)}; the options are {', '.join(OPTIONS)}."
+        )
+    if bool(options.get("key")) != bool(options.get("secret")):
+        raise ConfigError(f"{where}.options: key and secret go together; give the names of both credentials.")
+    for option in ("key", "secret", "session_token"):
+        value = options.get(option)
+        if value is not None and not (isinstance(value, str) and _NAME.fullmatch(value)):
+            # The value may be a pasted secret: never repeat it.
+            raise ConfigError(
+                f"{where}.options.{option} must be the NAME of an environment variable or Prefect Secret "
+                "(such as DIN_S3_SECRET), not the secret itself."
+            )
+    try:
+        _client_config(options)
+    except (SourceError, ValueError) as error:
+        raise ConfigError(f"{where}.options: {error}.") from None
+    return dict(options)
+
+
+# --- landing --------------------------------------------------------------------------------------
+
+
+def push_landing(storage: RemoteStorage, landing_dir: Path, *, credentials: Resolver | None = None) -> int:
+    """Upload landing objects the bucket lacks (listed once, matched by key), then the delivery log.
+
+    Returns how many objects were uploaded. The log goes last, so the bucket's log never names an
+    object the bucket lacks; a bucket log this machine's log does not extend is never overwritten."""
+    root = _root(storage.landing, "landing")
+    local = _local_objects(landing_dir)
+    with _bucket(storage, credentials, storage.landing) as fs:
+        remote = _listed(fs, root, "objects")
+        missing = [rel for rel in sorted(local) if rel not in remote]
+        _upload(fs, [(local[rel], f"{root}/{rel}") for rel in missing])
+        _push_log(fs, root, landing_dir)
+    log.info("landing: %d object(s) uploaded to %s", len(missing), storage.landing)
+    return len(missing)
+
+
+def pull_landing(storage: RemoteStorage, landing_dir: Path, *, credentials: Resolver | None = None) -> int:
+    """Download the objects missing locally (checked against their SHA-256, stored read-only), and
+    the delivery log when the local one is shorter. Returns how many objects were downloaded."""
+    root = _root(storage.landing, "landing")
+    local = _local_objects(landing_dir)
+    with _bucket(storage, credentials, storage.landing) as fs:
+        missing = sorted(_listed(fs, root, "objects") - set(local))
+        _download_objects(fs, root, landing_dir, missing)
+        _pull_log(fs, root, landing_dir)
+    log.info("landing: %d object(s) downloaded from %s", len(missing), storage.landing)
+    return len(missing)
+
+
+def _local_objects(landing_dir: Path) -> dict[str, Path]:
+    """Landed objects by key relative to the landing folder (`objects/ab/ab12...csv`)."""
+    found = (landing_dir / "objects").glob("*/*")
+    return {p.relative_to(landing_dir).as_posix(): p for p in found if p.is_file() and not p.name.startswith(".")}
+
+
+def _push_log(fs: s3fs.S3FileSystem, root: str, landing_dir: Path) -> None:
+    path = landing_dir / LANDING_LOG
+    if not path.is_file():
+        return
+    local = path.read_bytes()
+    remote = _read_or_none(fs, f"{root}/{LANDING_LOG}")
+    if remote is not None and not local.startswith(remote):
+        raise RemoteStorageError(
+            f"s3://{root}/{LANDING_LOG} holds deliveries that {path} lacks; it is not overwritten. "
+            "On a new machine, restore landing from the bucket first (din rebuild)."
+        )
+    if remote != local:
+        fs.pipe_file(f"{root}/{LANDING_LOG}", local)
+
+
+def _pull_log(fs: s3fs.S3FileSystem, root: str, landing_dir: Path) -> None:
+    remote = _read_or_none(fs, f"{root}/{LANDING_LOG}")
+    path = landing_dir / LANDING_LOG
+    local = path.read_bytes() if path.is_file() else b""
+    if remote is None or len(remote) <= len(local):
+        return
+    if not remote.startswith(local):
+        raise RemoteStorageError(
+            f"{path} and s3://{root}/{LANDING_LOG} disagree (neither extends the other); "
+            "compare them by hand before restoring."
+        )
+    _write_atomically(path, remote)
+
+
+def _download_objects(fs: s3fs.S3FileSystem, root: str, landing_dir: Path, keys: Sequence[str]) -> None:
+    """Fetch into hidden temporary names, check each hash, then rename into place read-only."""
+    pairs = [(key, landing_dir / key) for key in keys]
+    temporary = [target.with_name(INCOMING + target.name) for _, target in pairs]
+    try:
+        for path in temporary:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if pairs:
+            fs.get([f"{root}/{key}" for key, _ in pairs], [str(p) for p in temporary], batch_size=BATCH)
+        for (key, target), path in zip(pairs, temporary, strict=True):
+            _check_hash(path, target.name, f"s3://{root}/{key}")
+            _fsync(path)
+            os.chmod(path, 0o440)
+            os.replace(path, target)
+    finally:
+        for path in temporary:
+            path.unlink(missing_ok=True)
+
+
+def _check_hash(path: Path, name: str, where: str) -> None:
+    expected = name[:64]
+    if _SHA256.fullmatch(expected) and file_sha256(path) != expected:
+        raise RemoteStorageError(f"{where} does not hold the bytes its name promises (SHA-256 differs); not restored.")
+
+
+# --- published ----------------------------------------------------------------------------------
+
+
+def push_published(
+    storage: RemoteStorage, published_dir: Path, version: str, *, credentials: Resolver | None = None
+) -> None:
+    """Upload `versions/<version>/**`, then its `.complete` marker, then CURRENT naming it; prune old versions.
+
+    A failure anywhere before the CURRENT write leaves CURRENT naming the previous version."""
+    root = _root(storage.published, "published")
+    folder = published_dir / "versions" / _version_name(version)
+    if not (folder / "ops" / "publish.json").is_file():
+        raise RemoteStorageError(f"{folder} is not a published version (it has no ops/publish.json).")
+    files = {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+    target = f"{root}/versions/{version}"
+    marker = {"version": version, "files": {rel: path.stat().st_size for rel, path in files.items()}}
+    with _bucket(storage, credentials, storage.published) as fs:
+        _upload(fs, [(path, f"{target}/{rel}") for rel, path in files.items()])
+        fs.pipe_file(f"{target}/{COMPLETE}", json.dumps(marker, indent=2).encode())
+        fs.pipe_file(f"{root}/{CURRENT}", version.encode())
+        removed = _prune(fs, root, version)
+    log.info("published: version %s is CURRENT in %s; removed %d old version(s)", version, storage.published, removed)
+
+
+def current_remote_version(storage: RemoteStorage, *, credentials: Resolver | None = None) -> str | None:
+    """The version the bucket's CURRENT names, or None before the first push."""
+    root = _root(storage.published, "published")
+    with _bucket(storage, credentials, storage.published) as fs:
+        body = _read_or_none(fs, f"{root}/{CURRENT}")
+    name = body.decode("utf-8").strip() if body is not None else ""
+    return name or None
+
+
+def _prune(fs: s3fs.S3FileSystem, root: str, current: str) -> int:
+    """Delete all but the newest KEEP_VERSIONS complete versions (never `current`); returns how many."""
+    listed = _listed(fs, root, "versions")
+    versions = {key.split("/")[1] for key in listed}
+    complete = sorted(v for v in versions if f"versions/{v}/{COMPLETE}" in listed)
+    stale = sorted(versions - set(complete[-KEEP_VERSIONS:]) - {current})
+    for version in stale:
+        if f"versions/{version}/{COMPLETE}" in listed:  # first, so a half-deleted version never looks complete
+            fs.rm_file(f"{root}/versions/{version}/{COMPLETE}")
+        fs.rm(f"{root}/versions/{version}", recursive=True)
+    return len(stale)
+
+
+def _version_name(version: str) -> str:
+    if not version or "/" in version or version.startswith("."):
+        raise RemoteStorageError(f"{version!r} is not a version name.")
+    return version
+
+
+# --- the bucket ---------------------------------------------------------------------------------
+
+
+def _root(url: str | None, which: str) -> str:
+    """`bucket/prefix` (s3fs's form of a URL); refuses an unconfigured location."""
+    if not url:
+        raise RemoteStorageError(f"storage.{which} is not configured.")
+    return url.removeprefix("s3://")
+
+
+@contextmanager
+def _bucket(storage: RemoteStorage, credentials: Resolver | None, where: str | None) -> Iterator[s3fs.S3FileSystem]:
+    """An s3fs filesystem; storage and credential errors inside become RemoteStorageErrors without secrets."""
+    secrets = Secrets(credentials)
+    try:
+        yield _filesystem(storage.options, secrets)
+    except RemoteStorageError:
+        raise
+    except SourceError as error:  # a credential that is not set
+        raise RemoteStorageError(f"{where}: {secrets.scrub(str(error))}") from None
+    except Exception as error:
+        if not _is_storage_error(error):
+            raise
+        raise RemoteStorageError(_message(error, f"{where}: {describe(error, secrets)}")) from None
+
+
+def _filesystem(options: Mapping[str, Any], secrets: Secrets) -> s3fs.S3FileSystem:
+    import s3fs
+
+    return s3fs.S3FileSystem(
+        skip_instance_cache=True,
+        use_listings_cache=False,
+        session=_session(),
+        endpoint_url=options.get("endpoint_url"),
+        client_kwargs={"region_name": options["region"]} if options.get("region") else {},
+        config_kwargs=_client_config(options),
+        **_credentials(options, secrets),
+    )
+
+
+@functools.cache
+def _session() -> Any:
+    """One aiobotocore session for every filesystem: it caches botocore's service models (about 1 s to
+    load). It holds no credentials of ours: each client gets the named key and secret."""
+    import aiobotocore.session
+
+    return aiobotocore.session.AioSession()
+
+
+def _client_config(options: Mapping[str, Any]) -> dict[str, Any]:
+    """botocore settings: timeouts, retries, and path-style addressing when an endpoint is given."""
+    style = str(options.get("addressing_style") or ("path" if options.get("endpoint_url") else "auto"))
+    if style not in ADDRESSING_STYLES:
+        raise ValueError(f"addressing_style must be one of {', '.join(ADDRESSING_STYLES)}, not {style!r}")
+    attempts = options.get("max_attempts", 3)
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise ValueError(f"max_attempts must be a whole number from 1, not {attempts!r}")
+    timeout = seconds(options, "timeout_seconds", 60)
+    return {
+        "connect_timeout": timeout,
+        "read_timeout": timeout,
+        "retries": {"max_attempts": attempts, "mode": "standard"},
+        "s3": {"addressing_style": style},
+    }
+
+
+def _credentials(options: Mapping[str, Any], secrets: Secrets) -> dict[str, Any]:
+    """Named key and secret (and session token), or {} for botocore's default chain (instance roles)."""
+    if not options.get("key"):
+        return {}
+    found = {"key": secrets.get(options["key"]), "secret": secrets.get(options["secret"])}
+    if options.get("session_token"):
+        found["token"] = secrets.get(options["session_token"])
+    return found
+
+
+def _is_storage_error(error: Exception) -> bool:
+    import botocore.exceptions
+
+    return isinstance(error, OSError | botocore.exceptions.BotoCoreError | botocore.exceptions.ClientError)
+
+
+def _message(error: Exception, text: str) -> str:
+    """The error's text with a hint at the usual fix."""
+    import botocore.exceptions
+
+    status = 0
+    if isinstance(error, botocore.exceptions.ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    if isinstance(error, PermissionError | botocore.exceptions.NoCredentialsError) or status in (401, 403):
+        return f"{text.rstrip('.')}. Check the credentials named in storage.options key/secret and the bucket policy"
+    if isinstance(error, FileNotFoundError):
+        return f"{text.rstrip('.')}. Check that the bucket exists"
+    return text
+
+
+def _listed(fs: s3fs.S3FileSystem, root: str, folder: str) -> set[str]:
+    """Keys under `root/folder`, relative to `root` (one listing)."""
+    start = f"{root}/"
+    return {path[len(start) :] for path in fs.find(f"{root}/{folder}") if path.startswith(start)}
+
+
+def _upload(fs: s3fs.S3FileSystem, pairs: Sequence[tuple[Path, str]]) -> None:
+    """Upload (local file, bucket path) pairs concurrently; the first failure stops the rest and is raised."""
+    if pairs:
+        fs.put([str(local) for local, _ in pairs], [remote for _, remote in pairs], batch_size=BATCH)
+
+
+def _read_or_none(fs: s3fs.S3FileSystem, path: str) -> bytes | None:
+    """The object's bytes, or None when there is no such object (a missing bucket is an error)."""
+    try:
+        return fs.cat_file(path)
+    except FileNotFoundError:
+        if not fs.exists(path.split("/", 1)[0]):
+            raise
+        return None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.write_bytes(data)
+    _fsync(temporary)
+    os.replace(temporary, path)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
