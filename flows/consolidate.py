@@ -285,20 +285,24 @@ def validate_and_merge(
 
 def _count(summary: RunSummary, con: duckdb.DuckDBPyConnection, delivery_ids: list[int]) -> None:
     rows = con.execute(
-        """SELECT source, count(*), count(supersedes), sum(rows_read), sum(rows_accepted), sum(rows_quarantined)
-           FROM ops.deliveries WHERE list_contains(?, delivery_id) GROUP BY source""",
+        """SELECT source, supersedes IS NOT NULL, coalesce(rows_read, 0), coalesce(rows_accepted, 0),
+                  coalesce(rows_quarantined, 0), scrub_counts
+           FROM ops.deliveries WHERE list_contains(?, delivery_id)""",
         [delivery_ids],
     ).fetchall()
     by_name = {s.source: s for s in summary.sources}
-    for source, new, superseded, read, accepted, quarantined in rows:
+    for source, superseding, read, accepted, quarantined, scrubbed in rows:
         entry = by_name.get(source)
         if entry is None:
             continue
-        entry.files_new += new
-        entry.files_superseded += superseded
-        entry.rows_read += int(read or 0)
-        entry.rows_accepted += int(accepted or 0)
-        entry.rows_quarantined += int(quarantined or 0)
+        entry.files_new += 1
+        entry.files_superseded += int(superseding)
+        entry.rows_read += int(read)
+        entry.rows_accepted += int(accepted)
+        entry.rows_quarantined += int(quarantined)
+        for placeholder, count in json.loads(scrubbed or "{}").items():
+            if count:
+                entry.identifiers_scrubbed[placeholder] = entry.identifiers_scrubbed.get(placeholder, 0) + count
 
 
 def publish_if_changed(
@@ -396,6 +400,14 @@ def summary_text(summary: RunSummary) -> str:
             f"{s.files_superseded:>7} {s.rows_read:>8} {s.rows_accepted:>9} {s.rows_quarantined:>9}"
             + (f"  ERROR {s.error}" if s.error else "")
         )
+    scrubbed: dict[str, int] = {}
+    for source in summary.sources:
+        for placeholder, count in source.identifiers_scrubbed.items():
+            scrubbed[placeholder] = scrubbed.get(placeholder, 0) + count
+    if scrubbed:
+        lines.append(
+            "identifiers scrubbed from free text: " + ", ".join(f"{k} {v}" for k, v in sorted(scrubbed.items()))
+        )
     lines.append(
         f"published version: {summary.published_version or '(none)'}; "
         f"withdrawn panellists excluded: {summary.withdrawn_panellists}"
@@ -414,6 +426,7 @@ def _artifacts(summary: RunSummary) -> None:
             "files superseded": s.files_superseded,
             "rows accepted": s.rows_accepted,
             "rows quarantined": s.rows_quarantined,
+            "identifiers scrubbed": ", ".join(f"{k} {v}" for k, v in sorted(s.identifiers_scrubbed.items())),
             "error": s.error or "",
         }
         for s in summary.sources

@@ -68,6 +68,14 @@ def test_first_run_publishes_every_table_with_reconciled_counts(tmp_path: Path) 
     responses = tables["responses"]
     assert responses["answered_at"].to_list().count(None) == 2  # two left empty; one UK, one ISO date
     assert sorted(responses["answer"].to_list())[0] == "Ask [name] or email [email]"
+    university = next(s for s in summary["sources"] if s["source"] == "university-responses")
+    assert university["identifiers_scrubbed"] == {"email": 1, "name": 1}  # counted per delivery, numbers only
+    assert (
+        json.loads(tables["deliveries"].filter(pl.col("source_name") == "university-responses")["scrub_counts"][0])[
+            "email"
+        ]
+        == 1
+    )
     expected = pseudonym(DEMO_KEY, "p1", "P1")
     assert expected in responses["panellist_pseudonym"].to_list()
     assert "P1" not in responses["panellist_pseudonym"].to_list()

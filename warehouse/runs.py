@@ -29,6 +29,7 @@ class SourceSummary:
     rows_read: int = 0
     rows_accepted: int = 0
     rows_quarantined: int = 0
+    identifiers_scrubbed: dict[str, int] = field(default_factory=dict)  # placeholder type -> replacements
     error: str | None = None
 
 
