@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -84,34 +84,16 @@ def _pull_files(
         fetched = fetch_into.result
         etag = getattr(fetched, "etag", None) or remote.etag
         last_modified = getattr(fetched, "last_modified", None)
+        listed = PulledFile(
+            source.name, remote.relative_path, remote.location, remote.size, remote.modified, etag, last_modified
+        )
         if landed is None or (before is not None and landed.sha256 == before.sha256):
             result.unchanged += 1
-            result.files.append(
-                PulledFile(
-                    source.name,
-                    remote.relative_path,
-                    remote.location,
-                    remote.size,
-                    remote.modified,
-                    etag,
-                    last_modified,
-                    sha256=landed.sha256 if landed else None,
-                )
-            )
+            result.files.append(replace(listed, sha256=landed.sha256 if landed else None))
             continue
         result.files.append(
-            PulledFile(
-                source.name,
-                remote.relative_path,
-                remote.location,
-                remote.size,
-                remote.modified,
-                etag,
-                last_modified,
-                landed.sha256,
-                landed.size,
-                str(landed.path),
-                new_content=True,
+            replace(
+                listed, sha256=landed.sha256, landed_size=landed.size, landing_path=str(landed.path), new_content=True
             )
         )
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,3 +99,18 @@ def write_network(root: Path, mode: str = "demo") -> Network:
         encoding="utf-8",
     )
     return network
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the duration of a block (a flow reads its key from there)."""
+    old = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

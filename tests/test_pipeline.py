@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from din.keys import DEMO_KEY
-from tests.network import write_network
+from tests.network import environment, write_network
 from transforms.pseudonymise import pseudonym
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("prefect")]
@@ -20,16 +20,8 @@ pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group
 def run(network, **env: str) -> dict:
     from flows.consolidate import consolidate
 
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environment(**env):
         return consolidate(config_path=str(network.config))
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def published(network) -> dict[str, pl.DataFrame]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import duckdb
@@ -10,7 +9,7 @@ import polars as pl
 import pytest
 
 from din.keys import DEMO_KEY
-from tests.network import write_network
+from tests.network import environment, write_network
 from tests.test_pipeline import content, published, run
 from transforms.pseudonymise import pseudonym
 
@@ -20,16 +19,8 @@ pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group
 def rebuild(network, **env: str) -> dict:
     from flows.rebuild import rebuild as flow
 
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environment(**env):
         return flow(config_path=str(network.config))
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def test_rebuild_equals_the_incremental_runs(tmp_path: Path) -> None:

@@ -108,21 +108,7 @@ def record_pulls(
                     _log_entry(file, delivery_id, previous_id, organisation_of, kind_of, run_id, seen_at, landing_dir)
                 )
                 deliveries.append(
-                    {
-                        "delivery_id": delivery_id,
-                        "source": file.source,
-                        "organisation": organisation_of[file.source],
-                        "kind": kind_of[file.source],
-                        "original_path": file.location,
-                        "relative_path": file.relative_path,
-                        "size": file.landed_size,
-                        "sha256": file.sha256,
-                        "landing_path": file.landing_path,
-                        "first_seen": seen_at,
-                        "run_id": run_id,
-                        "status": "landed",
-                        "supersedes": previous_id,
-                    }
+                    {**logged[-1], "landing_path": file.landing_path, "first_seen": seen_at, "status": "landed"}
                 )
                 new_ids.append(delivery_id)
             previous[path_key] = (delivery_id, file.sha256 or previous_sha)
