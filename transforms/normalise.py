@@ -9,6 +9,8 @@ frame to the contract's types.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import polars as pl
 
 from din.contract import ColumnType, Kind
@@ -63,10 +65,22 @@ def normalise_expr(value: pl.Expr, column_type: ColumnType) -> pl.Expr:
         percent = plain.str.strip_suffix("%").cast(pl.Float64, strict=False) / 100
         return pl.when(plain.str.ends_with("%") & percent.is_not_null()).then(percent.cast(pl.String)).otherwise(plain)
     if column_type is ColumnType.DATE:
-        return pl.coalesce(_date_text(text), text)
+        return _fast_path(text, ISO_DATE, _date_text)
     if column_type is ColumnType.DATETIME:
-        return pl.coalesce(_datetime_text(text), text)
+        return _fast_path(text, ISO_DATETIME, _datetime_text)
     return text
+
+
+ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+ISO_DATETIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$"
+
+
+def _fast_path(text: pl.Expr, canonical: str, convert: Callable[[pl.Expr], pl.Expr]) -> pl.Expr:
+    """Values already in canonical form pass straight through; only the others (usually none, and
+    nulls cost nothing) go through the slower pattern extraction."""
+    already = text.str.contains(canonical)
+    others = pl.when(already).then(None).otherwise(text)
+    return pl.when(already).then(text).otherwise(pl.coalesce(convert(others), others))
 
 
 def _strip_thousands(text: pl.Expr) -> pl.Expr:
