@@ -11,11 +11,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from din.contract import KINDS, REFERENCE_KINDS
+
+if TYPE_CHECKING:
+    from warehouse.remote import RemoteStorage
 
 NETWORK_SCHEMES = ("https://", "http://", "s3://", "sftp://")
 FORMAT_TYPES = ("auto", "csv", "xlsx", "json", "ndjson", "parquet", "survey")
@@ -76,6 +79,7 @@ class Config:
     title: str = "DIN public engagement panel"
     task_runner: str = "threads"
     max_workers: int = 2
+    storage: RemoteStorage | None = None  # durable copies of landing and published data in a bucket
 
     @property
     def all_sources(self) -> tuple[SourceConfig, ...]:
@@ -123,6 +127,7 @@ def _build_config(config_path: Path, raw: dict[str, Any], data_dir_override: Any
         "parallelism",
         "reference",
         "sources",
+        "storage",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -168,7 +173,17 @@ def _build_config(config_path: Path, raw: dict[str, Any], data_dir_override: Any
         reference=reference,
         sources=sources,
         title=str(raw.get("title", "DIN public engagement panel")),
+        storage=_storage(config_path, raw.get("storage")),
     )
+
+
+def _storage(config_path: Path, raw: Any) -> RemoteStorage | None:
+    """The `storage:` section; the object-storage code is imported only when a config has one."""
+    if raw is None:
+        return None
+    from warehouse.remote import storage_from_config
+
+    return storage_from_config(raw, config_path)
 
 
 def _source(config_path: Path, entry: Any, index: int, *, reference: bool) -> SourceConfig:

@@ -50,6 +50,7 @@ from warehouse.feedback import Drift, OrgReport, feedback_markdown, schema_drift
 from warehouse.manifest import active_landing_paths, known_files, pending_deliveries, record_pulls
 from warehouse.marts import SCHEMA_VERSION, marts
 from warehouse.publish import current_version, publish
+from warehouse.remote import RemoteStorage, current_remote_version, push_landing, push_published
 from warehouse.runs import RunSummary, SourceSummary, mark_abandoned_runs, new_run_id, record_run, start_run
 from warehouse.schema import connect, create_schema
 
@@ -115,6 +116,23 @@ def publish_task(
     return publish(con, paths, version, marts(), metadata, rule)
 
 
+@task(name="push-landing", cache_policy=NO_CACHE)
+def push_landing_task(storage: RemoteStorage, landing_dir: Path) -> int:
+    """Mirror new landing objects and the delivery log to the bucket (storage.landing)."""
+    return push_landing(storage, landing_dir)
+
+
+@task(name="push-published", cache_policy=NO_CACHE)
+def push_published_task(storage: RemoteStorage, paths: DataPaths) -> str | None:
+    """Mirror the current version unless the bucket's CURRENT names it already (so a run after a
+    failed push catches up even when it publishes nothing new). Returns the version pushed, or None."""
+    version = current_version(paths)
+    if version is None or current_remote_version(storage) == version:
+        return None
+    push_published(storage, paths.published, version)
+    return version
+
+
 @task(name="feedback-reports", cache_policy=NO_CACHE)
 def feedback_task(paths: DataPaths, run_id: str) -> tuple[list[OrgReport], list[Drift]]:
     """Each organisation's feedback on this run, and the run's schema drift (reads the warehouse only)."""
@@ -174,6 +192,9 @@ def run_consolidation(config: Config, paths: DataPaths, key: PseudonymKey, pull_
                 validate_and_merge(con, config, paths, summary, key)
             with _stage(summary, "publish"):
                 publish_if_changed(con, config, paths, summary, key)
+            if config.storage is not None and config.storage.published:
+                with _stage(summary, "push_published"):
+                    push_published_task(config.storage, paths)
             summary.outcome = "succeeded_with_source_errors" if summary.source_errors else "succeeded"
         except BaseException as error:
             summary.outcome = "failed"
@@ -230,6 +251,8 @@ def pull(con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, summa
         summary.run_id,
         paths.landing,
     )
+    if config.storage is not None and config.storage.landing:
+        push_landing_task(config.storage, paths.landing)
     logger.info(
         "pull: %d source(s), %d new deliveries, %d unchanged file(s)",
         len(config.all_sources),

@@ -11,6 +11,7 @@ from transforms.pseudonymise import pseudonym
 from warehouse.erasure import ErasureReport, drop_old_versions, forget
 from warehouse.marts import SCHEMA_VERSION, marts
 from warehouse.publish import publish
+from warehouse.remote import forget_remote
 from warehouse.runs import new_run_id
 from warehouse.schema import connect, create_schema
 
@@ -46,4 +47,6 @@ def forget_panellist(config: Config, panel_id: str, panellist_ref: str) -> Erasu
         finally:
             con.close()
         drop_old_versions(paths.published, paths.published / "versions" / result.version)
+        if config.storage is not None:  # the bucket's copies hold the person too
+            forget_remote(config.storage, paths.landing, paths.published, result.version)
     return report

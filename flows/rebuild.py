@@ -18,6 +18,7 @@ from din.lock import writer_lock
 from din.paths import DataPaths
 from flows.consolidate import DEFAULT_CONFIG, _artifacts, run_consolidation
 from warehouse.rebuild import replay_landing
+from warehouse.remote import pull_landing
 from warehouse.schema import connect, create_schema
 
 REBUILDING = "warehouse.rebuild.duckdb"
@@ -31,6 +32,8 @@ def rebuild(config_path: str = str(DEFAULT_CONFIG), data_dir: str | None = None)
     live = DataPaths(config.data_dir)
     aside = DataPaths(config.data_dir, warehouse_file=REBUILDING)
     with writer_lock(live.lock, config.lock_timeout_seconds):
+        if config.storage is not None and config.storage.landing:
+            pull_landing(config.storage, live.landing)  # a fresh machine gets the landing zone back first
         for stale in (aside.warehouse, Path(str(aside.warehouse) + ".wal")):
             stale.unlink(missing_ok=True)
         con = connect(aside.warehouse)

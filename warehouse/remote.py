@@ -102,10 +102,10 @@ def _bucket_url(where: str, name: str, value: Any) -> str | None:
     if value is None:
         return None
     parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is not None and "@" in parts.netloc:  # checked first: the URL is not repeated
+        raise ConfigError(f"{where}.{name}: do not put credentials in the URL; name them in storage.options.")
     if parts is None or parts.scheme != "s3":
         raise ConfigError(f"{where}.{name} must be an s3://BUCKET/PREFIX URL, not {value!r}.")
-    if "@" in parts.netloc:
-        raise ConfigError(f"{where}.{name}: do not put credentials in the URL; name them in storage.options.")
     if not _BUCKET.fullmatch(parts.netloc) or parts.query or parts.fragment:
         raise ConfigError(
             f"{where}.{name}: {value!r} is not s3://BUCKET/PREFIX (bucket names are 3-63 lowercase letters, digits, "
@@ -120,6 +120,7 @@ def _overlaps(first: str, second: str) -> bool:
 
 
 def _options(where: str, options: Any) -> dict[str, Any]:
+    """Known options only; credentials given by name; client settings that botocore will accept."""
     if not isinstance(options, Mapping):
         raise ConfigError(f"{where}.options must be a mapping such as {{endpoint_url: ..., key: NAME, secret: NAME}}.")
     unknown = sorted(set(options) - set(OPTIONS))
@@ -153,26 +154,103 @@ def push_landing(storage: RemoteStorage, landing_dir: Path, *, credentials: Reso
     Returns how many objects were uploaded. The log goes last, so the bucket's log never names an
     object the bucket lacks; a bucket log this machine's log does not extend is never overwritten."""
     root = _root(storage.landing, "landing")
-    local = _local_objects(landing_dir)
     with _bucket(storage, credentials, storage.landing) as fs:
-        remote = _listed(fs, root, "objects")
-        missing = [rel for rel in sorted(local) if rel not in remote]
-        _upload(fs, [(local[rel], f"{root}/{rel}") for rel in missing])
+        uploaded = _upload_missing(fs, root, landing_dir)
         _push_log(fs, root, landing_dir)
-    log.info("landing: %d object(s) uploaded to %s", len(missing), storage.landing)
-    return len(missing)
+    log.info("landing: %d object(s) uploaded to %s", uploaded, storage.landing)
+    return uploaded
 
 
 def pull_landing(storage: RemoteStorage, landing_dir: Path, *, credentials: Resolver | None = None) -> int:
-    """Download the objects missing locally (checked against their SHA-256, stored read-only), and
-    the delivery log when the local one is shorter. Returns how many objects were downloaded."""
+    """Download the objects the delivery log names that are missing locally (checked against their
+    SHA-256, stored read-only), then the log when the local one is shorter. Returns how many objects."""
     root = _root(storage.landing, "landing")
-    local = _local_objects(landing_dir)
+    path = landing_dir / LANDING_LOG
+    local_log = path.read_bytes() if path.is_file() else b""
     with _bucket(storage, credentials, storage.landing) as fs:
-        missing = sorted(_listed(fs, root, "objects") - set(local))
+        remote_log = _read_or_none(fs, f"{root}/{LANDING_LOG}") or b""
+        newer = _newer_log(remote_log, local_log, f"s3://{root}/{LANDING_LOG}", path)
+        wanted = _logged_keys(_log_entries(newer or local_log), landing_dir) - set(_local_objects(landing_dir))
+        remote = _listed(fs, root, "objects")
+        missing = sorted(wanted & remote)
         _download_objects(fs, root, landing_dir, missing)
-        _pull_log(fs, root, landing_dir)
+        if newer is not None:
+            _write_atomically(path, newer)
+    if wanted - remote:
+        log.warning("landing: %d logged object(s) are neither here nor in %s", len(wanted - remote), storage.landing)
     log.info("landing: %d object(s) downloaded from %s", len(missing), storage.landing)
+    return len(missing)
+
+
+def forget_remote(
+    storage: RemoteStorage, landing_dir: Path, published_dir: Path, version: str, *, credentials: Resolver | None = None
+) -> int:
+    """After `din forget`: the bucket forgets too. Uploads the redacted landing objects and the rewritten
+    log, deletes the objects the log no longer names (and this machine no longer holds), then pushes
+    `version` and deletes every other remote version. Returns how many landing objects were deleted."""
+    deleted = 0
+    if storage.landing:
+        root = _root(storage.landing, "landing")
+        with _bucket(storage, credentials, storage.landing) as fs:
+            deleted = _forget_landing(fs, root, landing_dir)
+    if storage.published:
+        push_published(storage, published_dir, version, credentials=credentials)
+        with _bucket(storage, credentials, storage.published) as fs:
+            _prune(fs, _root(storage.published, "published"), version, keep=0)
+    log.info("erasure: %d landing object(s) deleted from the bucket; only version %s kept there", deleted, version)
+    return deleted
+
+
+def _forget_landing(fs: s3fs.S3FileSystem, root: str, landing_dir: Path) -> int:
+    """Replace the bucket's log with the local (redacted) one, after checking it is the same history."""
+    path = landing_dir / LANDING_LOG
+    local = path.read_bytes() if path.is_file() else b""
+    remote = _read_or_none(fs, f"{root}/{LANDING_LOG}") or b""
+    before, after = _log_entries(remote), _log_entries(local)
+    if [_identity(e) for e in before] != [_identity(e) for e in after][: len(before)]:
+        raise RemoteStorageError(
+            f"s3://{root}/{LANDING_LOG} does not hold the same deliveries as {path}; nothing was deleted. "
+            "Restore landing from the bucket (din rebuild) and repeat the erasure."
+        )
+    kept = _logged_keys(after, landing_dir)
+    stale = sorted(k for k in _logged_keys(before, landing_dir) - kept if not (landing_dir / k).exists())
+    _upload_missing(fs, root, landing_dir)
+    if remote != local:
+        fs.pipe_file(f"{root}/{LANDING_LOG}", local)
+    present = _listed(fs, root, "objects")
+    doomed = [f"{root}/{key}" for key in stale if key in present]
+    if doomed:
+        fs.rm(doomed)
+    return len(doomed)
+
+
+def _identity(entry: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What an erasure leaves unchanged in a log entry (it rewrites sha256, landing_path and size)."""
+    return tuple(entry.get(k) for k in ("delivery_id", "source", "relative_path", "first_seen", "run_id"))
+
+
+def _log_entries(data: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+
+
+def _logged_keys(entries: Sequence[Mapping[str, Any]], landing_dir: Path) -> set[str]:
+    """The landing objects log entries name, as keys relative to the landing folder."""
+    keys = set()
+    for entry in entries:
+        path = Path(str(entry.get("landing_path") or ""))
+        if path.is_absolute():
+            path = path.relative_to(landing_dir) if path.is_relative_to(landing_dir) else Path()
+        if path.parts[:1] == ("objects",):
+            keys.add(path.as_posix())
+    return keys
+
+
+def _upload_missing(fs: s3fs.S3FileSystem, root: str, landing_dir: Path) -> int:
+    """Upload the local objects the bucket lacks (one listing; keys name content); returns how many."""
+    local = _local_objects(landing_dir)
+    remote = _listed(fs, root, "objects")
+    missing = [rel for rel in sorted(local) if rel not in remote]
+    _upload(fs, [(local[rel], f"{root}/{rel}") for rel in missing])
     return len(missing)
 
 
@@ -183,6 +261,7 @@ def _local_objects(landing_dir: Path) -> dict[str, Path]:
 
 
 def _push_log(fs: s3fs.S3FileSystem, root: str, landing_dir: Path) -> None:
+    """Upload the local log unless identical; refuse when it does not extend the bucket's."""
     path = landing_dir / LANDING_LOG
     if not path.is_file():
         return
@@ -190,25 +269,24 @@ def _push_log(fs: s3fs.S3FileSystem, root: str, landing_dir: Path) -> None:
     remote = _read_or_none(fs, f"{root}/{LANDING_LOG}")
     if remote is not None and not local.startswith(remote):
         raise RemoteStorageError(
-            f"s3://{root}/{LANDING_LOG} holds deliveries that {path} lacks; it is not overwritten. "
-            "On a new machine, restore landing from the bucket first (din rebuild)."
+            f"s3://{root}/{LANDING_LOG} holds deliveries that {path} lacks, or {path} was rewritten by an "
+            "erasure; it is not overwritten. On a new machine, restore landing from the bucket first "
+            "(din rebuild); after `din forget`, let the bucket forget too (warehouse.remote.forget_remote)."
         )
     if remote != local:
         fs.pipe_file(f"{root}/{LANDING_LOG}", local)
 
 
-def _pull_log(fs: s3fs.S3FileSystem, root: str, landing_dir: Path) -> None:
-    remote = _read_or_none(fs, f"{root}/{LANDING_LOG}")
-    path = landing_dir / LANDING_LOG
-    local = path.read_bytes() if path.is_file() else b""
-    if remote is None or len(remote) <= len(local):
-        return
+def _newer_log(remote: bytes, local: bytes, remote_name: str, local_name: Path) -> bytes | None:
+    """The bucket's log when it extends the local one, None when the local one is as long or longer."""
+    if len(remote) <= len(local):
+        return None
     if not remote.startswith(local):
         raise RemoteStorageError(
-            f"{path} and s3://{root}/{LANDING_LOG} disagree (neither extends the other); "
-            "compare them by hand before restoring."
+            f"{local_name} and {remote_name} disagree (neither extends the other); nothing was restored. "
+            "Compare them by hand."
         )
-    _write_atomically(path, remote)
+    return remote
 
 
 def _download_objects(fs: s3fs.S3FileSystem, root: str, landing_dir: Path, keys: Sequence[str]) -> None:
@@ -256,7 +334,7 @@ def push_published(
         _upload(fs, [(path, f"{target}/{rel}") for rel, path in files.items()])
         fs.pipe_file(f"{target}/{COMPLETE}", json.dumps(marker, indent=2).encode())
         fs.pipe_file(f"{root}/{CURRENT}", version.encode())
-        removed = _prune(fs, root, version)
+        removed = _prune(fs, root, version, keep=KEEP_VERSIONS)
     log.info("published: version %s is CURRENT in %s; removed %d old version(s)", version, storage.published, removed)
 
 
@@ -269,12 +347,12 @@ def current_remote_version(storage: RemoteStorage, *, credentials: Resolver | No
     return name or None
 
 
-def _prune(fs: s3fs.S3FileSystem, root: str, current: str) -> int:
-    """Delete all but the newest KEEP_VERSIONS complete versions (never `current`); returns how many."""
+def _prune(fs: s3fs.S3FileSystem, root: str, current: str, keep: int) -> int:
+    """Delete all but the newest `keep` complete versions (never `current`); returns how many."""
     listed = _listed(fs, root, "versions")
     versions = {key.split("/")[1] for key in listed}
     complete = sorted(v for v in versions if f"versions/{v}/{COMPLETE}" in listed)
-    stale = sorted(versions - set(complete[-KEEP_VERSIONS:]) - {current})
+    stale = sorted(versions - set(complete[-keep:] if keep else ()) - {current})
     for version in stale:
         if f"versions/{version}/{COMPLETE}" in listed:  # first, so a half-deleted version never looks complete
             fs.rm_file(f"{root}/versions/{version}/{COMPLETE}")
