@@ -28,6 +28,8 @@ import numpy as np
 import polars as pl
 import xlsxwriter
 
+from din.contract import KINDS
+
 PANEL_ID = "din-pilot-2026"
 DEMO_SEED = 2026
 SCALED_SEED = 7
@@ -1118,18 +1120,8 @@ _FEEDBACK_HEADERS = {
     "comment": "Comment",
     "reviewed_on": "Reviewed on",
 }
-_FEEDBACK = (
-    "panel_id",
-    "workshop_id",
-    "project_id",
-    "panellist_ref",
-    "benefit",
-    "risk",
-    "acceptability",
-    "conditions",
-    "comment",
-)
-_RESPONSES = ("panel_id", "workshop_id", "panellist_ref", "question_id", "question_text", "answer", "answered_at")
+_FEEDBACK = KINDS["project_feedback"].column_names
+_RESPONSES = KINDS["responses"].column_names
 
 
 def _reference_tables() -> list[_Table]:
