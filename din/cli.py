@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
     from din.settings import configure_environment
 
     configure_environment(config.data_dir)
-    from din.keys import KeyError_
+    from din.keys import PseudonymKeyError
     from din.lock import WarehouseBusy
     from flows.consolidate import consolidate, run_flow, summary_text
     from warehouse.runs import RunSummary
@@ -105,7 +105,7 @@ def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
         flow = consolidate
     try:
         result = run_flow(flow, config)
-    except (KeyError_, WarehouseBusy) as error:
+    except (PseudonymKeyError, WarehouseBusy) as error:
         print(f"din: {error}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as error:  # the flow's log above has the traceback; the operator gets one line
@@ -233,13 +233,13 @@ def _runs(args: argparse.Namespace) -> int:
 
 def _forget(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.data_dir)
-    from din.keys import KeyError_
+    from din.keys import PseudonymKeyError
     from din.lock import WarehouseBusy
     from flows.forget import forget_panellist
 
     try:
         report = forget_panellist(config, args.panel, args.panellist_ref)
-    except (KeyError_, WarehouseBusy) as error:
+    except (PseudonymKeyError, WarehouseBusy) as error:
         print(f"din: {error}", file=sys.stderr)
         return EXIT_ERROR
     removed = sum(report.rows_removed.values())

@@ -19,7 +19,7 @@ DEMO_KEY = b"DEMO-KEY-NOT-SECRET--din-engagement-example-data-only"
 MIN_KEY_CHARS = 32
 
 
-class KeyError_(RuntimeError):
+class PseudonymKeyError(RuntimeError):
     """No usable key: the message says how to provide one."""
 
 
@@ -50,7 +50,7 @@ def resolve_key(config: Config) -> PseudonymKey:
         value = _secret_block(config.key_block)
     if value:
         if len(value.strip()) < MIN_KEY_CHARS:
-            raise KeyError_(
+            raise PseudonymKeyError(
                 f"the pseudonymisation key in {config.key_env} is too short "
                 f"({len(value.strip())} characters; at least {MIN_KEY_CHARS}). "
                 "Make one with `din keys new`."
@@ -61,7 +61,7 @@ def resolve_key(config: Config) -> PseudonymKey:
     where = f"environment variable {config.key_env}"
     if config.key_block:
         where += f" or Prefect Secret block '{config.key_block}'"
-    raise KeyError_(
+    raise PseudonymKeyError(
         f"no pseudonymisation key: set the {where} (make a key with `din keys new`; keep it "
         f"outside the repository). Nothing was published. {config.path} is not in demo mode, "
         "so the demo key is not allowed."

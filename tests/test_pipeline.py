@@ -272,9 +272,9 @@ def test_failure_during_publish_leaves_the_previous_version_intact(tmp_path: Pat
 def test_production_run_without_a_key_stops_before_any_work(tmp_path: Path) -> None:
     network = write_network(tmp_path, mode="production")
     os.environ.pop("DIN_PSEUDONYM_KEY", None)
-    from din.keys import KeyError_
+    from din.keys import PseudonymKeyError
 
-    with pytest.raises(KeyError_, match="no pseudonymisation key"):
+    with pytest.raises(PseudonymKeyError, match="no pseudonymisation key"):
         run(network)
     assert not (network.data_dir / "published").exists()
     summary = run(network, DIN_PSEUDONYM_KEY="k" * 64)
