@@ -30,6 +30,7 @@ from prefect.tasks import exponential_backoff
 from din import faults
 from din.config import Config, SourceConfig, load_config
 from din.contract import kinds_by_level
+from din.disclosure_config import disclosure_rule
 from din.keys import PseudonymKey, resolve_key
 from din.lock import writer_lock
 from din.paths import DataPaths
@@ -355,7 +356,7 @@ def publish_if_changed(
             else "pseudonyms made with the deployment's secret key"
         ),
     }
-    rule = DisclosureRule.from_config(config.disclosure)
+    rule = disclosure_rule(config)
     metadata["disclosure_rule"] = rule.label
     result = publish_task(con, paths, summary.run_id, metadata, rule)
     con.execute(

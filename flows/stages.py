@@ -10,7 +10,6 @@ batches can run in parallel threads or processes; only `merge_level` writes to t
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -481,7 +480,3 @@ def _record_outcome(con: duckdb.DuckDBPyConnection, outcome: DeliveryOutcome, ru
             outcome.delivery_id,
         ],
     )
-
-
-def outcome_summary(outcomes: Sequence[DeliveryOutcome]) -> str:
-    return json.dumps([o.__dict__ for o in outcomes], default=str)
