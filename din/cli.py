@@ -121,6 +121,10 @@ def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
         f"published: {config.data_dir / 'published' / 'current'}  catalog: "
         f"{config.data_dir / 'published' / 'catalog.duckdb'}"
     )
+    print(
+        "next: `din tables` lists what was published, `din report` writes the HTML report, "
+        '`din query "SQL"` queries it (see README)'
+    )
     return EXIT_SOURCE_ERRORS if summary.source_errors else EXIT_OK
 
 
