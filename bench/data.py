@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import din.demo_data as demo_data
+import tools.demo_data as demo_data
 
 MANIFEST = "bench-manifest.json"
 FAULT_RATE = 0.01

@@ -205,7 +205,7 @@ def error_line(output: str) -> str:
 def din_command() -> list[str]:
     """The `din` entry point of this environment."""
     script = Path(sys.executable).parent / "din"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "din.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
 
 
 def din_figures(data_dir: Path) -> tuple[dict[str, float], int]:

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from din.contract import KINDS, REFERENCE_KINDS
+from din.errors import ConfigError
+from din.source_options import SOURCE_OPTIONS, STORAGE_OPTIONS, OptionError, check_options, scheme
 
-if TYPE_CHECKING:
-    from warehouse.remote import RemoteStorage
+__all__ = ["Config", "ConfigError", "FormatOptions", "RemoteStorage", "SourceConfig", "load_config"]
 
 NETWORK_SCHEMES = ("https://", "http://", "s3://", "sftp://")
 FORMAT_TYPES = ("auto", "csv", "xlsx", "json", "ndjson", "parquet", "survey")
@@ -27,10 +30,10 @@ VALIDATION_ENGINES = ("duckdb", "gx")
 TASK_RUNNERS = ("threads", "processes", "sequential")
 MODES = ("demo", "production")
 DEFAULT_KEY_ENV = "DIN_PSEUDONYM_KEY"
-
-
-class ConfigError(ValueError):
-    """A mistake in the source registry, explained so that it can be fixed."""
+STORAGE_KEYS = ("landing", "published", "options")
+#: The bundled demo's registry: what `din` uses when no --config (or $DIN_CONFIG) is given.
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "demo" / "din.yaml"
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,15 @@ class FormatOptions:
     encoding: str | None = None
     mapping: Path | None = None  # survey-tool mapping file (type: survey)
     tool: str | None = None
+
+
+@dataclass(frozen=True)
+class RemoteStorage:
+    """Where the durable copies live: `s3://bucket/prefix` URLs, and options naming the credentials."""
+
+    landing: str | None
+    published: str | None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -178,12 +190,55 @@ def _build_config(config_path: Path, raw: dict[str, Any], data_dir_override: Any
 
 
 def _storage(config_path: Path, raw: Any) -> RemoteStorage | None:
-    """The `storage:` section; the object-storage code is imported only when a config has one."""
-    if raw is None:
-        return None
-    from warehouse.remote import storage_from_config
-
+    """The `storage:` section."""
     return storage_from_config(raw, config_path)
+
+
+def storage_from_config(raw: Mapping[str, Any] | None, config_path: Path | str) -> RemoteStorage | None:
+    """The `storage:` mapping of din.yaml, checked; None when it is absent or empty."""
+    if not raw:
+        return None
+    where = f"{config_path}: storage"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where} must be a mapping with landing, published and options.")
+    unknown = sorted(set(raw) - set(STORAGE_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown setting(s) {', '.join(unknown)}; the settings are {', '.join(STORAGE_KEYS)}."
+        )
+    landing = _bucket_url(where, "landing", raw.get("landing"))
+    published = _bucket_url(where, "published", raw.get("published"))
+    if not landing and not published:
+        raise ConfigError(f"{where} needs landing, published or both, as s3://BUCKET/PREFIX.")
+    if landing and published and _overlaps(landing, published):
+        raise ConfigError(f"{where}: landing and published must not be the same prefix or inside one another.")
+    try:
+        options = check_options(raw.get("options") or {}, STORAGE_OPTIONS, "storage.options")
+    except OptionError as error:
+        raise ConfigError(f"{where}.options: {error}.") from None
+    return RemoteStorage(landing, published, options)
+
+
+def _bucket_url(where: str, name: str, value: Any) -> str | None:
+    """`s3://bucket[/prefix]`, normalised (no trailing slash), or None when not set."""
+    if value is None:
+        return None
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is not None and "@" in parts.netloc:  # checked first: the URL is not repeated
+        raise ConfigError(f"{where}.{name}: do not put credentials in the URL; name them in storage.options.")
+    if parts is None or parts.scheme != "s3":
+        raise ConfigError(f"{where}.{name} must be an s3://BUCKET/PREFIX URL, not {value!r}.")
+    if not _BUCKET.fullmatch(parts.netloc) or parts.query or parts.fragment:
+        raise ConfigError(
+            f"{where}.{name}: {value!r} is not s3://BUCKET/PREFIX (bucket names are 3-63 lowercase letters, digits, "
+            "dots and dashes; no query)."
+        )
+    prefix = parts.path.strip("/")
+    return f"s3://{parts.netloc}/{prefix}" if prefix else f"s3://{parts.netloc}"
+
+
+def _overlaps(first: str, second: str) -> bool:
+    return first == second or first.startswith(second + "/") or second.startswith(first + "/")
 
 
 def _source(config_path: Path, entry: Any, index: int, *, reference: bool) -> SourceConfig:
@@ -209,13 +264,18 @@ def _source(config_path: Path, entry: Any, index: int, *, reference: bool) -> So
             f"move it under 'sources' (reference kinds: {', '.join(REFERENCE_KINDS)})."
         )
     location = _location(config_path, name, str(entry["location"]))
+    where = scheme(location)
+    try:
+        options = check_options(entry.get("options") or {}, SOURCE_OPTIONS[where], f"{where} sources")
+    except OptionError as error:
+        raise ConfigError(f"{config_path}: source '{name}': {error}.") from None
     return SourceConfig(
         name=str(name),
         organisation=str(entry["organisation"]),
         kind=kind,
         location=location,
         format=_format(config_path, name, entry.get("format") or {}),
-        options=dict(entry.get("options") or {}),
+        options=options,
         reference=reference,
     )
 

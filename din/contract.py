@@ -23,6 +23,23 @@ class ColumnType(StrEnum):
     DATETIME = "datetime"
     BOOLEAN = "boolean"
 
+    @property
+    def meaning(self) -> str:
+        """What a value of this type is, in words a contributor understands."""
+        return TYPE_MEANINGS[self]
+
+
+TYPE_MEANINGS: dict[ColumnType, str] = {
+    ColumnType.STRING: "an identifier or short label, kept as written (trimmed)",
+    ColumnType.TEXT: "free text written by a person; scrubbed of identifiers on the way in",
+    ColumnType.ENUM: "one of a fixed set of lower-case codes (case, spaces, hyphens and slashes are forgiven)",
+    ColumnType.INTEGER: "a whole number (thousands separators are allowed)",
+    ColumnType.DECIMAL: "a number (a percentage such as 16% is read as a proportion)",
+    ColumnType.DATE: "a calendar date (day first when written with slashes)",
+    ColumnType.DATETIME: "a date and time",
+    ColumnType.BOOLEAN: "yes or no",
+}
+
 
 #: DuckDB type of each column type in the warehouse and the published Parquet.
 SQL_TYPES: dict[ColumnType, str] = {
@@ -66,6 +83,16 @@ class Column:
         return SQL_TYPES[self.type]
 
     @property
+    def present_rule(self) -> str:
+        """The rule a file breaks when this required column is missing (one name everywhere)."""
+        return f"{self.name}_present"
+
+    @property
+    def missing_message(self) -> str:
+        """What a contributor reads when this required column is missing."""
+        return f"required column `{self.name}` is missing from the file"
+
+    @property
     def is_direct_identifier(self) -> bool:
         return self.sensitivity is Sensitivity.DIRECT_IDENTIFIER
 
@@ -91,6 +118,13 @@ class Column:
         if self.type is ColumnType.BOOLEAN:
             return "yes/no, true/false or 1/0"
         return "text"
+
+
+#: Rules about a file as a whole, checked before any row (with each required column's `present_rule`).
+FILE_UNREADABLE = "file_unreadable"
+FILE_HAS_NO_ROWS = "file_has_no_rows"
+DUPLICATE_COLUMNS = "duplicate_columns"
+SURVEY_EXPORT_UNREADABLE = "survey_export_unreadable"
 
 
 @dataclass(frozen=True)

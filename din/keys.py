@@ -8,19 +8,18 @@ key stops before any work.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from dataclasses import dataclass
 
 from din.config import Config
+from din.errors import PseudonymKeyError
+from din.secrets import SecretStoreUnavailable, lookup_secret
+
+__all__ = ["DEMO_KEY", "MIN_KEY_CHARS", "PseudonymKey", "PseudonymKeyError", "new_key", "resolve_key"]
 
 #: Public and worthless by design: pseudonyms made with it protect nothing. Demo data only.
 DEMO_KEY = b"DEMO-KEY-NOT-SECRET--din-engagement-example-data-only"
 MIN_KEY_CHARS = 32
-
-
-class PseudonymKeyError(RuntimeError):
-    """No usable key: the message says how to provide one."""
 
 
 @dataclass(frozen=True)
@@ -45,9 +44,10 @@ def new_key() -> str:
 
 def resolve_key(config: Config) -> PseudonymKey:
     """The key for this run, or a clear error saying how to set one."""
-    value = os.environ.get(config.key_env)
-    if not value and config.key_block:
-        value = _secret_block(config.key_block)
+    try:
+        value = lookup_secret(config.key_env, config.key_block)
+    except SecretStoreUnavailable as error:
+        raise PseudonymKeyError(f"the pseudonymisation key could not be read: {error}") from None
     if value:
         if len(value.strip()) < MIN_KEY_CHARS:
             raise PseudonymKeyError(
@@ -66,12 +66,3 @@ def resolve_key(config: Config) -> PseudonymKey:
         f"outside the repository). Nothing was published. {config.path} is not in demo mode, "
         "so the demo key is not allowed."
     )
-
-
-def _secret_block(name: str) -> str | None:
-    from prefect.blocks.system import Secret
-
-    try:
-        return str(Secret.load(name).get())
-    except ValueError:
-        return None

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from din.errors import WarehouseBusy
 
-class WarehouseBusy(RuntimeError):
-    """Another run holds the warehouse."""
+__all__ = ["WarehouseBusy", "writer_lock"]
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from din.sql import quote
 from expectations.suites import KEY_SEPARATOR, NUMBER_SUFFIX, REF_PREFIX
 
 ROW_ID = "_row_id"
@@ -33,11 +34,6 @@ class Predicate:
     sql: str
     params: tuple[Any, ...]
     value_sql: str  # the offending value as text, for messages
-
-
-def quote(identifier: str) -> str:
-    """A DuckDB identifier, quoted."""
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def compile_suite(suite: dict[str, Any], references: dict[str, Sequence[str]]) -> list[Predicate]:

@@ -75,10 +75,10 @@ def _column_exists(column: Column) -> dict[str, Any]:
     return _expectation(
         "expect_column_to_exist",
         {"column": column.name},
-        rule=f"{column.name}_present",
+        rule=column.present_rule,
         check="column_present",
         columns=[column.name],
-        message=f"required column `{column.name}` is missing from the file",
+        message=column.missing_message,
     )
 
 

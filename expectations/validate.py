@@ -16,6 +16,7 @@ import polars as pl
 from din.contract import Kind
 from expectations.engine import DELIVERY, ROW_ID, compile_suite, failing_rows, references_frame
 from expectations.suites import load_suite
+from transforms.delivery import FileProblem
 from transforms.readers import ROW
 
 QUARANTINE_SCHEMA = {
@@ -175,15 +176,15 @@ def expectation_results(frame: pl.DataFrame, failures: pl.DataFrame, suite: dict
     return pl.DataFrame(rows, schema=RESULT_SCHEMA)
 
 
-def file_quarantine(delivery_id: int, rule: str, message: str, rows: list[int] | None = None) -> pl.DataFrame:
+def file_quarantine(delivery_id: int, problem: FileProblem) -> pl.DataFrame:
     """Quarantine a whole file: one record per row when its rows were read, else one for the file."""
-    source_rows: list[int | None] = list(rows) if rows else [None]
+    source_rows: list[int | None] = list(problem.rows) if problem.rows else [None]
     return pl.DataFrame(
         {
             "delivery_id": [delivery_id] * len(source_rows),
             "source_row": source_rows,
-            "rules": [[rule]] * len(source_rows),
-            "reasons": [[message]] * len(source_rows),
+            "rules": [list(problem.rules)] * len(source_rows),
+            "reasons": [list(problem.reasons)] * len(source_rows),
             "columns": [[]] * len(source_rows),
             "values": ["{}"] * len(source_rows),
         },

@@ -1,8 +1,8 @@
 """Spreadsheet exports of published tables (issue 7.5): CSV and XLSX, safe to open in Excel.
 
-* Formula injection is neutralised: a text cell starting with `=`, `+`, `-`, `@`, a tab or a
-  carriage return gets a leading apostrophe, and XLSX cells are always written as text, never as
-  formulas (numbers stay numbers: only text is touched).
+* Formula injection is neutralised (`reports.spreadsheet`): formula-like text gets a leading
+  apostrophe, and XLSX cells are always written as text, never as formulas (numbers stay numbers:
+  only text is touched).
 * XLSX dates read dd/mm/yyyy and datetimes dd/mm/yyyy hh:mm (real date cells, so they sort);
   the header row is bold and frozen, with a filter.
 * CSV is UTF-8 with a byte-order mark (so Excel reads accents right), dates in ISO form.
@@ -22,20 +22,14 @@ from typing import Any
 
 import polars as pl
 
+from reports.spreadsheet import neutralise, neutralise_expr
 from warehouse.marts import TIERS
 
 FORMATS = ("csv", "xlsx")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-FORMULA_PATTERN = r"^[=+\-@\t\r]"
 DATE_FORMAT = "dd/mm/yyyy"
 DATETIME_FORMAT = "dd/mm/yyyy hh:mm"
 TIME_FORMAT = "hh:mm:ss"
 TIER_MODES = {"open": 0o644, "restricted": 0o640, "ops": 0o640}
-
-
-def neutralise(text: str) -> str:
-    """Prefix an apostrophe to text a spreadsheet would read as a formula."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def find_table(published_dir: Path, table: str, tier: str | None = None) -> tuple[Path, str]:
@@ -77,7 +71,7 @@ def _prepared(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
         return column.map_elements(str, return_dtype=pl.String)
     if isinstance(dtype, pl.String | pl.Categorical | pl.Enum):
         text = column.cast(pl.String)
-        return pl.when(text.str.contains(FORMULA_PATTERN)).then(pl.lit("'") + text).otherwise(text)
+        return neutralise_expr(text)
     return column
 
 

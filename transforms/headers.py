@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from din.contract import KINDS, Kind, normalise_header
+from din.contract import DUPLICATE_COLUMNS, KINDS, Kind, normalise_header
+
+
+@dataclass(frozen=True)
+class HeaderProblem:
+    """One reason a file's headers cannot be used: the rule, the column, and what to do."""
+
+    rule: str
+    column: str
+    message: str
+    suggestion: str | None = None
 
 
 @dataclass(frozen=True)
@@ -24,15 +34,23 @@ class HeaderMatch:
     def usable(self) -> bool:
         return not self.missing_required and not self.duplicates
 
+    def problems(self) -> list[HeaderProblem]:
+        """Why the whole file cannot be used: each missing required column (rule `<column>_present`, as in
+        the kind's suite) and each set of headers that mean the same column (rule `duplicate_columns`)."""
+        kind = KINDS[self.kind]
+        found = []
+        for name in self.missing_required:
+            column, hint = kind.column(name), self.suggestions.get(name)
+            suggestion = f"the file has '{hint}': did you mean `{name}`? rename the header" if hint else None
+            found.append(HeaderProblem(column.present_rule, name, column.missing_message, suggestion))
+        for name, headers in self.duplicates.items():
+            message = f"columns {', '.join(repr(h) for h in headers)} all mean `{name}`"
+            found.append(HeaderProblem(DUPLICATE_COLUMNS, name, message, "keep one of them"))
+        return found
+
     def problem(self) -> str | None:
-        """Why the whole file cannot be used, in words a contributor can act on."""
-        parts = []
-        for column in self.missing_required:
-            hint = self.suggestions.get(column)
-            did_you_mean = f" (the file has '{hint}': did you mean `{column}`?)" if hint else ""
-            parts.append(f"required column `{column}` is missing{did_you_mean}")
-        for column, headers in self.duplicates.items():
-            parts.append(f"columns {', '.join(repr(h) for h in headers)} all mean `{column}`; keep one")
+        """The problems above as one sentence, in words a contributor can act on."""
+        parts = [p.message + (f" ({p.suggestion})" if p.suggestion else "") for p in self.problems()]
         return "; ".join(parts) if parts else None
 
 

@@ -46,6 +46,15 @@ PLACEHOLDERS = {
     "health_id": "[health-id]",
     "name": "[name]",
 }
+#: What each placeholder replaces, in words (the privacy statement is generated from this).
+SCRUB_RULES: dict[str, str] = {
+    "email": "email addresses, including spelled-out forms such as `name (at) example (dot) org`",
+    "phone": "phone numbers of ten or more digits starting with 0, + or (0; short helplines such as 0800 1111 stay",
+    "postcode": "full UK postcodes (outward and inward code, real postcode area); partial ones such as DD2 stay",
+    "health_id": "CHI and NHS numbers: ten digits whose first six are a ddmmyy date or that pass the NHS check digit",
+    "name": "the roster's own names (full name, and first + last name), case- and accent-insensitive; "
+    "single names and first names alone stay",
+}
 
 
 @dataclass(frozen=True)

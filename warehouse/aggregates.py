@@ -194,10 +194,11 @@ def recommendation_support(con: duckdb.DuckDBPyConnection, rule: DisclosureRule)
     )
 
 
+#: Builders of the open-tier aggregates, by table name (each table's YAML in models/open/ documents it).
 AGGREGATES = {
-    "panel_composition": (panel_composition, "Panel composition per dimension against the population reference."),
-    "attendance_by_workshop": (attendance_by_workshop, "Attendance and retention per workshop."),
-    "project_acceptability": (project_acceptability, "Acceptability verdicts per project."),
-    "project_scores": (project_scores, "Mean perceived benefit and risk per project."),
-    "recommendation_support": (recommendation_support, "Votes for, against and abstaining per recommendation."),
+    "panel_composition": panel_composition,
+    "attendance_by_workshop": attendance_by_workshop,
+    "project_acceptability": project_acceptability,
+    "project_scores": project_scores,
+    "recommendation_support": recommendation_support,
 }

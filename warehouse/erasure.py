@@ -20,11 +20,22 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from din.config import Config
 from din.contract import KINDS, normalise_header
-from expectations.engine import quote
+from din.keys import resolve_key
+from din.lock import writer_lock
+from din.paths import DataPaths
+from din.sql import quote
+from transforms.disclosure import DisclosureRule
+from transforms.pseudonymise import pseudonym
 from transforms.readers import ROW, ReadError, decode_text, read_table, sniff_delimiter
 from warehouse.landing import LandedFile, land_local_file
 from warehouse.manifest import LANDING_LOG, json_text, now, read_landing_log
+from warehouse.marts import marts
+from warehouse.publish import publish, release_metadata
+from warehouse.remote import forget_remote
+from warehouse.runs import new_run_id
+from warehouse.schema import connect, create_schema
 
 PERSONAL_KINDS = tuple(name for name, kind in KINDS.items() if "panellist_ref" in kind.column_names)
 
@@ -172,3 +183,32 @@ def drop_old_versions(published_dir: Path, keep: Path) -> int:
             shutil.rmtree(version)
             removed += 1
     return removed
+
+
+def forget_panellist(config: Config, panel_id: str, panellist_ref: str) -> ErasureReport:
+    """Erase one panellist from landing, warehouse and published data (older versions deleted)."""
+    key = resolve_key(config)
+    paths = DataPaths(config.data_dir)
+    rule = DisclosureRule.from_config(config.disclosure)
+    with writer_lock(paths.lock, config.lock_timeout_seconds):
+        con = connect(paths.warehouse)
+        try:
+            create_schema(con)
+            version = new_run_id()
+            report = forget(
+                con,
+                paths.landing,
+                panel_id,
+                panellist_ref,
+                pseudonym(key.secret, panel_id, panellist_ref),
+                run_id=version,
+            )
+            metadata = release_metadata(config, key, version, rule, reason=f"erasure {report.erasure_id}")
+            result = publish(con, paths, version, marts(), metadata, rule)
+            con.execute("INSERT INTO ops.publishes VALUES (?, now()::TIMESTAMP, ?, 'erasure')", [version, version])
+        finally:
+            con.close()
+        drop_old_versions(paths.published, paths.published / "versions" / result.version)
+        if config.storage is not None:  # the bucket's copies hold the person too
+            forget_remote(config.storage, paths.landing, paths.published, result.version)
+    return report

@@ -1,25 +1,47 @@
-"""The published tables (our marts): what each is, which tier it belongs to, and the SQL that builds it.
+"""The published tables (our marts): one YAML per table under `warehouse/models/<tier>/`, which says
+what the table is, how it is built and what each of its columns means.
 
-Row-level marts are generated from the contract (so a new column flows through to publication);
-operational and aggregate marts are `.sql` files under `warehouse/sql/marts/`, one per table.
-Table names are fixed: report authors rely on them.
+A table is built one of three ways (`built_by`):
+- `kind`: a row-level table generated from a contract kind (so a new contract column flows through to
+  publication), its columns documented by the contract itself;
+- `sql`: the `.sql` file beside the YAML;
+- `aggregate`: a disclosure-controlled builder in `warehouse.aggregates`.
+
+The data dictionary, datapackage.json and the catalog's comments are generated from these
+definitions; a test fails when a published column has no documentation. Table names are fixed:
+report authors rely on them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from din.contract import KINDS, Kind
-from expectations.engine import quote
+import yaml
 
-MARTS_DIR = Path(__file__).with_name("sql") / "marts"
+from din.contract import ACCEPTABILITY, KINDS, SECTORS, Column, ColumnType, Kind
+from din.sql import literal, quote
+
+MODELS_DIR = Path(__file__).with_name("models")
 SCHEMA_VERSION = 1  # bump (and note in CHANGELOG.md) when a published column changes on purpose
 TIERS = ("open", "restricted", "ops")
 PSEUDONYM_COLUMN = "panellist_pseudonym"
 PROVENANCE_COLUMNS = ("source_name", "delivery_id", "delivery_sha256", "source_row", "run_id")
+BUILT_BY = ("kind", "sql", "aggregate")
+CONSENTED = "SELECT panel_id, panellist_ref FROM core.roster WHERE consent = 'consented'"
+
+
+@dataclass(frozen=True)
+class ColumnDoc:
+    """What a published column means, in a reader's words."""
+
+    meaning: str
+    allowed: str = ""  # valid values, as text for a reader (codes in backticks, or a range)
+    unit: str = ""
+    example: str = ""
 
 
 @dataclass(frozen=True)
@@ -29,21 +51,151 @@ class Mart:
     description: str
     sql: str  # for SQL marts; for Python-built aggregates, the name of the builder (fingerprinted)
     build: Callable[[Any, Any], Any] | None = None  # (connection, disclosure rule) -> polars frame
+    kind: Kind | None = None  # the contract kind a row-level table is generated from
+    grain: str = ""
+    key: tuple[str, ...] = ()
+    columns: Mapping[str, ColumnDoc] = field(default_factory=dict)
+    definition: Path | None = None  # the YAML file that defines it
 
     @property
     def relative_path(self) -> str:
         return f"{self.tier}/{self.name}.parquet"
 
+    def column_doc(self, name: str) -> ColumnDoc:
+        """The documentation of one published column (KeyError names the file to add a missing one to)."""
+        if self.kind is not None:
+            return _row_level_doc(self.kind, name)
+        doc = self.columns.get(name) or _disclosure_doc(name) or _shared_contract_doc(name)
+        if doc is None:
+            raise KeyError(f"{self.name}.{name} is not documented: describe it under columns in {self.definition}")
+        return doc
 
-CONSENTED = "SELECT panel_id, panellist_ref FROM core.roster WHERE consent = 'consented'"
+
+@cache
+def marts() -> tuple[Mart, ...]:
+    """Every published table, in publication order: by tier, row-level tables in contract order first."""
+    found = [_mart(path) for path in sorted(MODELS_DIR.glob("*/*.yaml"))]
+    kind_order = {name: index for index, name in enumerate(KINDS)}
+
+    def order(mart: Mart) -> tuple[int, int, str]:
+        position = kind_order[mart.kind.name] if mart.kind is not None else len(kind_order)
+        return TIERS.index(mart.tier), position, mart.name
+
+    return tuple(sorted(found, key=order))
 
 
-def _row_level(kind: Kind, name: str, tier: str, description: str) -> Mart:
+def mart(name: str) -> Mart:
+    """The published table called `name`."""
+    for found in marts():
+        if found.name == name:
+            return found
+    raise KeyError(f"no published table {name!r}; the tables are {', '.join(m.name for m in marts())}")
+
+
+@cache
+def shared_docs() -> dict[str, Any]:
+    """`models/_shared.yaml`: tier audiences and the columns many tables share."""
+    loaded = yaml.safe_load((MODELS_DIR / "_shared.yaml").read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def tier_audience(tier: str) -> str:
+    return str(shared_docs()["tiers"][tier])
+
+
+def _mart(path: Path) -> Mart:
+    tier, name = path.parent.name, path.stem
+    if tier not in TIERS:
+        raise ValueError(f"{path}: tables live in a folder named after their tier ({', '.join(TIERS)})")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or not raw.get("description"):
+        raise ValueError(f"{path}: a table needs at least a description")
+    unknown = sorted(set(raw) - {"description", "kind", "built_by", "grain", "key", "columns"})
+    if unknown:
+        raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+    built_by = str(raw.get("built_by", "kind" if raw.get("kind") else ""))
+    if built_by not in BUILT_BY:
+        raise ValueError(f"{path}: built_by must be one of {', '.join(BUILT_BY)}")
+    description = " ".join(str(raw["description"]).split())
+    columns = {str(c): _column_doc(entry, f"{path}: columns.{c}") for c, entry in (raw.get("columns") or {}).items()}
+    common: dict[str, Any] = {
+        "grain": " ".join(str(raw.get("grain", "")).split()),
+        "key": tuple(raw.get("key") or ()),
+        "columns": columns,
+        "definition": path,
+    }
+    if built_by == "kind":
+        kind = KINDS[str(raw["kind"])]
+        return Mart(name, tier, description, _row_level_sql(kind), kind=kind, **{**common, "key": _published_key(kind)})
+    if built_by == "sql":
+        sql = path.with_suffix(".sql").read_text(encoding="utf-8")
+        return Mart(name, tier, description, sql, **common)
+    from warehouse.aggregates import AGGREGATES
+
+    if name not in AGGREGATES:
+        raise ValueError(f"{path}: built_by aggregate, but warehouse.aggregates has no builder {name!r}")
+    return Mart(name, tier, description, f"aggregate:{name}", AGGREGATES[name], **common)
+
+
+def _column_doc(entry: Any, where: str) -> ColumnDoc:
+    if not isinstance(entry, dict) or not entry.get("meaning"):
+        raise ValueError(f"{where}: a column needs a meaning")
+    unknown = sorted(set(entry) - {"meaning", "allowed", "unit", "example"})
+    if unknown:
+        raise ValueError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+    return ColumnDoc(
+        " ".join(str(entry["meaning"]).split()),
+        allowed_text(entry.get("allowed")),
+        str(entry.get("unit", "")),
+        str(entry.get("example", "")),
+    )
+
+
+def vocabulary(name: str) -> tuple[str, ...]:
+    """The values a `@name` in a table's YAML stands for: one list kept in the code that uses it."""
+    if name == "kinds":
+        return tuple(KINDS)
+    if name == "sectors":
+        return SECTORS
+    if name == "acceptability":
+        return ACCEPTABILITY
+    if name == "modes":
+        from din.config import MODES
+
+        return MODES
+    if name == "scrub_placeholders":
+        from transforms.scrub import PLACEHOLDERS
+
+        return tuple(PLACEHOLDERS)
+    if name == "disclosure_statuses":
+        from transforms.disclosure import STATUSES
+
+        return tuple(STATUSES)
+    if name == "expectation_types":
+        from expectations.suites import build_suite
+
+        return tuple(sorted({e["type"] for k in KINDS.values() for e in build_suite(k)["expectations"]}))
+    raise KeyError(f"unknown vocabulary @{name}")
+
+
+def allowed_text(value: Any) -> str:
+    """Valid values for a reader: a list (or `@vocabulary`) as codes in backticks; other text as it is."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith("@"):
+        value = vocabulary(value[1:])
+    if isinstance(value, list | tuple):
+        return ", ".join(f"`{v}`" for v in value)
+    return str(value)
+
+
+def _row_level_sql(kind: Kind) -> str:
     columns = []
     for column in kind.stored_columns:
         if column.name == "panellist_ref":
             columns.append(f"t.{quote(column.name)} AS {quote(PSEUDONYM_COLUMN)}")
-        else:
+        elif not (kind.name == "roster" and column.name == "consent"):
             columns.append(f"t.{quote(column.name)}")
     provenance = [
         'd."source" AS "source_name"',
@@ -56,72 +208,79 @@ def _row_level(kind: Kind, name: str, tier: str, description: str) -> Mart:
     if "panellist_ref" in kind.column_names:
         # Withdrawal is honoured: only panellists whose consent stands on the current roster.
         where = f'WHERE (t."panel_id", t."panellist_ref") IN ({CONSENTED})'
-    if kind.name == "roster":
-        columns = [c for c in columns if c != 't."consent"']
-    sql = (
+    return (
         f"SELECT {', '.join(columns + provenance)}\n"
         f"FROM core.{quote(kind.name)} AS t JOIN ops.deliveries AS d USING (delivery_id)\n{where}"
     )
-    return Mart(name, tier, description, sql)
 
 
-def _sql_mart(name: str, tier: str, description: str) -> Mart:
-    return Mart(name, tier, description, (MARTS_DIR / f"{tier}__{name}.sql").read_text(encoding="utf-8"))
+def published_name(column: str) -> str:
+    return PSEUDONYM_COLUMN if column == "panellist_ref" else column
 
 
-def marts() -> list[Mart]:
-    """Every published table, in publication order."""
-    found = [
-        _row_level(KINDS["organisations"], "organisations", "open", KINDS["organisations"].description),
-        _row_level(KINDS["projects"], "projects", "open", KINDS["projects"].description),
-        _row_level(KINDS["workshops"], "workshops", "open", KINDS["workshops"].description),
-        _row_level(KINDS["population"], "population", "open", KINDS["population"].description),
-        _row_level(
-            KINDS["roster"],
-            "panellists",
-            "restricted",
-            "Panellists whose consent stands, pseudonymised, with their demographics (no direct identifiers).",
-        ),
-        _row_level(KINDS["attendance"], "attendance", "restricted", KINDS["attendance"].description),
-        _row_level(
-            KINDS["responses"],
-            "responses",
-            "restricted",
-            "Answers to workshop polls and questionnaires; free text scrubbed of identifiers.",
-        ),
-        _row_level(
-            KINDS["project_feedback"],
-            "project_feedback",
-            "restricted",
-            "Panellists' views of data-led projects; free text scrubbed of identifiers.",
-        ),
-        _row_level(
-            KINDS["recommendations"],
-            "recommendations",
-            "restricted",
-            "The panel's recommendations with their votes; the open tier has them disclosure-controlled.",
-        ),
-        *_aggregate_marts(),
-        _sql_mart("deliveries", "ops", "The delivery manifest: every file delivered, and what became of it."),
-        _sql_mart("quarantine", "ops", "Rows and files that were not accepted, with the rules they broke."),
-        _sql_mart("validation_results", "ops", "Great Expectations results per delivery and expectation."),
-        _sql_mart("runs", "ops", "Every run: when, outcome, counts and stage durations."),
-    ]
-    return found
+def _published_key(kind: Kind) -> tuple[str, ...]:
+    return tuple(published_name(c) for c in kind.key)
 
 
-def _aggregate_marts() -> list[Mart]:
-    from warehouse.aggregates import AGGREGATES
+def _row_level_doc(kind: Kind, name: str) -> ColumnDoc:
+    shared = shared_docs()
+    if name in PROVENANCE_COLUMNS:
+        return _column_doc(shared["provenance"][name], f"_shared.yaml: provenance.{name}")
+    if name == PSEUDONYM_COLUMN:
+        return _column_doc(shared["pseudonym"][name], f"_shared.yaml: pseudonym.{name}")
+    column = kind.column(name)
+    return ColumnDoc(column.description, published_allowed(column), column.unit, published_example(column))
 
-    return [
-        Mart(name, "open", description, f"aggregate:{name}", build) for name, (build, description) in AGGREGATES.items()
-    ]
+
+def published_example(column: Column) -> str:
+    """The contract's example as the published table holds it (normalised: `Yes` → `true`)."""
+    import polars as pl
+
+    from transforms.normalise import normalise_expr
+
+    frame = pl.DataFrame({"v": [column.example]}, schema={"v": pl.String})
+    value = frame.select(normalise_expr(pl.col("v"), column.type)).item()
+    return str(value) if value is not None else ""
+
+
+def published_allowed(column: Column) -> str:
+    if column.allowed:
+        return allowed_text(column.allowed)
+    if column.type is ColumnType.BOOLEAN:
+        return allowed_text(("true", "false"))
+    low, high = column.minimum, column.maximum
+    if low is not None and high is not None:
+        return f"{low:g} to {high:g}"
+    if low is not None:
+        return f"at least {low:g}"
+    return ""
+
+
+def _disclosure_doc(name: str) -> ColumnDoc | None:
+    """The columns every disclosure-controlled aggregate carries (`disclosure` in `_shared.yaml`)."""
+    docs = shared_docs()["disclosure"]
+    if name in ("disclosure_rule", "is_total"):
+        return _column_doc(docs[name], f"_shared.yaml: disclosure.{name}")
+    if name.endswith("_status"):
+        entry = dict(docs["status"])
+        entry["meaning"] = str(entry["meaning"]).replace("{column}", name.removesuffix("_status"))
+        return _column_doc(entry, "_shared.yaml: disclosure.status")
+    return None
+
+
+def _shared_contract_doc(name: str) -> ColumnDoc | None:
+    """A contract column's documentation, when every kind that has a column of that name means the same."""
+    found = {c for k in KINDS.values() for c in k.columns if c.name == name}
+    if len(found) != 1:
+        return None
+    column = found.pop()
+    return ColumnDoc(column.description, published_allowed(column), column.unit, column.example)
 
 
 def write_mart(con: Any, mart: Mart, target: Path, rule: Any) -> None:
     """Write one mart to Parquet, stamped with its name, tier and schema version (Parquet key-value metadata)."""
     metadata = f"{{'din.table': '{mart.name}', 'din.tier': '{mart.tier}', 'din.schema_version': '{SCHEMA_VERSION}'}}"
-    location = "'" + str(target).replace("'", "''") + "'"
+    location = literal(str(target))
     if mart.build is not None:
         con.register("_built_mart", mart.build(con, rule).to_arrow())
         try:

@@ -8,6 +8,7 @@ was. The catalog file is rebuilt the same way (written aside, then renamed over 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -20,10 +21,15 @@ from typing import Any
 import duckdb
 
 from din import faults
-from din.docs import column_doc, write_datapackage
+from din.config import Config
+from din.keys import PseudonymKey
 from din.paths import DataPaths
-from expectations.engine import quote
-from warehouse.marts import SCHEMA_VERSION, TIERS, Mart, write_mart
+from din.sql import literal
+from transforms.disclosure import DisclosureRule
+from warehouse.catalog import build_catalog
+from warehouse.datapackage import write_datapackage
+from warehouse.marts import SCHEMA_VERSION, TIERS, Mart, marts, write_mart
+from warehouse.runs import RunSummary, record_run
 
 log = logging.getLogger("din")
 
@@ -69,7 +75,7 @@ def publish(
     for mart in marts:
         target = partial / mart.relative_path
         write_mart(con, mart, target, rule)
-        rows = con.sql(f"SELECT count(*) FROM read_parquet({_literal(str(target))})").fetchall()[0][0]
+        rows = con.sql(f"SELECT count(*) FROM read_parquet({literal(str(target))})").fetchall()[0][0]
         tables.append(PublishedTable(mart.name, mart.tier, mart.relative_path, int(rows)))
         faults.checkpoint("publish")
     manifest = {
@@ -89,6 +95,81 @@ def publish(
     return PublishResult(version, tuple(tables))
 
 
+def publish_if_changed(
+    con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, summary: RunSummary, key: PseudonymKey
+) -> None:
+    """Publish a new version unless nothing that feeds the published data has changed."""
+    fingerprint = publish_fingerprint(con, config, key)
+    last = con.execute("SELECT fingerprint, version FROM ops.publishes ORDER BY published_at DESC LIMIT 1").fetchall()
+    withdrawn = con.execute("SELECT count(*) FROM core.roster WHERE consent = 'withdrawn'").fetchall()[0][0]
+    summary.withdrawn_panellists = int(withdrawn)
+    summary.withdrawn_rows_excluded = _withdrawn_rows(con)
+    if last and last[0][0] == fingerprint and current_version(paths) == last[0][1]:
+        summary.published_version = last[0][1]
+        log.info("publish: nothing changed since version %s; published data left as it was", last[0][1])
+        return
+    record_run(con, summary, finished=False)
+    rule = DisclosureRule.from_config(config.disclosure)
+    result = publish(con, paths, summary.run_id, marts(), release_metadata(config, key, summary.run_id, rule), rule)
+    con.execute(
+        "INSERT INTO ops.publishes VALUES (?, now()::TIMESTAMP, ?, ?)", [summary.run_id, result.version, fingerprint]
+    )
+    summary.published_version = result.version
+    summary.published_tables = {t.name: t.rows for t in result.tables}
+    summary.quarantine_reasons = dict(
+        con.execute("SELECT unnest(rules) AS rule, count(*) FROM ops.quarantine GROUP BY rule ORDER BY rule").fetchall()
+    )
+
+
+def publish_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, key: PseudonymKey) -> str:
+    """What the published data depends on: the deliveries' states, the key and the publishing rules."""
+    state = con.execute(
+        "SELECT coalesce(max(delivery_id), 0), count(*) FILTER (status = 'superseded'), "
+        "count(*) FILTER (status = 'processed') FROM ops.deliveries"
+    ).fetchall()[0]
+    basis = {
+        "deliveries": list(state),
+        "key": key.key_id,
+        "disclosure": dict(config.disclosure),
+        "schema_version": SCHEMA_VERSION,
+        "marts": [m.sql for m in marts()],
+    }
+    return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _withdrawn_rows(con: duckdb.DuckDBPyConnection) -> int:
+    total = 0
+    for table in ("attendance", "responses", "project_feedback"):
+        total += con.execute(
+            f"""SELECT count(*) FROM core."{table}" WHERE (panel_id, panellist_ref) IN
+                (SELECT panel_id, panellist_ref FROM core.roster WHERE consent = 'withdrawn')"""
+        ).fetchall()[0][0]
+    return int(total)
+
+
+def release_metadata(
+    config: Config, key: PseudonymKey, version: str, rule: DisclosureRule, reason: str | None = None
+) -> dict[str, Any]:
+    """What a published version says about itself (publish.json, the catalog): run, mode, key id, rule."""
+    metadata: dict[str, Any] = {
+        "run_id": version,
+        "mode": config.mode,
+        "demo_key": key.is_demo,
+        "pseudonym_key_id": key.key_id,
+        "schema_version": SCHEMA_VERSION,
+        "title": config.title,
+        "notice": (
+            "DEMO OUTPUT: pseudonyms were made with the public demo key and protect nothing"
+            if key.is_demo
+            else "pseudonyms made with the deployment's secret key"
+        ),
+        "disclosure_rule": rule.label,
+    }
+    if reason:
+        metadata["reason"] = reason
+    return metadata
+
+
 def swap_current(paths: DataPaths, target: Path) -> None:
     """Point `published/current` at `target` with an atomic rename of a fresh symlink."""
     link = paths.current
@@ -97,39 +178,6 @@ def swap_current(paths: DataPaths, target: Path) -> None:
         temporary.unlink()
     os.symlink(os.path.relpath(target, link.parent), temporary)
     os.replace(temporary, link)
-
-
-def build_catalog(paths: DataPaths, marts: Sequence[Mart], metadata: dict[str, Any]) -> Path:
-    """A small DuckDB file of views over the current Parquet, one schema per tier."""
-    catalog = paths.catalog
-    temporary = catalog.with_name(f".{catalog.name}.{os.getpid()}")
-    if temporary.exists():
-        temporary.unlink()
-    con = duckdb.connect(str(temporary))
-    try:
-        for tier in TIERS:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(tier)}")
-        for mart in marts:
-            location = _literal(str(paths.current / mart.relative_path))
-            con.execute(f"CREATE VIEW {quote(mart.tier)}.{quote(mart.name)} AS SELECT * FROM read_parquet({location})")
-            con.execute(f"CREATE VIEW main.{quote(mart.name)} AS SELECT * FROM {quote(mart.tier)}.{quote(mart.name)}")
-            con.execute(f"COMMENT ON VIEW {quote(mart.tier)}.{quote(mart.name)} IS {_literal(mart.description)}")
-            columns = con.sql(f"DESCRIBE {quote(mart.tier)}.{quote(mart.name)}").fetchall()
-            for column, *_ in columns:
-                meaning = column_doc(mart, column).meaning
-                con.execute(
-                    f"COMMENT ON COLUMN {quote(mart.tier)}.{quote(mart.name)}.{quote(column)} IS {_literal(meaning)}"
-                )
-        con.execute("CREATE TABLE main.catalog_metadata (key VARCHAR, value VARCHAR)")
-        con.executemany(
-            "INSERT INTO main.catalog_metadata VALUES (?, ?)",
-            [(k, json.dumps(v, default=str) if not isinstance(v, str) else v) for k, v in metadata.items()],
-        )
-    finally:
-        con.close()
-    os.chmod(temporary, 0o640)
-    os.replace(temporary, catalog)
-    return catalog
 
 
 def prune_versions(versions: Path, keep: int, current: Path) -> None:
@@ -144,11 +192,6 @@ def prune_versions(versions: Path, keep: int, current: Path) -> None:
 
 def current_version(paths: DataPaths) -> str | None:
     return os.path.basename(os.readlink(paths.current)) if paths.current.is_symlink() else None
-
-
-def _literal(value: str) -> str:
-    """A SQL string literal (COPY targets and view locations cannot be bound parameters)."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _set_permissions(root: Path) -> None:

@@ -7,12 +7,16 @@ history is carried over from the old warehouse when there is one.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
 
 from din.config import Config
+from din.paths import DataPaths
 from warehouse.manifest import read_landing_log
+from warehouse.remote import pull_landing
+from warehouse.schema import connect, create_schema
 
 
 def replay_landing(
@@ -83,3 +87,30 @@ def replay_landing(
     else:
         con.execute("COMMIT")
     return replayed
+
+
+REBUILDING = "warehouse.rebuild.duckdb"
+
+
+def prepare_rebuild(config: Config, live: DataPaths) -> DataPaths:
+    """A fresh warehouse beside the live one, holding every logged delivery as 'landed' (run history kept).
+
+    With object storage configured, the landing zone is first completed from the bucket (a fresh
+    machine gets it back). Returns the paths of the warehouse being rebuilt."""
+    if config.storage is not None and config.storage.landing:
+        pull_landing(config.storage, live.landing)
+    aside = DataPaths(config.data_dir, warehouse_file=REBUILDING)
+    for stale in (aside.warehouse, Path(str(aside.warehouse) + ".wal")):
+        stale.unlink(missing_ok=True)
+    con = connect(aside.warehouse)
+    try:
+        create_schema(con)
+        replay_landing(con, live.landing, config, live.warehouse if live.warehouse.exists() else None)
+    finally:
+        con.close()
+    return aside
+
+
+def swap_in(aside: DataPaths, live: DataPaths) -> None:
+    """Make the rebuilt warehouse the live one (one atomic rename)."""
+    os.replace(aside.warehouse, live.warehouse)

@@ -14,135 +14,39 @@ bucket is used; their values never reach a message or a log.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from din.config import ConfigError
-from din.sources.base import SourceError
-from din.sources.credentials import Resolver, Secrets, describe, seconds
+from din.config import RemoteStorage
+from din.errors import DinError
+from din.paths import DataPaths
+from sources.base import SourceError
+from sources.credentials import Resolver, Secrets, describe
+from sources.object_storage import classify, filesystem
 from warehouse.landing import file_sha256
 from warehouse.manifest import LANDING_LOG
+from warehouse.publish import KEEP_VERSIONS, current_version
 
 if TYPE_CHECKING:
     import s3fs
 
 log = logging.getLogger("din")
 
-STORAGE_KEYS = ("landing", "published", "options")
-OPTIONS = (
-    "endpoint_url",
-    "region",
-    "key",
-    "secret",
-    "session_token",
-    "addressing_style",
-    "timeout_seconds",
-    "max_attempts",
-)
-ADDRESSING_STYLES = ("auto", "path", "virtual")
 CURRENT = "CURRENT"
 COMPLETE = ".complete"
-KEEP_VERSIONS = 3  # as warehouse.publish keeps locally
 BATCH = 16  # concurrent transfers
 INCOMING = ".incoming-remote-"
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class RemoteStorageError(Exception):
+class RemoteStorageError(DinError):
     """The bucket could not be read or written, or holds something unexpected; names no secret."""
-
-
-@dataclass(frozen=True)
-class RemoteStorage:
-    """Where the durable copies live: `s3://bucket/prefix` URLs, and options naming the credentials."""
-
-    landing: str | None
-    published: str | None
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
-# --- configuration ------------------------------------------------------------------------------
-
-
-def storage_from_config(raw: Mapping[str, Any] | None, config_path: Path | str) -> RemoteStorage | None:
-    """The `storage:` mapping of din.yaml, checked; None when it is absent or empty."""
-    if not raw:
-        return None
-    where = f"{config_path}: storage"
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where} must be a mapping with landing, published and options.")
-    unknown = sorted(set(raw) - set(STORAGE_KEYS))
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown setting(s) {', '.join(unknown)}; the settings are {', '.join(STORAGE_KEYS)}."
-        )
-    landing = _bucket_url(where, "landing", raw.get("landing"))
-    published = _bucket_url(where, "published", raw.get("published"))
-    if not landing and not published:
-        raise ConfigError(f"{where} needs landing, published or both, as s3://BUCKET/PREFIX.")
-    if landing and published and _overlaps(landing, published):
-        raise ConfigError(f"{where}: landing and published must not be the same prefix or inside one another.")
-    options = _options(where, raw.get("options") or {})
-    return RemoteStorage(landing, published, options)
-
-
-def _bucket_url(where: str, name: str, value: Any) -> str | None:
-    """`s3://bucket[/prefix]`, normalised (no trailing slash), or None when not set."""
-    if value is None:
-        return None
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if parts is not None and "@" in parts.netloc:  # checked first: the URL is not repeated
-        raise ConfigError(f"{where}.{name}: do not put credentials in the URL; name them in storage.options.")
-    if parts is None or parts.scheme != "s3":
-        raise ConfigError(f"{where}.{name} must be an s3://BUCKET/PREFIX URL, not {value!r}.")
-    if not _BUCKET.fullmatch(parts.netloc) or parts.query or parts.fragment:
-        raise ConfigError(
-            f"{where}.{name}: {value!r} is not s3://BUCKET/PREFIX (bucket names are 3-63 lowercase letters, digits, "
-            "dots and dashes; no query)."
-        )
-    prefix = parts.path.strip("/")
-    return f"s3://{parts.netloc}/{prefix}" if prefix else f"s3://{parts.netloc}"
-
-
-def _overlaps(first: str, second: str) -> bool:
-    return first == second or first.startswith(second + "/") or second.startswith(first + "/")
-
-
-def _options(where: str, options: Any) -> dict[str, Any]:
-    """Known options only; credentials given by name; client settings that botocore will accept."""
-    if not isinstance(options, Mapping):
-        raise ConfigError(f"{where}.options must be a mapping such as {{endpoint_url: ..., key: NAME, secret: NAME}}.")
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ConfigError(
-            f"{where}.options: unknown option(s) {', '.join(unknown)}; the options are {', '.join(OPTIONS)}."
-        )
-    if bool(options.get("key")) != bool(options.get("secret")):
-        raise ConfigError(f"{where}.options: key and secret go together; give the names of both credentials.")
-    for option in ("key", "secret", "session_token"):
-        value = options.get(option)
-        if value is not None and not (isinstance(value, str) and _NAME.fullmatch(value)):
-            # The value may be a pasted secret: never repeat it.
-            raise ConfigError(
-                f"{where}.options.{option} must be the NAME of an environment variable or Prefect Secret "
-                "(such as DIN_S3_SECRET), not the secret itself."
-            )
-    try:
-        _client_config(options)
-    except (SourceError, ValueError) as error:
-        raise ConfigError(f"{where}.options: {error}.") from None
-    return dict(options)
 
 
 # --- landing --------------------------------------------------------------------------------------
@@ -338,6 +242,16 @@ def push_published(
     log.info("published: version %s is CURRENT in %s; removed %d old version(s)", version, storage.published, removed)
 
 
+def push_current(storage: RemoteStorage, paths: DataPaths, *, credentials: Resolver | None = None) -> str | None:
+    """Mirror the current version unless the bucket's CURRENT names it already (so a run after a failed
+    push catches up even when it publishes nothing new). Returns the version pushed, or None."""
+    version = current_version(paths)
+    if version is None or current_remote_version(storage, credentials=credentials) == version:
+        return None
+    push_published(storage, paths.published, version, credentials=credentials)
+    return version
+
+
 def current_remote_version(storage: RemoteStorage, *, credentials: Resolver | None = None) -> str | None:
     """The version the bucket's CURRENT names, or None before the first push."""
     root = _root(storage.published, "published")
@@ -381,85 +295,16 @@ def _bucket(storage: RemoteStorage, credentials: Resolver | None, where: str | N
     """An s3fs filesystem; storage and credential errors inside become RemoteStorageErrors without secrets."""
     secrets = Secrets(credentials)
     try:
-        yield _filesystem(storage.options, secrets)
+        yield filesystem(storage.options, secrets, default_timeout=60)
     except RemoteStorageError:
         raise
     except SourceError as error:  # a credential that is not set
         raise RemoteStorageError(f"{where}: {secrets.scrub(str(error))}") from None
     except Exception as error:
-        if not _is_storage_error(error):
+        mapped = classify(error, f"{where}: {describe(error, secrets)}", options_name="storage.options")
+        if mapped is None:
             raise
-        raise RemoteStorageError(_message(error, f"{where}: {describe(error, secrets)}")) from None
-
-
-def _filesystem(options: Mapping[str, Any], secrets: Secrets) -> s3fs.S3FileSystem:
-    import s3fs
-
-    return s3fs.S3FileSystem(
-        skip_instance_cache=True,
-        use_listings_cache=False,
-        session=_session(),
-        endpoint_url=options.get("endpoint_url"),
-        client_kwargs={"region_name": options["region"]} if options.get("region") else {},
-        config_kwargs=_client_config(options),
-        **_credentials(options, secrets),
-    )
-
-
-@functools.cache
-def _session() -> Any:
-    """One aiobotocore session for every filesystem: it caches botocore's service models (about 1 s to
-    load). It holds no credentials of ours: each client gets the named key and secret."""
-    import aiobotocore.session
-
-    return aiobotocore.session.AioSession()
-
-
-def _client_config(options: Mapping[str, Any]) -> dict[str, Any]:
-    """botocore settings: timeouts, retries, and path-style addressing when an endpoint is given."""
-    style = str(options.get("addressing_style") or ("path" if options.get("endpoint_url") else "auto"))
-    if style not in ADDRESSING_STYLES:
-        raise ValueError(f"addressing_style must be one of {', '.join(ADDRESSING_STYLES)}, not {style!r}")
-    attempts = options.get("max_attempts", 3)
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-        raise ValueError(f"max_attempts must be a whole number from 1, not {attempts!r}")
-    timeout = seconds(options, "timeout_seconds", 60)
-    return {
-        "connect_timeout": timeout,
-        "read_timeout": timeout,
-        "retries": {"max_attempts": attempts, "mode": "standard"},
-        "s3": {"addressing_style": style},
-    }
-
-
-def _credentials(options: Mapping[str, Any], secrets: Secrets) -> dict[str, Any]:
-    """Named key and secret (and session token), or {} for botocore's default chain (instance roles)."""
-    if not options.get("key"):
-        return {}
-    found = {"key": secrets.get(options["key"]), "secret": secrets.get(options["secret"])}
-    if options.get("session_token"):
-        found["token"] = secrets.get(options["session_token"])
-    return found
-
-
-def _is_storage_error(error: Exception) -> bool:
-    import botocore.exceptions
-
-    return isinstance(error, OSError | botocore.exceptions.BotoCoreError | botocore.exceptions.ClientError)
-
-
-def _message(error: Exception, text: str) -> str:
-    """The error's text with a hint at the usual fix."""
-    import botocore.exceptions
-
-    status = 0
-    if isinstance(error, botocore.exceptions.ClientError):
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    if isinstance(error, PermissionError | botocore.exceptions.NoCredentialsError) or status in (401, 403):
-        return f"{text.rstrip('.')}. Check the credentials named in storage.options key/secret and the bucket policy"
-    if isinstance(error, FileNotFoundError):
-        return f"{text.rstrip('.')}. Check that the bucket exists"
-    return text
+        raise RemoteStorageError(str(mapped)) from None
 
 
 def _listed(fs: s3fs.S3FileSystem, root: str, folder: str) -> set[str]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 
-from expectations.engine import quote
+from din.paths import DataPaths
+from din.sql import quote
 from warehouse.manifest import now
 
 
@@ -126,3 +129,37 @@ def mark_abandoned_runs(con: duckdb.DuckDBPyConnection) -> int:
         "WHERE outcome = 'running'"
     )
     return int(rows)
+
+
+def count_deliveries(summary: RunSummary, con: duckdb.DuckDBPyConnection, delivery_ids: list[int]) -> None:
+    """Add the processed deliveries' counts (files, rows, scrubbed identifiers) to the run summary."""
+    rows = con.execute(
+        """SELECT source, supersedes IS NOT NULL, coalesce(rows_read, 0), coalesce(rows_accepted, 0),
+                  coalesce(rows_quarantined, 0), scrub_counts
+           FROM ops.deliveries WHERE list_contains(?, delivery_id)""",
+        [delivery_ids],
+    ).fetchall()
+    by_name = {s.source: s for s in summary.sources}
+    for source, superseding, read, accepted, quarantined, scrubbed in rows:
+        entry = by_name.get(source)
+        if entry is None:
+            continue
+        entry.files_new += 1
+        entry.files_superseded += int(superseding)
+        entry.rows_read += int(read)
+        entry.rows_accepted += int(accepted)
+        entry.rows_quarantined += int(quarantined)
+        for placeholder, count in json.loads(scrubbed or "{}").items():
+            if count:
+                entry.identifiers_scrubbed[placeholder] = entry.identifiers_scrubbed.get(placeholder, 0) + count
+
+
+def clear_leftovers(paths: DataPaths) -> list[Path]:
+    """Delete what interrupted runs left: their work folders and half-written published versions.
+
+    Only called under the writer lock, so no live run can own any of them."""
+    leftovers = sorted(p for p in paths.work.glob("*") if p.is_dir())
+    leftovers += sorted((paths.published / "versions").glob(".*.partial"))
+    for folder in leftovers:
+        shutil.rmtree(folder, ignore_errors=True)
+    return leftovers

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 
 from din.contract import KINDS, Kind
-from expectations.engine import quote
+from din.sql import quote
 
 SQL_DIR = Path(__file__).with_name("sql")
 PROVENANCE = (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .servers import (
+from tests.support.servers import (
     HTTP_PASSWORD,
     HTTP_TOKEN,
     HTTP_USER,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from din.sources import SourceAuthError
-from din.sources.credentials import (
+from sources import SourceAuthError
+from sources.credentials import (
     Secrets,
     block_name,
     missing_message,
@@ -19,8 +19,7 @@ from din.sources.credentials import (
     scrub,
     strip_userinfo,
 )
-
-from .servers import secrets_from
+from tests.support.servers import secrets_from
 
 
 def run_python(code: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -47,8 +46,8 @@ def test_reading_the_environment_does_not_import_prefect() -> None:
     result = run_python(
         """
         import sys
-        import din.sources.http, din.sources.s3, din.sources.sftp
-        from din.sources.credentials import resolve_credential
+        import sources.http, sources.s3, sources.sftp
+        from sources.credentials import resolve_credential
         assert resolve_credential("DIN_TEST_LAZY") == "set"
         print("prefect" in sys.modules)
         """,
@@ -63,8 +62,8 @@ def test_missing_credential_without_prefect_is_explained() -> None:
         """
         import sys
         sys.modules["prefect"] = None  # as if Prefect were not installed
-        from din.sources import SourceAuthError
-        from din.sources.credentials import resolve_credential
+        from sources import SourceAuthError
+        from sources.credentials import resolve_credential
         try:
             resolve_credential("DIN_TEST_NOWHERE")
         except SourceAuthError as error:
@@ -94,8 +93,8 @@ def test_prefect_secret_block_is_the_fallback_and_missing_is_explained(tmp_path:
     result = run_python(
         """
         from prefect.blocks.system import Secret
-        from din.sources import SourceAuthError
-        from din.sources.credentials import resolve_credential
+        from sources import SourceAuthError
+        from sources.credentials import resolve_credential
         try:
             resolve_credential("DIN_TEST_FROM_BLOCK")
         except SourceAuthError as error:

@@ -7,10 +7,9 @@ import time
 
 import pytest
 
-from din.sources import FetchState, SourceAuthError, SourceError, SourceUnreachable, open_reader
-from din.sources.http import HttpReader
-
-from .servers import (
+from sources import FetchState, SourceAuthError, SourceError, SourceUnreachable, open_reader
+from sources.http import HttpReader
+from tests.support.servers import (
     HTTP_PASSWORD,
     HTTP_TOKEN,
     HTTP_USER,

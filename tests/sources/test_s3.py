@@ -8,10 +8,9 @@ import time
 
 import pytest
 
-from din.sources import FetchState, RemoteFile, SourceAuthError, SourceError, SourceUnreachable, open_reader
-from din.sources.s3 import S3Reader
-
-from .servers import S3Server, free_port, secrets_from
+from sources import FetchState, RemoteFile, SourceAuthError, SourceError, SourceUnreachable, open_reader
+from sources.s3 import S3Reader
+from tests.support.servers import S3Server, free_port, secrets_from
 
 NAMES = {"key": "DIN_TEST_S3_KEY", "secret": "DIN_TEST_S3_SECRET"}
 

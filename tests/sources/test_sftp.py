@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from din.sources import RemoteFile, SourceAuthError, SourceError, SourceUnreachable, open_reader
-from din.sources.sftp import SftpReader
-
-from .servers import SFTP_PASSWORD, SftpServer, free_port, secrets_from, silent_listener
+from sources import RemoteFile, SourceAuthError, SourceError, SourceUnreachable, open_reader
+from sources.sftp import SftpReader
+from tests.support.servers import SFTP_PASSWORD, SftpServer, free_port, secrets_from, silent_listener
 
 CREDENTIALS = secrets_from({"DIN_TEST_SFTP_PASSWORD": SFTP_PASSWORD})
 PASSWORD = {"password": "DIN_TEST_SFTP_PASSWORD"}

@@ -1,0 +1,67 @@
+"""A run's summary for the people who watch runs: text for the terminal, rows and markdown for the
+Prefect UI's artifacts. Counts only: no value of any row, no identifier, no secret."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from warehouse.runs import RunSummary
+
+
+def summary_text(summary: RunSummary) -> str:
+    lines = [
+        f"run {summary.run_id}: {summary.outcome}" + (" (DEMO key: outputs are demo only)" if summary.demo_key else "")
+    ]
+    lines.append(
+        f"{'source':<28} {'kind':<17} {'new':>4} {'same':>5} {'supers.':>7} {'read':>8} {'accepted':>9} {'quarant.':>9}"
+    )
+    for s in summary.sources:
+        lines.append(
+            f"{s.source[:28]:<28} {s.kind:<17} {s.files_new:>4} {s.files_unchanged:>5} "
+            f"{s.files_superseded:>7} {s.rows_read:>8} {s.rows_accepted:>9} {s.rows_quarantined:>9}"
+            + (f"  ERROR {s.error}" if s.error else "")
+        )
+    scrubbed: dict[str, int] = {}
+    for source in summary.sources:
+        for placeholder, count in source.identifiers_scrubbed.items():
+            scrubbed[placeholder] = scrubbed.get(placeholder, 0) + count
+    if scrubbed:
+        lines.append(
+            "identifiers scrubbed from free text: " + ", ".join(f"{k} {v}" for k, v in sorted(scrubbed.items()))
+        )
+    lines.append(
+        f"published version: {summary.published_version or '(none)'}; "
+        f"withdrawn panellists excluded: {summary.withdrawn_panellists}"
+    )
+    return "\n".join(lines)
+
+
+def source_rows(summary: RunSummary) -> list[dict[str, Any]]:
+    """One row per source, for the run's table artifact."""
+    return [
+        {
+            "source": s.source,
+            "organisation": s.organisation,
+            "kind": s.kind,
+            "files new": s.files_new,
+            "files unchanged": s.files_unchanged,
+            "files superseded": s.files_superseded,
+            "rows accepted": s.rows_accepted,
+            "rows quarantined": s.rows_quarantined,
+            "identifiers scrubbed": ", ".join(f"{k} {v}" for k, v in sorted(s.identifiers_scrubbed.items())),
+            "error": s.error or "",
+        }
+        for s in summary.sources
+    ]
+
+
+def summary_markdown(summary: RunSummary) -> str:
+    """The run's summary artifact: outcome, the per-source text, and the quarantine by rule."""
+    reasons = "\n".join(f"| {rule} | {count} |" for rule, count in summary.quarantine_reasons.items())
+    return (
+        f"# Consolidation run {summary.run_id}\n\n**Outcome:** {summary.outcome}"
+        + ("  \n**DEMO key**: pseudonyms protect nothing; demo data only." if summary.demo_key else "")
+        + f"\n\n```\n{summary_text(summary)}\n```\n\n## Quarantine by rule\n\n| rule | rows |\n|---|---|\n"
+        + reasons
+        + "\n"
+    )

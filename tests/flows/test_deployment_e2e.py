@@ -1,0 +1,106 @@
+"""The operator's path, end to end and offline: a Prefect server, the `din-process` work pool,
+`prefect deploy` from prefect.yaml, `prefect deployment run`, and a process worker that runs it.
+
+The deployment file is the repository's prefect.yaml with only the parameters changed to point at a
+temporary site; both deployments are deployed and `consolidate` is run. The worker finds the code
+through DIN_PROJECT_DIR, as docs/operations.md says.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+import yaml
+
+from tests.support.ops import FIRST_ROWS, KEY_ID, REPO, PrefectServer, explain, prefect, read_published, write_site
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ops-server")]
+
+
+def _deployment_file(target: Path, config: Path, data: Path) -> Path:
+    """prefect.yaml as committed, with every deployment's parameters pointing at the test site."""
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text(encoding="utf-8"))
+    for deployment in spec["deployments"]:
+        deployment["parameters"] = {"config_path": str(config), "data_dir": str(data)}
+    target.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    return target
+
+
+def _read_back(server: PrefectServer, flow_run_id: UUID) -> dict[str, Any]:
+    """The flow run, the deployment and the run's artifacts, as the API reports them."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}), get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(flow_run_id)
+        deployment = client.read_deployment_by_name("consolidate/consolidate")
+        rebuild = client.read_deployment_by_name("rebuild/rebuild")
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {
+        "flow_run": flow_run,
+        "deployment": deployment,
+        "rebuild": rebuild,
+        "artifacts": {a.key: a for a in artifacts},
+    }
+
+
+def test_deployment_runs_on_a_process_worker(server: PrefectServer, tmp_path: Path) -> None:
+    config = write_site(tmp_path / "site")
+    data = tmp_path / "warehouse-data"
+    prefect_file = _deployment_file(tmp_path / "prefect.yaml", config, data)
+
+    pool = prefect(server, "work-pool", "create", "din-process", "--type", "process")
+    assert pool.returncode == 0, explain(pool)
+    deploy = prefect(server, "deploy", "--all", "--prefect-file", str(prefect_file))
+    assert deploy.returncode == 0, explain(deploy)
+    run = prefect(server, "deployment", "run", "consolidate/consolidate")
+    assert run.returncode == 0, explain(run)
+    match = re.search(r"UUID: ([0-9a-f-]{36})", run.stdout)
+    assert match, run.stdout
+    # run the worker elsewhere: only the pull step (DIN_PROJECT_DIR) can lead it to the code
+    worker = prefect(
+        server, "worker", "start", "--pool", "din-process", "--run-once", cwd=tmp_path, DIN_PROJECT_DIR=str(REPO)
+    )
+    assert worker.returncode == 0, explain(worker)
+
+    found = _read_back(server, UUID(match.group(1)))
+    flow_run, deployment, artifacts = found["flow_run"], found["deployment"], found["artifacts"]
+    assert flow_run.state.type.value == "COMPLETED", (flow_run.state, explain(worker))
+    assert flow_run.parameters == {"config_path": str(config), "data_dir": str(data)}
+
+    assert deployment.work_pool_name == "din-process"
+    assert deployment.entrypoint == "flows/consolidate.py:consolidate"
+    assert deployment.pull_steps == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $DIN_PROJECT_DIR }}"}}
+    ]
+    assert deployment.global_concurrency_limit is not None
+    assert deployment.global_concurrency_limit.limit == 1  # concurrency_limit: one run at a time
+    [schedule] = deployment.schedules
+    assert (schedule.schedule.cron, schedule.schedule.timezone) == ("30 2 * * *", "Europe/London")
+    rebuild = found["rebuild"]
+    assert (rebuild.entrypoint, rebuild.work_pool_name, rebuild.schedules) == (
+        "flows/rebuild.py:rebuild",
+        "din-process",
+        [],
+    )
+    assert rebuild.parameters == flow_run.parameters
+
+    published = read_published(data)
+    assert {t: len(published.rows(t)) for t in FIRST_ROWS} == FIRST_ROWS
+    manifest = json.loads((data / "published" / "current" / "ops" / "publish.json").read_text())
+    assert (manifest["mode"], manifest["demo_key"], manifest["pseudonym_key_id"]) == ("production", False, KEY_ID)
+
+    assert {"consolidate-summary", "consolidate-sources"} <= set(artifacts)
+    summary = artifacts["consolidate-summary"]
+    assert summary.type == "markdown"
+    assert f"# Consolidation run {published.version}" in summary.data
+    assert "**Outcome:** succeeded" in summary.data
+    assert "DEMO key" not in summary.data

@@ -1,0 +1,120 @@
+"""Pull: list each source and land every file that is new or changed (one call per source).
+
+Unchanged files cost a stat (or a conditional request) only; a changed file becomes a new delivery
+that supersedes the last one from the same path. Landing is content-addressed and immutable
+(`warehouse.landing`); the manifest records what was seen (`warehouse.manifest`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import duckdb
+
+from din.config import Config, SourceConfig
+from sources import FetchState, open_reader
+from warehouse.landing import land, landing_suffix
+from warehouse.manifest import KnownFile, PulledFile, record_pulls
+
+
+@dataclass
+class SourcePull:
+    source: str
+    files: list[PulledFile] = field(default_factory=list)
+    unchanged: int = 0
+    error: str | None = None
+
+
+def pull_source(
+    source: SourceConfig,
+    known: dict[str, KnownFile],
+    landing_dir: Path,
+    credentials: Callable[[str], str] | None = None,
+) -> SourcePull:
+    """List `source` and land every file that is new or changed; unchanged files cost a stat only.
+
+    Raises the reader's SourceError; the flow decides whether to retry (transient) or report.
+    """
+    reader = open_reader(source.location, source.options, credentials)
+    result = SourcePull(source.name)
+    try:
+        _pull_files(reader, source, known, landing_dir, result)
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
+    return result
+
+
+def _pull_files(
+    reader: object, source: SourceConfig, known: dict[str, KnownFile], landing_dir: Path, result: SourcePull
+) -> None:
+    for remote in reader.list_files():  # type: ignore[attr-defined]
+        before = known.get(remote.relative_path)
+        if before is not None and _unchanged(remote, before, source.is_network):
+            result.unchanged += 1
+            continue
+        state = FetchState(before.etag, before.last_modified) if before else None
+        fetch_into = _Fetch(reader, remote, state)
+        landed = land(landing_dir, fetch_into, landing_suffix(remote.relative_path))
+        fetched = fetch_into.result
+        etag = getattr(fetched, "etag", None) or remote.etag
+        last_modified = getattr(fetched, "last_modified", None)
+        listed = PulledFile(
+            source.name, remote.relative_path, remote.location, remote.size, remote.modified, etag, last_modified
+        )
+        if landed is None or (before is not None and landed.sha256 == before.sha256):
+            result.unchanged += 1
+            result.files.append(replace(listed, sha256=landed.sha256 if landed else None))
+            continue
+        result.files.append(
+            replace(
+                listed, sha256=landed.sha256, landed_size=landed.size, landing_path=str(landed.path), new_content=True
+            )
+        )
+
+
+class _Fetch:
+    """Fetches one remote file into the landing sink, remembering the source's answer."""
+
+    def __init__(self, reader: object, remote: object, state: FetchState | None) -> None:
+        self.reader, self.remote, self.state = reader, remote, state
+        self.result: object = None
+
+    def __call__(self, sink: object) -> bool:
+        self.result = self.reader.fetch(self.remote, sink, self.state)  # type: ignore[attr-defined]
+        return not self.result.not_modified  # type: ignore[attr-defined]
+
+
+def _unchanged(remote: object, before: KnownFile, network: bool) -> bool:
+    size, modified, etag = (
+        getattr(remote, "size", None),
+        getattr(remote, "modified", None),
+        getattr(remote, "etag", None),
+    )
+    if etag and before.etag:
+        return etag == before.etag and (size is None or size == before.size)
+    if network and size is None:
+        return False
+    return size == before.size and modified is not None and modified == before.modified
+
+
+def record_pulled(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    pulls: Mapping[str, SourcePull],
+    run_id: str,
+    landing_dir: Path,
+) -> list[int]:
+    """Record every source's listing in the manifest; returns the new delivery ids."""
+    files = [f for pulled in pulls.values() for f in pulled.files]
+    return record_pulls(
+        con,
+        files,
+        {s.name: s.organisation for s in config.all_sources},
+        {s.name: s.kind for s in config.all_sources},
+        run_id,
+        landing_dir,
+    )
