@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from din.contract import KINDS, ColumnType
+from din.contract import FILE_HAS_NO_ROWS, FILE_UNREADABLE, KINDS, ColumnType
 from expectations.engine import DELIVERY, ROW_ID
 from expectations.suites import KEY_SEPARATOR, load_suite
 from expectations.validate import validate
@@ -90,7 +90,7 @@ def check_file(
     try:
         raw = read_table(path, path.name, options)
     except ReadError as error:
-        report.problems.append(Problem("file", "file_unreadable", None, None, None, str(error)))
+        report.problems.append(Problem("file", FILE_UNREADABLE, None, None, None, str(error)))
         return report
     report.notes.extend(raw.notes)
     if kind_name is None:
@@ -114,33 +114,12 @@ def check_file(
     match = match_headers(raw.headers, kind)
     if match.extra:
         report.notes.append(f"extra column(s) not in the contract, ignored: {', '.join(match.extra)}")
-    for column in match.missing_required:
-        hint = match.suggestions.get(column)
+    for problem in match.problems():  # the same rules, names and words as the pipeline's quarantine
         report.problems.append(
-            Problem(
-                "file",
-                f"{column}_present",
-                None,
-                column,
-                None,
-                f"required column `{column}` is missing",
-                f"the file has '{hint}': did you mean `{column}`? rename the header" if hint else None,
-            )
-        )
-    for column, headers in match.duplicates.items():
-        report.problems.append(
-            Problem(
-                "file",
-                "duplicate_columns",
-                None,
-                column,
-                None,
-                f"columns {', '.join(headers)} all mean `{column}`",
-                "keep one of them",
-            )
+            Problem("file", problem.rule, None, problem.column, None, problem.message, problem.suggestion)
         )
     if raw.frame.height == 0:
-        report.problems.append(Problem("file", "file_has_no_rows", None, None, None, "the file has no data rows"))
+        report.problems.append(Problem("file", FILE_HAS_NO_ROWS, None, None, None, "the file has no data rows"))
     if report.problems:
         return report
     frame = canonical_frame(raw.frame, kind, match).with_columns(

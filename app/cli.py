@@ -12,10 +12,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from din.config import DEMO_CONFIG, ConfigError, load_config
 from din.errors import DinError
 from din.paths import DataPaths
+
+if TYPE_CHECKING:
+    import duckdb
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR, EXIT_SOURCE_ERRORS = 0, 1, 2, 3
 
@@ -116,7 +120,7 @@ def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    summary = _summary_from_dict(result, RunSummary)
+    summary = RunSummary.from_dict(result)
     print(summary_text(summary))
     print(
         f"published: {config.data_dir / 'published' / 'current'}  catalog: "
@@ -131,14 +135,6 @@ def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
 
 def _rebuild(args: argparse.Namespace) -> int:
     return _run(args, rebuild=True)
-
-
-def _summary_from_dict(result: dict[str, object], cls: type) -> object:
-    from warehouse.runs import SourceSummary
-
-    fields = {k: v for k, v in result.items() if k in cls.__dataclass_fields__}
-    fields["sources"] = [SourceSummary(**s) for s in result["sources"]]  # type: ignore[union-attr]
-    return cls(**fields)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -158,7 +154,7 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
 
-def _catalog(args: argparse.Namespace) -> object:
+def _catalog(args: argparse.Namespace) -> duckdb.DuckDBPyConnection:
     import duckdb
 
     config = load_config(args.config, args.data_dir)
@@ -170,13 +166,13 @@ def _catalog(args: argparse.Namespace) -> object:
 
 def _tables(args: argparse.Namespace) -> int:
     con = _catalog(args)
-    rows = con.sql(  # type: ignore[attr-defined]
+    rows = con.sql(
         "SELECT schema_name, view_name, comment FROM duckdb_views() WHERE NOT internal AND schema_name != 'main' "
         "ORDER BY schema_name, view_name"
     ).fetchall()
     print(f"{'tier':<11} {'table':<22} {'rows':>10}  description")
     for schema, view, comment in rows:
-        count = con.sql(f'SELECT count(*) FROM "{schema}"."{view}"').fetchall()[0][0]  # type: ignore[attr-defined]
+        count = con.sql(f'SELECT count(*) FROM "{schema}"."{view}"').fetchall()[0][0]
         print(f"{schema:<11} {view:<22} {count:>10}  {comment or ''}")
     return EXIT_OK
 
@@ -184,7 +180,7 @@ def _tables(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     con = _catalog(args)
     try:
-        relation = con.sql(args.sql)  # type: ignore[attr-defined]
+        relation = con.sql(args.sql)
     except Exception as error:
         print(f"din: query failed: {error}", file=sys.stderr)
         return EXIT_ERROR
@@ -216,7 +212,7 @@ def _runs(args: argparse.Namespace) -> int:
     except duckdb.IOException:
         con = _catalog(args)  # the warehouse is being written: the published history is the latest we have
         rows = con.sql(
-            "SELECT run_id, started_at, finished_at, outcome, deliveries_new, rows_accepted, "  # type: ignore[attr-defined]
+            "SELECT run_id, started_at, finished_at, outcome, deliveries_new, rows_accepted, "
             "rows_quarantined, rows_published, stage_seconds FROM ops.runs ORDER BY started_at"
         ).fetchall()
     else:

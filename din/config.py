@@ -6,6 +6,7 @@ with one message naming the file, the source and the fix.
 
 from __future__ import annotations
 
+import difflib
 import glob
 import os
 import re
@@ -31,6 +32,7 @@ TASK_RUNNERS = ("threads", "processes", "sequential")
 MODES = ("demo", "production")
 DEFAULT_KEY_ENV = "DIN_PSEUDONYM_KEY"
 STORAGE_KEYS = ("landing", "published", "options")
+SOURCE_KEYS = ("name", "organisation", "kind", "location", "format", "options")
 #: The bundled demo's registry: what `din` uses when no --config (or $DIN_CONFIG) is given.
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "demo" / "din.yaml"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -247,14 +249,22 @@ def _source(config_path: Path, entry: Any, index: int, *, reference: bool) -> So
         raise ConfigError(
             f"{config_path}: {section}[{index}] must be a mapping with name, organisation, kind and location."
         )
-    name = entry.get("name")
-    label = f"{section}[{index}]" + (f" ({name})" if name else "")
+    label = f"{section}[{index}]" + (f" ({entry['name']})" if entry.get("name") else "")
+    unknown = sorted(str(key) for key in set(entry) - set(SOURCE_KEYS))
+    if unknown:
+        near = difflib.get_close_matches(unknown[0], SOURCE_KEYS, n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise ConfigError(
+            f"{config_path}: source {label} has unknown setting(s) {', '.join(unknown)}{hint}; "
+            f"a source takes {', '.join(SOURCE_KEYS)}."
+        )
     missing = [key for key in ("name", "organisation", "kind", "location") if not entry.get(key)]
     if missing:
         raise ConfigError(
             f"{config_path}: source {label} lacks {', '.join(missing)}; every source needs "
             "name, organisation, kind and location."
         )
+    name = str(entry["name"])
     kind = str(entry["kind"])
     if kind not in KINDS:
         raise ConfigError(f"{config_path}: source '{name}' has unknown kind {kind!r}; use one of {', '.join(KINDS)}.")
@@ -270,7 +280,7 @@ def _source(config_path: Path, entry: Any, index: int, *, reference: bool) -> So
     except OptionError as error:
         raise ConfigError(f"{config_path}: source '{name}': {error}.") from None
     return SourceConfig(
-        name=str(name),
+        name=name,
         organisation=str(entry["organisation"]),
         kind=kind,
         location=location,

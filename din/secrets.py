@@ -58,5 +58,5 @@ def _prefect_secret(block: str) -> str | None:
         raise SecretStoreUnavailable(
             f"could not reach Prefect to read Secret block '{slug}': {type(error).__name__}"
         ) from None
-    value = loaded.get()
+    value = loaded.get()  # type: ignore[union-attr]  # _sync=True returns the block, not a coroutine
     return value if isinstance(value, str) else json.dumps(value)

@@ -11,7 +11,7 @@ GX on pandas validates ~1M rows in ~3 s after a 6 s import; these predicates tak
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ class Predicate:
     value_sql: str  # the offending value as text, for messages
 
 
-def compile_suite(suite: dict[str, Any], references: dict[str, Sequence[str]]) -> list[Predicate]:
+def compile_suite(suite: dict[str, Any], references: Mapping[str, Sequence[str]]) -> list[Predicate]:
     """Row-level predicates for every expectation of `suite` (file-level ones are checked on headers).
 
     `references` maps a reference name (e.g. `workshop`) to its key columns, which the reference
@@ -50,7 +50,7 @@ def compile_suite(suite: dict[str, Any], references: dict[str, Sequence[str]]) -
     return predicates
 
 
-def _column_sql(column: str, references: dict[str, Sequence[str]]) -> str:
+def _column_sql(column: str, references: Mapping[str, Sequence[str]]) -> str:
     """SQL for a suite column, expanding the derived columns the suites use."""
     if column.endswith(NUMBER_SUFFIX):
         return f"TRY_CAST({quote(column.removesuffix(NUMBER_SUFFIX))} AS DOUBLE)"
@@ -62,7 +62,7 @@ def _column_sql(column: str, references: dict[str, Sequence[str]]) -> str:
     return quote(column)
 
 
-def _compile(expectation: dict[str, Any], references: dict[str, Sequence[str]]) -> Predicate:
+def _compile(expectation: dict[str, Any], references: Mapping[str, Sequence[str]]) -> Predicate:
     type_ = expectation["type"]
     kwargs = expectation["kwargs"]
     rule = expectation["meta"]["rule"]
@@ -124,7 +124,8 @@ def failing_rows(
     """
     if not predicates:
         return pl.DataFrame(schema={ROW_ID: pl.Int64, "rule": pl.String, "value": pl.String})
-    selects, params = [], []
+    selects: list[str] = []
+    params: list[Any] = []
     for index, predicate in enumerate(predicates):
         selects.append(f'{predicate.sql} AS "f{index}"')
         selects.append(f'CAST({predicate.value_sql} AS VARCHAR) AS "v{index}"')
@@ -143,7 +144,7 @@ def failing_rows(
     return result.with_columns(pl.col(ROW_ID).cast(pl.Int64))
 
 
-def references_frame(values: dict[str, Iterable[str]]) -> pl.DataFrame:
+def references_frame(values: Mapping[str, Iterable[str]]) -> pl.DataFrame:
     """The `_references` table: one row per known key of each reference parameter."""
     parameters, keys = [], []
     for parameter, known in values.items():

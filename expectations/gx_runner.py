@@ -8,7 +8,7 @@ execution in `expectations.engine` gives the same verdicts. GX is imported only 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -19,7 +19,7 @@ from expectations.suites import KEY_SEPARATOR, NUMBER_SUFFIX, REF_PREFIX
 
 
 def with_derived_columns(
-    frame: pl.DataFrame, suite: dict[str, Any], references: dict[str, Sequence[str]]
+    frame: pl.DataFrame, suite: dict[str, Any], references: Mapping[str, Sequence[str]]
 ) -> pl.DataFrame:
     """Materialise the derived columns the suite's expectations name (numbers and reference keys)."""
     derived: dict[str, pl.Expr] = {}
@@ -59,8 +59,8 @@ def _suite(suite: dict[str, Any]) -> Any:
 def gx_validate(
     frame: pl.DataFrame,
     suite: dict[str, Any],
-    references: dict[str, Sequence[str]],
-    parameters: dict[str, list[str]],
+    references: Mapping[str, Sequence[str]],
+    parameters: Mapping[str, list[str]],
 ) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
     """Failing (row, rule) pairs and GX's own result documents, validating each delivery on its own."""
     _, batch_definition = _context()

@@ -154,6 +154,7 @@ def _in_set(column: Column, values: list[str], what: str) -> dict[str, Any]:
 
 def _unique_key(kind: Kind) -> dict[str, Any]:
     key = list(kind.key)
+    kwargs: dict[str, Any]
     if len(key) == 1:
         type_, kwargs = "expect_column_values_to_be_unique", {"column": key[0]}
     else:
@@ -189,7 +190,8 @@ def render(suite: dict[str, Any]) -> str:
 
 def load_suite(kind: str) -> dict[str, Any]:
     """The stored suite for `kind` (what validation executes)."""
-    return json.loads(suite_path(kind).read_text(encoding="utf-8"))
+    suite: dict[str, Any] = json.loads(suite_path(kind).read_text(encoding="utf-8"))
+    return suite
 
 
 def write_suites(directory: Path = SUITES_DIR) -> list[Path]:

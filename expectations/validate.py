@@ -19,24 +19,28 @@ from expectations.suites import load_suite
 from transforms.delivery import FileProblem
 from transforms.readers import ROW
 
-QUARANTINE_SCHEMA = {
-    "delivery_id": pl.Int64,
-    "source_row": pl.Int64,
-    "rules": pl.List(pl.String),
-    "reasons": pl.List(pl.String),
-    "columns": pl.List(pl.String),
-    "values": pl.String,  # JSON object: column -> delivered value (already scrubbed/pseudonymised)
-}
-RESULT_SCHEMA = {
-    "delivery_id": pl.Int64,
-    "rule": pl.String,
-    "expectation_type": pl.String,
-    "columns": pl.String,
-    "success": pl.Boolean,
-    "element_count": pl.Int64,
-    "unexpected_count": pl.Int64,
-    "unexpected_sample": pl.String,
-}
+QUARANTINE_SCHEMA = pl.Schema(
+    {
+        "delivery_id": pl.Int64(),
+        "source_row": pl.Int64(),
+        "rules": pl.List(pl.String),
+        "reasons": pl.List(pl.String),
+        "columns": pl.List(pl.String),
+        "values": pl.String(),  # JSON object: column -> delivered value (already scrubbed/pseudonymised)
+    }
+)
+RESULT_SCHEMA = pl.Schema(
+    {
+        "delivery_id": pl.Int64(),
+        "rule": pl.String(),
+        "expectation_type": pl.String(),
+        "columns": pl.String(),
+        "success": pl.Boolean(),
+        "element_count": pl.Int64(),
+        "unexpected_count": pl.Int64(),
+        "unexpected_sample": pl.String(),
+    }
+)
 SAMPLE_SIZE = 20
 VALUE_LIMIT = 80
 
@@ -142,7 +146,8 @@ def reason(meta: dict[str, Any], value: str | None) -> str:
     shown = "(empty)" if value is None else value
     if len(shown) > VALUE_LIMIT:
         shown = shown[: VALUE_LIMIT - 1] + "…"
-    return meta["message"].replace("{value}", f"'{shown}'" if value is not None else shown)
+    message: str = meta["message"]
+    return message.replace("{value}", f"'{shown}'" if value is not None else shown)
 
 
 def expectation_results(frame: pl.DataFrame, failures: pl.DataFrame, suite: dict[str, Any]) -> pl.DataFrame:

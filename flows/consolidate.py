@@ -276,7 +276,7 @@ def _stage(summary: RunSummary, name: str) -> Iterator[None]:
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
     try:
-        return get_run_logger()  # type: ignore[return-value]
+        return get_run_logger()
     except Exception:
         return log
 

@@ -24,11 +24,10 @@ from pathlib import Path
 
 import polars as pl
 
-from reports.charts import scatter, stacked_bars
+from reports.charts import BarRow, scatter, stacked_bars
 from reports.html import (
     ACCEPTABILITY,
     SECTORS,
-    BarRow,
     Published,
     acceptability_table,
     figure,

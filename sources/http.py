@@ -219,7 +219,7 @@ def _may_send_credentials(url: str, allow_insecure: bool) -> bool:
 
 
 def _is_json(response: httpx.Response) -> bool:
-    media = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    media = str(response.headers.get("content-type", "")).split(";", 1)[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
 
 

@@ -191,7 +191,9 @@ class SftpReader:
         except BaseException:
             client.close()
             raise
-        sftp.get_channel().settimeout(self._timeout)
+        channel = sftp.get_channel()
+        if channel is not None:
+            channel.settimeout(self._timeout)
         return client, sftp
 
     def _trust(self, client: paramiko.SSHClient) -> None:
@@ -298,6 +300,7 @@ def _walk(sftp: paramiko.SFTPClient, folder: str) -> Iterator[tuple[str, paramik
 def _key_from_text(text: str, passphrase: str | None) -> paramiko.PKey:
     """A paramiko key from OpenSSH or PEM key text, its type detected as paramiko's `from_path` does."""
     data, password = text.encode(), passphrase.encode() if passphrase else None
+    loaded: object
     try:
         loaded = serialization.load_ssh_private_key(data, password)
     except ValueError:

@@ -94,7 +94,9 @@ def test_no_layer_imports_from_a_layer_above_it() -> None:
             if top in ("tests", "bench"):
                 upward.append(f"{path.relative_to(REPO)}:{line} imports {target} (development code)")
             elif top in rank and rank[top] > own:
-                upward.append(f"{path.relative_to(REPO)}:{line} imports {target} ({top}/ is above {module.split('.')[0]}/)")
+                upward.append(
+                    f"{path.relative_to(REPO)}:{line} imports {target} ({top}/ is above {module.split('.')[0]}/)"
+                )
     assert not upward, "imports that run up the layers:\n" + "\n".join(upward)
 
 

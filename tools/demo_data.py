@@ -996,7 +996,7 @@ def _pick(rows: list[_Row], rng: random.Random, question: str | None = None) -> 
 
 def _other_name(people: list[_Person], author: str, rng: random.Random) -> str:
     others = [p.row["full_name"] for p in people if p.ref not in (author, _WITHDRAWN)]
-    return rng.choice(others)
+    return str(rng.choice(others))
 
 
 def _chi(rng: random.Random) -> str:
@@ -1497,7 +1497,8 @@ def _scaled_questions() -> list[tuple[str, tuple[str, ...]]]:
 def _held_on(panel: np.ndarray, workshop: np.ndarray) -> np.ndarray:
     """Workshop dates as days since the epoch: panels start a week apart, workshops a fortnight apart."""
     start = (dt.date(2026, 3, 7) - dt.date(1970, 1, 1)).days
-    return start + 7 * (panel % 26) + 14 * workshop
+    days: np.ndarray = start + 7 * (panel % 26) + 14 * workshop
+    return days
 
 
 def _split(total: int, weights: Sequence[int]) -> list[int]:

@@ -184,7 +184,8 @@ def _headers_section() -> str:
         "so all of these are the column `panellist_ref`:\n\n"
         + _table(("header as delivered", "matching key"), rows)
         + "\n\nColumns may come in any order. A required column that is missing, or two headers that mean the "
-        "same column, quarantine the whole file (rules `required_column_missing`, `duplicate_columns`); near "
+        "same column, quarantine the whole file (rules `<column>_present`, as in each kind's checks below, and "
+        "`duplicate_columns`); near "
         "misses are suggested, never matched silently. Missing optional columns are fine. Extra columns are "
         "kept in the landing copy of the file and listed in the delivery manifest (`extra_columns`), but not "
         "loaded."

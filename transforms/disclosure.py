@@ -161,7 +161,7 @@ def recoverable(suppressed: np.ndarray) -> np.ndarray:
     out = np.zeros(mask.size, dtype=bool)
     unknowns = np.flatnonzero(mask.ravel())
     if unknowns.size:
-        system = margin_constraints(tuple(s - 1 for s in mask.shape))[:, unknowns]  # type: ignore[arg-type]
+        system = margin_constraints(tuple(s - 1 for s in mask.shape))[:, unknowns]
         _, singular, vh = np.linalg.svd(system)
         rank = int((singular > singular.max(initial=0.0) * max(system.shape) * np.finfo(float).eps).sum())
         null_space = vh[rank:].T  # one column per free direction of the suppressed values
@@ -410,7 +410,7 @@ def protect_shares(
 def _table_1d(part: pl.DataFrame, count: str, groups: list[str], threshold: int) -> pl.DataFrame:
     """One 1-D table: its cells (sorted by key) and their total, with suppression codes."""
     cells = part.sort(groups).select(*groups, pl.col(count).cast(pl.Int64))
-    extended = np.append(cells[count].to_numpy(), cells[count].sum())
+    extended = np.append(cells[count].to_numpy(), int(cells[count].sum()))
     codes = _suppress_1d(extended, threshold)
     _assert_safe(codes)
     return pl.concat(

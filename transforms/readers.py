@@ -285,7 +285,7 @@ def _records(document: object) -> list[dict[str, object]]:
     for index, record in enumerate(document, start=1):
         if not isinstance(record, dict):
             raise ReadError(f'record {index} is not a JSON object; each record must be {{"column": value}}')
-    return document  # type: ignore[return-value]
+    return document
 
 
 def _records_frame(records: list[dict[str, object]], first_row: int) -> pl.DataFrame:

@@ -19,7 +19,8 @@ DIMENSIONS = ("age_band", "gender", "ethnic_group", "simd_quintile", "urban_rura
 
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
-    return con.sql(sql).pl()
+    frame: pl.DataFrame = con.sql(sql).pl()
+    return frame
 
 
 def panel_composition(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> pl.DataFrame:

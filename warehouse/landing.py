@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 CHUNK = 1 << 20
 
@@ -64,7 +64,7 @@ def land(landing_dir: Path, write_into: Callable[[BinaryIO], bool | None], suffi
     try:
         with handle:
             sink = _HashingWriter(handle)  # type: ignore[arg-type]
-            wrote = write_into(sink)
+            wrote = write_into(cast(BinaryIO, sink))  # it writes like a binary file
             handle.flush()
             os.fsync(handle.fileno())
         if wrote is False:
@@ -88,7 +88,7 @@ def land(landing_dir: Path, write_into: Callable[[BinaryIO], bool | None], suffi
 def land_local_file(landing_dir: Path, path: Path, suffix: str = "") -> LandedFile:
     """Land a local file (used by tests and `din forget`'s redaction)."""
 
-    def copy(sink: _HashingWriter) -> bool:
+    def copy(sink: BinaryIO) -> bool:
         with open(path, "rb") as source:
             while chunk := source.read(CHUNK):
                 sink.write(chunk)

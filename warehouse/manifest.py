@@ -146,33 +146,37 @@ def record_pulls(
     return new_ids
 
 
-_DELIVERY_SCHEMA = {
-    "delivery_id": pl.Int64,
-    "source": pl.String,
-    "organisation": pl.String,
-    "kind": pl.String,
-    "original_path": pl.String,
-    "relative_path": pl.String,
-    "size": pl.Int64,
-    "sha256": pl.String,
-    "landing_path": pl.String,
-    "first_seen": pl.Datetime("us"),
-    "run_id": pl.String,
-    "status": pl.String,
-    "supersedes": pl.Int64,
-}
-_STATE_SCHEMA = {
-    "source": pl.String,
-    "relative_path": pl.String,
-    "location": pl.String,
-    "size": pl.Int64,
-    "modified": pl.Float64,
-    "etag": pl.String,
-    "last_modified": pl.String,
-    "sha256": pl.String,
-    "delivery_id": pl.Int64,
-    "last_seen_run": pl.String,
-}
+_DELIVERY_SCHEMA = pl.Schema(
+    {
+        "delivery_id": pl.Int64(),
+        "source": pl.String(),
+        "organisation": pl.String(),
+        "kind": pl.String(),
+        "original_path": pl.String(),
+        "relative_path": pl.String(),
+        "size": pl.Int64(),
+        "sha256": pl.String(),
+        "landing_path": pl.String(),
+        "first_seen": pl.Datetime("us"),
+        "run_id": pl.String(),
+        "status": pl.String(),
+        "supersedes": pl.Int64(),
+    }
+)
+_STATE_SCHEMA = pl.Schema(
+    {
+        "source": pl.String(),
+        "relative_path": pl.String(),
+        "location": pl.String(),
+        "size": pl.Int64(),
+        "modified": pl.Float64(),
+        "etag": pl.String(),
+        "last_modified": pl.String(),
+        "sha256": pl.String(),
+        "delivery_id": pl.Int64(),
+        "last_seen_run": pl.String(),
+    }
+)
 
 
 def _next_delivery_ids(con: duckdb.DuckDBPyConnection, count: int) -> list[int]:

@@ -322,7 +322,8 @@ def _upload(fs: s3fs.S3FileSystem, pairs: Sequence[tuple[Path, str]]) -> None:
 def _read_or_none(fs: s3fs.S3FileSystem, path: str) -> bytes | None:
     """The object's bytes, or None when there is no such object (a missing bucket is an error)."""
     try:
-        return fs.cat_file(path)
+        data: bytes = fs.cat_file(path)
+        return data
     except FileNotFoundError:
         if not fs.exists(path.split("/", 1)[0]):
             raise

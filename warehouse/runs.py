@@ -8,6 +8,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -71,6 +72,12 @@ class RunSummary:
     @property
     def source_errors(self) -> dict[str, str]:
         return {s.source: s.error for s in self.sources if s.error}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSummary:
+        """The summary back from `as_dict()` (what a flow returns)."""
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "sources"}
+        return cls(**fields, sources=[SourceSummary(**s) for s in data["sources"]])
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)

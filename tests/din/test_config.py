@@ -74,3 +74,64 @@ def test_valid_config_resolves_paths_and_defaults(tmp_path: Path) -> None:
     assert (a.format.delimiter, a.format.encoding, a.format.type) == (";", "cp1252", "auto")
     assert b.is_network and not a.is_network
     assert load_config(path, data_dir=tmp_path / "elsewhere").data_dir == (tmp_path / "elsewhere").resolve()
+
+
+@pytest.mark.parametrize(
+    ("location", "options", "expected"),
+    [
+        ("sftp://drop@sftp.example.org/in", "{pasword: SFTP_PW}", "unknown option pasword (did you mean password?)"),
+        ("sftp://drop@sftp.example.org/in", "{port: '22'}", "option port must be a whole number from 1 to 65535"),
+        ("sftp://drop@sftp.example.org/in", "{host_key_policy: trust_me}", "host_key_policy must be one of reject"),
+        ("https://example.org/x.csv", "{timeout: 5}", "unknown option timeout (did you mean timeout_seconds?)"),
+        ("https://example.org/x.csv", "{auth: {type: basic, password: P}}", "auth of type basic takes username"),
+        ("https://example.org/x.csv", "{listing: yes-please}", "option listing must be one of auto, json, none"),
+        ("s3://bucket/prefix", "{endpoint: 'http://x'}", "unknown option endpoint (did you mean endpoint_url?)"),
+        ("s3://bucket/prefix", "{key: K}", "options key and secret go together"),
+        ("deliveries", "{encoding: cp1252}", "local sources take no options"),
+    ],
+)
+def test_source_options_are_checked_when_the_config_loads(
+    tmp_path: Path, location: str, options: str, expected: str
+) -> None:
+    """A misspelt or mistyped option on any kind of source stops the run before any work, in one line."""
+    path = write(
+        tmp_path,
+        f"sources:\n  - {{name: partner, organisation: O, kind: roster, location: '{location}', options: {options}}}\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: source 'partner': ")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_a_pasted_secret_as_an_option_is_refused_without_repeating_it(tmp_path: Path) -> None:
+    secret = "hunter2/Very-Secret+Token=="
+    path = write(
+        tmp_path,
+        "sources:\n  - {name: p, organisation: O, kind: roster, location: 'https://example.org/x.csv',"
+        f" options: {{auth: {{type: bearer, token: '{secret}'}}}}}}\n",
+    )
+    with pytest.raises(ConfigError, match="must be the NAME of an environment variable") as caught:
+        load_config(path)
+    assert secret not in str(caught.value)
+
+
+def test_an_unknown_key_inside_a_source_is_a_mistake(tmp_path: Path) -> None:
+    path = write(tmp_path, "sources:\n  - {name: a, organistion: O, kind: roster, location: deliveries}\n")
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) organistion \(did you mean organisation\?\)"):
+        load_config(path)
+
+
+def test_valid_source_options_are_kept(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "sources:\n  - {name: p, organisation: O, kind: roster, location: 'sftp://drop@h/in',"
+        " options: {password: SFTP_PW, port: 2222, host_key_policy: accept_new}}\n",
+    )
+    assert dict(load_config(path).sources[0].options) == {
+        "password": "SFTP_PW",
+        "port": 2222,
+        "host_key_policy": "accept_new",
+    }

@@ -6,7 +6,6 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-import duckdb
 import fastexcel
 import openpyxl
 import polars as pl
@@ -16,13 +15,13 @@ from app.check import check_file
 from din.config import Config, load_config
 from din.contract import KINDS, Kind
 from expectations.suites import build_suite
+from tests.support.marts import described_marts
 from tools import docs
 from transforms.disclosure import DisclosureRule
 from transforms.readers import read_table
 from transforms.scrub import PLACEHOLDERS
-from warehouse.marts import PROVENANCE_COLUMNS, PSEUDONYM_COLUMN, SCHEMA_VERSION, Mart, marts
+from warehouse.marts import PROVENANCE_COLUMNS, PSEUDONYM_COLUMN, SCHEMA_VERSION, marts
 from warehouse.publish import TIER_MODES
-from warehouse.schema import create_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = ROOT / "examples" / "demo" / "din.yaml"
@@ -35,21 +34,8 @@ def generated() -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def described() -> dict[str, list[tuple[str, str]]]:
-    """Ground truth: each mart's SQL DESCRIBEd against an empty warehouse."""
-    con = duckdb.connect()
-    create_schema(con)
-    found = {m.name: _describe(con, m) for m in marts()}
-    con.close()
-    return found
-
-
-def _describe(con: duckdb.DuckDBPyConnection, mart: Mart) -> list[tuple[str, str]]:
-    """A SQL mart's DESCRIBE, or a built mart's frame seen through DuckDB."""
-    build = mart.build
-    if build is None:
-        return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {mart.sql}").fetchall()]
-    frame = build(con, DisclosureRule())  # noqa: F841 (read by DuckDB's replacement scan)
-    return [(r[0], r[1]) for r in con.execute("DESCRIBE SELECT * FROM frame").fetchall()]
+    """Ground truth: each mart's columns and types, from an empty warehouse."""
+    return described_marts()
 
 
 def _text(relative: str) -> str:

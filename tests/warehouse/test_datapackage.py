@@ -13,28 +13,18 @@ import pytest
 from frictionless import Package, validate
 
 from din.contract import KINDS
+from tests.support.marts import described_marts
 from transforms.disclosure import DisclosureRule
 from warehouse.datapackage import arrow_frictionless_type, datapackage_descriptor, frictionless_type, write_datapackage
-from warehouse.marts import PSEUDONYM_COLUMN, SCHEMA_VERSION, Mart, marts, write_mart
+from warehouse.marts import PSEUDONYM_COLUMN, SCHEMA_VERSION, marts, write_mart
 from warehouse.publish import PublishedTable
 from warehouse.schema import create_schema
 
 
 @pytest.fixture(scope="module")
 def described() -> dict[str, list[tuple[str, str]]]:
-    """Ground truth: each mart's SQL DESCRIBEd against an empty warehouse."""
-    con = duckdb.connect()
-    create_schema(con)
-    found = {m.name: _describe(con, m) for m in marts()}
-    con.close()
-    return found
-
-
-def _describe(con: duckdb.DuckDBPyConnection, mart: Mart) -> list[tuple[str, str]]:
-    if mart.build is None:
-        return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {mart.sql}").fetchall()]
-    frame = mart.build(con, DisclosureRule())  # noqa: F841 (read by DuckDB's replacement scan)
-    return [(r[0], r[1]) for r in con.execute("DESCRIBE SELECT * FROM frame").fetchall()]
+    """Ground truth: each mart's columns and types, from an empty warehouse."""
+    return described_marts()
 
 
 @pytest.fixture(scope="module")

@@ -111,7 +111,10 @@ def read_csv_rows(path: Path, limit: int | None = None) -> list[list[Cell]]:
     text = decode(path.read_bytes())
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        return list(islice(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), limit))
+        rows: list[list[Cell]] = [
+            list(r) for r in islice(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), limit)
+        ]
+        return rows
     except csv.Error as exc:
         raise AdapterError(f"{path.name}: not a readable CSV file ({exc})") from exc
 
@@ -140,13 +143,14 @@ def _table_header_row(sheet: object) -> int | None:
     tables = getattr(sheet, "tables", {})
     for ref in tables.values():
         ref = getattr(ref, "ref", ref)
-        return range_boundaries(ref)[1]
+        top: int | None = range_boundaries(ref)[1]
+        return top
     return None
 
 
-def cell(row: Row, index: int) -> Cell:
-    """The cell at `index`, or None past the end of a short row."""
-    return row[index] if index < len(row) else None
+def cell(row: Row, index: int | None) -> Cell:
+    """The cell at `index`, or None past the end of a short row (or for a column the file lacks)."""
+    return row[index] if index is not None and index < len(row) else None
 
 
 def text(value: Cell) -> str:
@@ -564,7 +568,7 @@ class _Answers:
 def _response_rows(
     units: Sequence[Unit], person: Respondent, plan: _Plan, answers: _Answers, mapping: SurveyMapping
 ) -> list[dict[str, object]]:
-    rows = []
+    rows: list[dict[str, object]] = []
     for index, question_id in plan.questions:
         answer = answers[index]
         if answer is None:
@@ -587,7 +591,7 @@ def _response_rows(
 def _feedback_rows(
     person: Respondent, plan: _Plan, answers: _Answers, mapping: SurveyMapping
 ) -> list[dict[str, object]]:
-    rows = []
+    rows: list[dict[str, object]] = []
     for fb, fields in plan.feedback:
         values = {name: feedback_value(name, answers[index], fb) for name, index in fields.items()}
         if all(v is None for v in values.values()):

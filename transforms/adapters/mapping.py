@@ -147,7 +147,7 @@ def _feedback(item: Any, where: str) -> FeedbackMapping:
     bad = sorted(set(values["acceptability_values"].values()) - set(ACCEPTABILITY))
     if bad:
         raise MappingError(f"{where}: acceptability_values map to {bad}; allowed: {', '.join(ACCEPTABILITY)}")
-    return FeedbackMapping(project_id=_required_text(item, "project_id", where), **selectors, **values)
+    return FeedbackMapping(project_id=_required_text(item, "project_id", where), **selectors, **values)  # type: ignore[arg-type]
 
 
 def _reject_unknown(data: Mapping[str, Any], known: set[str], where: str) -> None:

@@ -183,7 +183,7 @@ def _single(column: _Column) -> Unit:
     return Unit(default_id=column.tag, text=text, keys=tuple(keys), columns=(column.index,), headers=(column.tag,))
 
 
-def _multi_select(columns: list[_Column], typed: dict[tuple[str, str], _Column], numeric: bool) -> Unit:
+def _multi_select(columns: list[_Column], typed: dict[tuple[str, str | None], _Column], numeric: bool) -> Unit:
     import_id = columns[0].import_id
     stem, labels = _split_labels([c.label for c in columns])
     first_tag = columns[0].tag
