@@ -1,14 +1,21 @@
-"""The data contract: every canonical kind, defined once.
+"""The data contract, typed: every canonical kind, loaded once from `din/contract.yaml`.
 
-The contract documentation, the blank templates, the Great Expectations suites and the DuckDB
-tables are all generated from, or checked against, the definitions in this module.
+The YAML is the single definition (kinds, columns, types, allowed values, keys, references and their
+prose); this module gives it types and the rules that follow from it. The contract documentation,
+the blank templates, the Great Expectations suites and the DuckDB tables are all generated from,
+or checked against, what it loads.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
 
 
 class ColumnType(StrEnum):
@@ -25,20 +32,13 @@ class ColumnType(StrEnum):
 
     @property
     def meaning(self) -> str:
-        """What a value of this type is, in words a contributor understands."""
-        return TYPE_MEANINGS[self]
+        """What a value of this type is, in words a contributor understands (`types` in contract.yaml)."""
+        return type_meanings()[self]
 
 
-TYPE_MEANINGS: dict[ColumnType, str] = {
-    ColumnType.STRING: "an identifier or short label, kept as written (trimmed)",
-    ColumnType.TEXT: "free text written by a person; scrubbed of identifiers on the way in",
-    ColumnType.ENUM: "one of a fixed set of lower-case codes (case, spaces, hyphens and slashes are forgiven)",
-    ColumnType.INTEGER: "a whole number (thousands separators are allowed)",
-    ColumnType.DECIMAL: "a number (a percentage such as 16% is read as a proportion)",
-    ColumnType.DATE: "a calendar date (day first when written with slashes)",
-    ColumnType.DATETIME: "a date and time",
-    ColumnType.BOOLEAN: "yes or no",
-}
+def type_meanings() -> dict[ColumnType, str]:
+    raw = yaml.safe_load(CONTRACT_FILE.read_text(encoding="utf-8"))["types"]
+    return {ColumnType(name): " ".join(str(text).split()) for name, text in raw.items()}
 
 
 #: DuckDB type of each column type in the warehouse and the published Parquet.
@@ -186,313 +186,131 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-SECTORS = ("health", "social_care", "environment", "education", "justice", "third_sector", "other")
-STAGES = ("past", "ongoing", "future")
-DIMENSIONS = ("age_band", "gender", "ethnic_group", "simd_quintile", "urban_rural", "council_area")
-CONSENT = ("consented", "withdrawn")
-ACCEPTABILITY = ("acceptable", "acceptable_with_conditions", "unacceptable", "unsure")
+# --- loading the contract ------------------------------------------------------------------------
 
-S, T, E = ColumnType.STRING, ColumnType.TEXT, ColumnType.ENUM
-INT, D, DT, DTT, B = (
-    ColumnType.INTEGER,
-    ColumnType.DECIMAL,
-    ColumnType.DATE,
-    ColumnType.DATETIME,
-    ColumnType.BOOLEAN,
-)
-PSEUDO, DIRECT, FREE = Sensitivity.PSEUDONYMISED, Sensitivity.DIRECT_IDENTIFIER, Sensitivity.FREE_TEXT
+CONTRACT_FILE = Path(__file__).with_name("contract.yaml")
+_COLUMN_KEYS = {"name", "type", "description", "example", "required", "allowed", "minimum", "maximum"}
+_COLUMN_KEYS |= {"sensitivity", "unit"}
+_REFERENCE_KEYS = {"name", "columns", "target", "target_columns", "description"}
+_KIND_KEYS = {"group", "level", "description", "key", "columns", "references"}
 
-_panel_id = Column("panel_id", S, "The panel the row belongs to (the pilot is one panel).", "din-pilot-2026")
-_workshop_id = Column("workshop_id", S, "The workshop, unique within its panel.", "W4")
-_panellist_ref = Column(
-    "panellist_ref",
-    S,
-    "The recruiter's reference for a panellist; published only as a keyed pseudonym.",
-    "P017",
-    sensitivity=PSEUDO,
-)
 
-_workshop_ref = Reference(
-    "workshop",
-    ("panel_id", "workshop_id"),
-    "workshops",
-    ("panel_id", "workshop_id"),
-    "the workshop must be listed in the workshops reference data for that panel",
-)
-_panellist_ref_check = Reference(
-    "panellist",
-    ("panel_id", "panellist_ref"),
-    "roster",
-    ("panel_id", "panellist_ref"),
-    "the panellist must be on the panel's roster",
-)
+class ContractError(ValueError):
+    """din/contract.yaml is malformed: the message names the place."""
 
-KINDS: dict[str, Kind] = {
-    kind.name: kind
-    for kind in (
-        Kind(
-            "organisations",
-            "reference",
-            "Member organisations of the network.",
-            (
-                Column("org_id", S, "Short stable identifier of the organisation.", "ORG-NHS-TAY"),
-                Column("name", S, "The organisation's name.", "NHS Tayside"),
-                Column("sector", E, "The organisation's sector.", "health", allowed=SECTORS),
-            ),
-            key=("org_id",),
-            level=0,
-        ),
-        Kind(
-            "projects",
-            "reference",
-            "Data-led projects of member organisations that the panel reviews.",
-            (
-                Column("project_id", S, "Short stable identifier of the project.", "PRJ-03"),
-                Column("title", S, "The project's title.", "Predicting missed GP appointments"),
-                Column("lead_org_id", S, "The organisation leading the project.", "ORG-NHS-TAY"),
-                Column("sector", E, "The sector the project serves.", "health", allowed=SECTORS),
-                Column("stage", E, "Whether the project is past, ongoing or future.", "past", allowed=STAGES),
-            ),
-            key=("project_id",),
-            references=(
-                Reference(
-                    "lead_organisation",
-                    ("lead_org_id",),
-                    "organisations",
-                    ("org_id",),
-                    "the lead organisation must be listed in the organisations reference data",
-                ),
-            ),
-            level=1,
-        ),
-        Kind(
-            "workshops",
-            "reference",
-            "The workshops each panel holds (six for the pilot).",
-            (
-                _panel_id,
-                _workshop_id,
-                Column("number", INT, "The workshop's position in the series.", "4", minimum=1, maximum=6),
-                Column("held_on", DT, "The date the workshop was held.", "2026-03-12"),
-                Column("title", S, "The workshop's title.", "Deliberation: acceptable uses"),
-                Column("facilitator_org_id", S, "The organisation that facilitated the workshop.", "ORG-UNI-DUN"),
-            ),
-            key=("panel_id", "workshop_id"),
-            references=(
-                Reference(
-                    "facilitator_organisation",
-                    ("facilitator_org_id",),
-                    "organisations",
-                    ("org_id",),
-                    "the facilitating organisation must be listed in the organisations reference data",
-                ),
-            ),
-            level=1,
-        ),
-        Kind(
-            "population",
-            "reference",
-            "The population the panel should reflect: the share of each category per dimension.",
-            (
-                Column("dimension", E, "The demographic dimension.", "age_band", allowed=DIMENSIONS),
-                Column("category", S, "A category of the dimension, as used in the roster.", "35-44"),
-                Column(
-                    "share",
-                    D,
-                    "The category's share of the population.",
-                    "0.16",
-                    minimum=0,
-                    maximum=1,
-                    unit="proportion (0..1)",
-                ),
-            ),
-            key=("dimension", "category"),
-            level=1,
-        ),
-        Kind(
-            "roster",
-            "panel",
-            "The panel's members, held by the recruiter. Direct identifiers never leave landing.",
-            (
-                _panel_id,
-                _panellist_ref,
-                Column("age_band", S, "Age band, as in the population reference.", "35-44", required=False),
-                Column("gender", S, "Gender, as the panellist describes it.", "Woman", required=False),
-                Column("ethnic_group", S, "Ethnic group (census categories).", "White Scottish", required=False),
-                Column("council_area", S, "Council area of residence.", "Dundee City", required=False),
-                Column(
-                    "simd_quintile",
-                    INT,
-                    "Scottish Index of Multiple Deprivation quintile (1 most deprived).",
-                    "2",
-                    required=False,
-                    minimum=1,
-                    maximum=5,
-                ),
-                Column("urban_rural", S, "Urban/rural classification.", "Large urban area", required=False),
-                Column("consent", E, "Whether the panellist's consent stands.", "consented", allowed=CONSENT),
-                Column(
-                    "full_name",
-                    S,
-                    "Direct identifier: dropped on the way in.",
-                    "Morag Henderson",
-                    required=False,
-                    sensitivity=DIRECT,
-                ),
-                Column(
-                    "email",
-                    S,
-                    "Direct identifier: dropped on the way in.",
-                    "morag.h@example.co.uk",
-                    required=False,
-                    sensitivity=DIRECT,
-                ),
-                Column(
-                    "phone",
-                    S,
-                    "Direct identifier: dropped on the way in.",
-                    "07700 900461",
-                    required=False,
-                    sensitivity=DIRECT,
-                ),
-                Column(
-                    "postcode",
-                    S,
-                    "Direct identifier: dropped on the way in.",
-                    "DD2 3AB",
-                    required=False,
-                    sensitivity=DIRECT,
-                ),
-            ),
-            key=("panel_id", "panellist_ref"),
-            level=2,
-        ),
-        Kind(
-            "attendance",
-            "panel",
-            "Who attended each workshop.",
-            (
-                _panel_id,
-                _workshop_id,
-                _panellist_ref,
-                Column("attended", B, "Whether the panellist attended.", "yes"),
-            ),
-            key=("panel_id", "workshop_id", "panellist_ref"),
-            references=(_workshop_ref, _panellist_ref_check),
-            level=3,
-        ),
-        Kind(
-            "responses",
-            "panel",
-            "Answers to workshop polls and questionnaires, one answer per row.",
-            (
-                _panel_id,
-                _workshop_id,
-                _panellist_ref,
-                Column("question_id", S, "Stable identifier of the question.", "W4-Q02"),
-                Column("question_text", S, "The question as asked.", "How comfortable are you with ...?"),
-                Column(
-                    "answer", T, "The answer as given; free text is scrubbed.", "Fairly comfortable", sensitivity=FREE
-                ),
-                Column("answered_at", DTT, "When the answer was recorded.", "2026-03-12T18:10:53", required=False),
-            ),
-            key=("panel_id", "workshop_id", "panellist_ref", "question_id"),
-            references=(_workshop_ref, _panellist_ref_check),
-            level=3,
-        ),
-        Kind(
-            "project_feedback",
-            "panel",
-            "Panellists' views of the data-led projects reviewed in workshops.",
-            (
-                _panel_id,
-                _workshop_id,
-                Column("project_id", S, "The project reviewed.", "PRJ-03"),
-                _panellist_ref,
-                Column(
-                    "benefit",
-                    INT,
-                    "Perceived benefit, 1 (none) to 5 (very high).",
-                    "4",
-                    required=False,
-                    minimum=1,
-                    maximum=5,
-                    unit="score 1..5",
-                ),
-                Column(
-                    "risk",
-                    INT,
-                    "Perceived risk, 1 (none) to 5 (very high).",
-                    "2",
-                    required=False,
-                    minimum=1,
-                    maximum=5,
-                    unit="score 1..5",
-                ),
-                Column(
-                    "acceptability",
-                    E,
-                    "The panellist's verdict on the project.",
-                    "acceptable_with_conditions",
-                    allowed=ACCEPTABILITY,
-                ),
-                Column(
-                    "conditions",
-                    T,
-                    "Conditions the panellist attaches; scrubbed.",
-                    "Only with an opt-out",
-                    required=False,
-                    sensitivity=FREE,
-                ),
-                Column(
-                    "comment",
-                    T,
-                    "Any other comment; scrubbed.",
-                    "Clear benefits for patients.",
-                    required=False,
-                    sensitivity=FREE,
-                ),
-            ),
-            key=("panel_id", "workshop_id", "project_id", "panellist_ref"),
-            references=(
-                _workshop_ref,
-                Reference(
-                    "project",
-                    ("project_id",),
-                    "projects",
-                    ("project_id",),
-                    "the project must be listed in the projects reference data",
-                ),
-                _panellist_ref_check,
-            ),
-            level=3,
-        ),
-        Kind(
-            "recommendations",
-            "panel",
-            "The panel's recommendations and the votes on them.",
-            (
-                _panel_id,
-                _workshop_id,
-                Column("recommendation_id", S, "Stable identifier of the recommendation.", "R07"),
-                Column(
-                    "text",
-                    T,
-                    "The recommendation's wording; scrubbed.",
-                    "Tell people how their data is used.",
-                    sensitivity=FREE,
-                ),
-                Column("theme", S, "The theme it belongs to.", "transparency"),
-                Column("votes_for", INT, "Votes in favour.", "21", minimum=0, unit="votes"),
-                Column("votes_against", INT, "Votes against.", "3", minimum=0, unit="votes"),
-                Column("votes_abstain", INT, "Abstentions.", "2", minimum=0, unit="votes"),
-            ),
-            key=("panel_id", "workshop_id", "recommendation_id"),
-            references=(_workshop_ref,),
-            level=3,
-        ),
+
+def load_contract(path: Path = CONTRACT_FILE) -> tuple[dict[str, tuple[str, ...]], dict[str, Kind]]:
+    """The vocabularies and kinds defined in `path`, checked (each kind's key, references and values)."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or not isinstance(raw.get("kinds"), dict):
+        raise ContractError(f"{path}: expected a mapping with vocabularies, columns, references and kinds")
+    vocabularies = {str(k): tuple(str(v) for v in values) for k, values in (raw.get("vocabularies") or {}).items()}
+    shared_columns = {
+        c.name: c for c in (_column(e, vocabularies, f"{path}: columns") for e in raw.get("columns") or [])
+    }
+    shared_references = {r.name: r for r in (_reference(e, f"{path}: references") for e in raw.get("references") or [])}
+    kinds: dict[str, Kind] = {}
+    for name, entry in raw["kinds"].items():
+        where = f"{path}: kinds.{name}"
+        _known_keys(entry, _KIND_KEYS, where)
+        columns = tuple(
+            _shared(e, shared_columns, where) or _column(e, vocabularies, f"{where}.columns") for e in entry["columns"]
+        )
+        references = tuple(
+            _shared(e, shared_references, where) or _reference(e, f"{where}.references")
+            for e in entry.get("references") or []
+        )
+        kind = Kind(
+            str(name),
+            str(entry["group"]),
+            str(entry["description"]),
+            columns,
+            tuple(str(c) for c in entry["key"]),
+            references,
+            int(entry.get("level", 0)),
+        )
+        _check_kind(kind, where)
+        kinds[kind.name] = kind
+    for kind in kinds.values():
+        for reference in kind.references:
+            target = kinds.get(reference.target)
+            if target is None or target.level >= kind.level:
+                raise ContractError(
+                    f"{path}: kinds.{kind.name}: reference {reference.name} needs a kind of a lower level"
+                )
+    return vocabularies, kinds
+
+
+def _shared(entry: Any, shared: Mapping[str, _T], where: str) -> _T | None:
+    if isinstance(entry, dict) and set(entry) == {"use"}:
+        if entry["use"] not in shared:
+            raise ContractError(f"{where}: `use: {entry['use']}` names nothing shared; shared: {', '.join(shared)}")
+        return shared[entry["use"]]
+    return None
+
+
+def _column(entry: Any, vocabularies: Mapping[str, tuple[str, ...]], where: str) -> Column:
+    _known_keys(entry, _COLUMN_KEYS, where)
+    allowed: Any = entry.get("allowed") or ()
+    if isinstance(allowed, str) and allowed.startswith("@"):
+        if allowed[1:] not in vocabularies:
+            raise ContractError(f"{where}: {entry['name']}: no vocabulary {allowed[1:]!r}")
+        allowed = vocabularies[allowed[1:]]
+    try:
+        column_type, sensitivity = ColumnType(entry["type"]), Sensitivity(entry.get("sensitivity", "none"))
+    except (KeyError, ValueError) as error:
+        raise ContractError(f"{where}: {entry.get('name')}: {error}") from None
+    return Column(
+        str(entry["name"]),
+        column_type,
+        " ".join(str(entry["description"]).split()),
+        str(entry["example"]),
+        required=bool(entry.get("required", True)),
+        allowed=tuple(str(v) for v in allowed),
+        minimum=float(entry["minimum"]) if entry.get("minimum") is not None else None,
+        maximum=float(entry["maximum"]) if entry.get("maximum") is not None else None,
+        sensitivity=sensitivity,
+        unit=str(entry.get("unit", "")),
     )
-}
+
+
+def _reference(entry: Any, where: str) -> Reference:
+    _known_keys(entry, _REFERENCE_KEYS, where)
+    return Reference(
+        str(entry["name"]),
+        tuple(str(c) for c in entry["columns"]),
+        str(entry["target"]),
+        tuple(str(c) for c in entry["target_columns"]),
+        " ".join(str(entry["description"]).split()),
+    )
+
+
+def _known_keys(entry: Any, known: set[str], where: str) -> None:
+    if not isinstance(entry, dict):
+        raise ContractError(f"{where}: expected a mapping, not {entry!r}")
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise ContractError(
+            f"{where}: unknown setting(s) {', '.join(unknown)}; the settings are {', '.join(sorted(known))}"
+        )
+
+
+def _check_kind(kind: Kind, where: str) -> None:
+    names = kind.column_names
+    if len(set(names)) != len(names):
+        raise ContractError(f"{where}: a column is defined twice")
+    for column in (*kind.key, *(c for r in kind.references for c in r.columns)):
+        if column not in names:
+            raise ContractError(f"{where}: {column} is in the key or a reference but is not a column")
+
+
+_T = TypeVar("_T")
+VOCABULARIES, KINDS = load_contract()
+SECTORS = VOCABULARIES["sectors"]
+STAGES = VOCABULARIES["stages"]
+DIMENSIONS = VOCABULARIES["dimensions"]
+CONSENT = VOCABULARIES["consent"]
+ACCEPTABILITY = VOCABULARIES["acceptability"]
 
 REFERENCE_KINDS = tuple(name for name, kind in KINDS.items() if kind.group == "reference")
 PANEL_KINDS = tuple(name for name, kind in KINDS.items() if kind.group == "panel")

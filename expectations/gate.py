@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -21,7 +22,9 @@ from expectations.validate import QUARANTINE_SCHEMA, file_quarantine, validate
 from transforms.delivery import DeliveryOutcome, DeliveryToProcess, FileProblem, protect, read_delivery, scrubber_for
 from transforms.normalise import typed
 from transforms.readers import ROW
-from transforms.scrub import Scrubber
+
+if TYPE_CHECKING:
+    from transforms.scrub import Scrubber
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def build_suite(kind: Kind) -> dict[str, Any]:
         "meta": {
             "great_expectations_version": GX_VERSION,
             "kind": kind.name,
-            "generated_from": "din/contract.py (python -m expectations.suites)",
+            "generated_from": "din/contract.yaml (python -m expectations.suites)",
         },
         "notes": kind.description,
     }
