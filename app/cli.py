@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING
 
 from din.config import DEMO_CONFIG, ConfigError, load_config
 from din.errors import DinError
+from din.exit_codes import ExitCode, exit_code_for
 from din.paths import DataPaths
 
 if TYPE_CHECKING:
     import duckdb
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR, EXIT_SOURCE_ERRORS = 0, 1, 2, 3
+# The codes are defined, and documented, once: din/exit_codes.py (README's table lists them).
+EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = ExitCode.OK, ExitCode.PROBLEMS, ExitCode.ERROR
+EXIT_SOURCE_ERRORS, EXIT_NEEDS_ATTENTION = ExitCode.SOURCE_ERRORS, ExitCode.NEEDS_ATTENTION
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,7 +133,7 @@ def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
         "next: `din tables` lists what was published, `din report` writes the HTML report, "
         '`din query "SQL"` queries it (see README)'
     )
-    return EXIT_SOURCE_ERRORS if summary.source_errors else EXIT_OK
+    return int(exit_code_for(summary.outcome))
 
 
 def _rebuild(args: argparse.Namespace) -> int:

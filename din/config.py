@@ -18,15 +18,20 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from din.contract import KINDS, REFERENCE_KINDS
+from din.contract import KINDS, LIMITS, REFERENCE_KINDS
 from din.errors import ConfigError
-from din.source_options import SOURCE_OPTIONS, STORAGE_OPTIONS, OptionError, check_options, scheme
+from din.source_options import (
+    FORMAT_OPTIONS,
+    SOURCE_OPTIONS,
+    STORAGE_OPTIONS,
+    OptionError,
+    check_options,
+    scheme,
+)
 
 __all__ = ["Config", "ConfigError", "FormatOptions", "RemoteStorage", "SourceConfig", "load_config"]
 
 NETWORK_SCHEMES = ("https://", "http://", "s3://", "sftp://")
-FORMAT_TYPES = ("auto", "csv", "xlsx", "json", "ndjson", "parquet", "survey")
-FORMAT_OPTIONS = ("type", "sheet", "delimiter", "encoding", "mapping", "tool")
 VALIDATION_ENGINES = ("duckdb", "gx")
 TASK_RUNNERS = ("threads", "processes", "sequential")
 MODES = ("demo", "production")
@@ -48,6 +53,8 @@ class FormatOptions:
     encoding: str | None = None
     mapping: Path | None = None  # survey-tool mapping file (type: survey)
     tool: str | None = None
+    date_order: str | None = None  # day_first | month_first; None: what the file proves, else refused
+    columns: Mapping[str, str] = field(default_factory=dict)  # delivered header -> contract column
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,7 @@ class Config:
     task_runner: str = "threads"
     max_workers: int = 2
     storage: RemoteStorage | None = None  # durable copies of landing and published data in a bucket
+    limits: Mapping[str, int] = field(default_factory=dict)  # the network's own limits (contract `limits`)
 
     @property
     def all_sources(self) -> tuple[SourceConfig, ...]:
@@ -142,6 +150,7 @@ def _build_config(config_path: Path, raw: dict[str, Any], data_dir_override: Any
         "reference",
         "sources",
         "storage",
+        "limits",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -188,7 +197,28 @@ def _build_config(config_path: Path, raw: dict[str, Any], data_dir_override: Any
         sources=sources,
         title=str(raw.get("title", "DIN public engagement panel")),
         storage=_storage(config_path, raw.get("storage")),
+        limits=_limits(config_path, raw.get("limits")),
     )
+
+
+def _limits(config_path: Path, raw: Any) -> dict[str, int]:
+    """`limits:`: the network's own caps on contract values (din/contract.yaml `limits`), whole numbers."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{config_path}: limits must be a mapping such as {{workshop_number_max: 6}}.")
+    limits: dict[str, int] = {}
+    for name, value in raw.items():
+        if name not in LIMITS:
+            near = difflib.get_close_matches(str(name), list(LIMITS), n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise ConfigError(
+                f"{config_path}: unknown limit {name}{hint}; the limits are {', '.join(LIMITS)} (see docs/contract.md)."
+            )
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{config_path}: limits.{name} must be a whole number of 1 or more, not {value!r}.")
+        limits[str(name)] = value
+    return limits
 
 
 def _storage(config_path: Path, raw: Any) -> RemoteStorage | None:
@@ -284,7 +314,7 @@ def _source(config_path: Path, entry: Any, index: int, *, reference: bool) -> So
         organisation=str(entry["organisation"]),
         kind=kind,
         location=location,
-        format=_format(config_path, name, entry.get("format") or {}),
+        format=_format(config_path, name, kind, entry.get("format") or {}),
         options=options,
         reference=reference,
     )
@@ -327,44 +357,68 @@ def _static_prefix(pattern: str) -> str:
     return str(Path(*static)) if static else "."
 
 
-def _format(config_path: Path, name: str, raw: Any) -> FormatOptions:
+def _format(config_path: Path, name: str, kind: str, raw: Any) -> FormatOptions:
+    """A source's `format:`, checked against din/source_options.py and the source's kind."""
+    where = f"{config_path}: source '{name}'"
     if isinstance(raw, str):
         raw = {"type": raw}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{config_path}: source '{name}': format must be a mapping such as {{type: csv}}.")
-    unknown = sorted(set(raw) - set(FORMAT_OPTIONS))
-    if unknown:
-        raise ConfigError(
-            f"{config_path}: source '{name}': unknown format option(s) {', '.join(unknown)}; "
-            f"the options are {', '.join(FORMAT_OPTIONS)}."
-        )
-    kind = str(raw.get("type", "auto"))
-    if kind not in FORMAT_TYPES:
-        raise ConfigError(
-            f"{config_path}: source '{name}': format type {kind!r} is not one of {', '.join(FORMAT_TYPES)}."
-        )
-    mapping = raw.get("mapping")
+        raise ConfigError(f"{where}: format must be a mapping such as {{type: csv}}.")
+    try:
+        options = check_options(raw, FORMAT_OPTIONS, "format options")
+    except OptionError as error:
+        raise ConfigError(f"{where}: format: {error}.") from None
+    type_ = str(options.get("type", "auto"))
     mapping_path: Path | None = None
-    if mapping:
-        mapping_path = (config_path.parent / str(mapping)).resolve()
+    if options.get("mapping"):
+        mapping_path = (config_path.parent / str(options["mapping"])).resolve()
         if not mapping_path.is_file():
-            raise ConfigError(f"{config_path}: source '{name}': mapping file {mapping_path} does not exist.")
-    if kind == "survey" and mapping_path is None:
+            raise ConfigError(f"{where}: mapping file {mapping_path} does not exist.")
+    if type_ == "survey" and mapping_path is None:
         raise ConfigError(
-            f"{config_path}: source '{name}': a survey source needs format.mapping, "
-            "the file that maps the tool's questions (see docs/adapters.md)."
+            f"{where}: a survey source needs format.mapping, the file that maps the tool's export "
+            "(panel, workshop, respondent column; see docs/adapters.md)."
         )
-    delimiter = raw.get("delimiter")
-    if delimiter is not None and len(str(delimiter).encode().decode("unicode_escape")) != 1:
-        raise ConfigError(f"{config_path}: source '{name}': delimiter must be one character, not {delimiter!r}.")
+    if type_ != "survey" and (mapping_path is not None or options.get("tool")):
+        raise ConfigError(f"{where}: format.mapping and format.tool are for `type: survey` sources only.")
+    columns = _column_map(where, kind, type_, options.get("columns") or {})
+    delimiter = options.get("delimiter")
     return FormatOptions(
-        type=kind,
-        sheet=raw.get("sheet"),
+        type=type_,
+        sheet=options.get("sheet"),
         delimiter=str(delimiter).encode().decode("unicode_escape") if delimiter is not None else None,
-        encoding=raw.get("encoding"),
+        encoding=options.get("encoding"),
         mapping=mapping_path,
-        tool=raw.get("tool"),
+        tool=options.get("tool"),
+        date_order=options.get("date_order"),
+        columns=columns,
     )
+
+
+def _column_map(where: str, kind: str, type_: str, raw: Mapping[str, str]) -> dict[str, str]:
+    """`format.columns`: each delivered header to one column of the source's kind, each column once."""
+    if not raw:
+        return {}
+    if type_ == "survey":
+        raise ConfigError(f"{where}: format.columns is not for survey sources; their mapping file names the columns.")
+    names = KINDS[kind].column_names
+    targets: dict[str, str] = {}
+    for header, column in raw.items():
+        column = column.strip()
+        if column not in names:
+            near = difflib.get_close_matches(column, names, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise ConfigError(
+                f"{where}: format.columns maps {header!r} to {column!r}, which is not a column of {kind}{hint}; "
+                f"its columns are {', '.join(names)}."
+            )
+        if column in targets:
+            raise ConfigError(
+                f"{where}: format.columns maps both {targets[column]!r} and {header!r} to {column}; map one header "
+                "to each column."
+            )
+        targets[column] = header.strip()
+    return {header: column for column, header in targets.items()}
 
 
 def _check_unique_names(config_path: Path, sources: tuple[SourceConfig, ...]) -> None:

@@ -77,6 +77,7 @@ class Column:
     maximum: float | None = None
     sensitivity: Sensitivity = Sensitivity.NONE
     unit: str = ""
+    maximum_limit: str | None = None  # `limits.<name>` in din.yaml caps the value (see LIMITS)
 
     @property
     def sql_type(self) -> str:
@@ -103,6 +104,8 @@ class Column:
             return "one of " + ", ".join(self.allowed)
         if self.type is ColumnType.INTEGER and self.minimum is not None and self.maximum is not None:
             return f"a whole number from {_number(self.minimum)} to {_number(self.maximum)}"
+        if self.type is ColumnType.INTEGER and self.minimum is not None and self.maximum_limit is not None:
+            return f"a whole number from {_number(self.minimum)} to the `limits.{self.maximum_limit}` of din.yaml"
         if self.type is ColumnType.INTEGER and self.minimum is not None:
             return f"a whole number of at least {_number(self.minimum)}"
         if self.type is ColumnType.INTEGER:
@@ -112,9 +115,9 @@ class Column:
         if self.type is ColumnType.DECIMAL:
             return "a number"
         if self.type is ColumnType.DATE:
-            return "a date (2024-03-12, 12/03/2024 or an Excel date)"
+            return "a date (2024-03-12, 12/03/2024 in the source's date order, or an Excel date)"
         if self.type is ColumnType.DATETIME:
-            return "a date and time (2024-03-12T18:10:53 or 12/03/2024 18:10)"
+            return "a date and time (2024-03-12T18:10:53, or 12/03/2024 18:10 in the source's date order)"
         if self.type is ColumnType.BOOLEAN:
             return "yes/no, true/false or 1/0"
         return "text"
@@ -125,6 +128,8 @@ FILE_UNREADABLE = "file_unreadable"
 FILE_HAS_NO_ROWS = "file_has_no_rows"
 DUPLICATE_COLUMNS = "duplicate_columns"
 SURVEY_EXPORT_UNREADABLE = "survey_export_unreadable"
+DATE_ORDER_AMBIGUOUS = "date_order_ambiguous"  # dates readable day- or month-first, nothing decides
+DATE_ORDER_CONFLICT = "date_order_conflict"  # dates that contradict each other or the declared order
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,11 @@ class Kind:
         return tuple(c.name for c in self.columns if c.sensitivity is Sensitivity.PSEUDONYMISED)
 
 
+def limit_placeholder(name: str) -> str:
+    """Where a config limit's value goes in a rule's message (filled in when a row breaks it)."""
+    return "{limit:" + name + "}"
+
+
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
@@ -191,6 +201,7 @@ def _number(value: float) -> str:
 CONTRACT_FILE = Path(__file__).with_name("contract.yaml")
 _COLUMN_KEYS = {"name", "type", "description", "example", "required", "allowed", "minimum", "maximum"}
 _COLUMN_KEYS |= {"sensitivity", "unit"}
+_LIMIT_KEYS = {"limit"}
 _REFERENCE_KEYS = {"name", "columns", "target", "target_columns", "description"}
 _KIND_KEYS = {"group", "level", "description", "key", "columns", "references"}
 
@@ -205,8 +216,9 @@ def load_contract(path: Path = CONTRACT_FILE) -> tuple[dict[str, tuple[str, ...]
     if not isinstance(raw, dict) or not isinstance(raw.get("kinds"), dict):
         raise ContractError(f"{path}: expected a mapping with vocabularies, columns, references and kinds")
     vocabularies = {str(k): tuple(str(v) for v in values) for k, values in (raw.get("vocabularies") or {}).items()}
+    limits = {str(k): " ".join(str(v).split()) for k, v in (raw.get("limits") or {}).items()}
     shared_columns = {
-        c.name: c for c in (_column(e, vocabularies, f"{path}: columns") for e in raw.get("columns") or [])
+        c.name: c for c in (_column(e, vocabularies, limits, f"{path}: columns") for e in raw.get("columns") or [])
     }
     shared_references = {r.name: r for r in (_reference(e, f"{path}: references") for e in raw.get("references") or [])}
     kinds: dict[str, Kind] = {}
@@ -214,7 +226,8 @@ def load_contract(path: Path = CONTRACT_FILE) -> tuple[dict[str, tuple[str, ...]
         where = f"{path}: kinds.{name}"
         _known_keys(entry, _KIND_KEYS, where)
         columns = tuple(
-            _shared(e, shared_columns, where) or _column(e, vocabularies, f"{where}.columns") for e in entry["columns"]
+            _shared(e, shared_columns, where) or _column(e, vocabularies, limits, f"{where}.columns")
+            for e in entry["columns"]
         )
         references = tuple(
             _shared(e, shared_references, where) or _reference(e, f"{where}.references")
@@ -249,8 +262,17 @@ def _shared(entry: Any, shared: Mapping[str, _T], where: str) -> _T | None:
     return None
 
 
-def _column(entry: Any, vocabularies: Mapping[str, tuple[str, ...]], where: str) -> Column:
+def _column(
+    entry: Any, vocabularies: Mapping[str, tuple[str, ...]], limits: Mapping[str, str], where: str
+) -> Column:
     _known_keys(entry, _COLUMN_KEYS, where)
+    maximum: Any = entry.get("maximum")
+    maximum_limit = None
+    if isinstance(maximum, dict):
+        _known_keys(maximum, _LIMIT_KEYS, f"{where}: {entry.get('name')}.maximum")
+        maximum_limit, maximum = str(maximum.get("limit")), None
+        if maximum_limit not in limits:
+            raise ContractError(f"{where}: {entry['name']}: no limit {maximum_limit!r}; limits: {', '.join(limits)}")
     allowed: Any = entry.get("allowed") or ()
     if isinstance(allowed, str) and allowed.startswith("@"):
         if allowed[1:] not in vocabularies:
@@ -268,9 +290,10 @@ def _column(entry: Any, vocabularies: Mapping[str, tuple[str, ...]], where: str)
         required=bool(entry.get("required", True)),
         allowed=tuple(str(v) for v in allowed),
         minimum=float(entry["minimum"]) if entry.get("minimum") is not None else None,
-        maximum=float(entry["maximum"]) if entry.get("maximum") is not None else None,
+        maximum=float(maximum) if maximum is not None else None,
         sensitivity=sensitivity,
         unit=str(entry.get("unit", "")),
+        maximum_limit=maximum_limit,
     )
 
 
@@ -304,8 +327,15 @@ def _check_kind(kind: Kind, where: str) -> None:
             raise ContractError(f"{where}: {column} is in the key or a reference but is not a column")
 
 
+def load_limits(path: Path = CONTRACT_FILE) -> dict[str, str]:
+    """The limits a network sets in din.yaml (`limits:`), each with what it means."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")).get("limits") or {}
+    return {str(name): " ".join(str(text).split()) for name, text in raw.items()}
+
+
 _T = TypeVar("_T")
 VOCABULARIES, KINDS = load_contract()
+LIMITS = load_limits()
 SECTORS = VOCABULARIES["sectors"]
 STAGES = VOCABULARIES["stages"]
 DIMENSIONS = VOCABULARIES["dimensions"]

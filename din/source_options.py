@@ -143,6 +143,68 @@ SOURCE_OPTIONS: dict[str, tuple[Option, ...]] = {
 #: Options of the object-storage mirror (`storage.options`).
 STORAGE_OPTIONS: tuple[Option, ...] = _S3_COMMON
 
+#: How a source's files are read (`format:`), whatever the source's location.
+FORMAT_TYPES = ("auto", "csv", "xlsx", "json", "ndjson", "parquet", "survey")
+#: The survey and deliberation tools whose exports are read as the tool writes them (`format: {type: survey}`).
+SURVEY_TOOLS = ("qualtrics", "surveymonkey", "msforms", "googleforms", "mentimeter", "polis")
+#: `format.date_order`: how a slashed date such as 06/12/2025 is read.
+DATE_ORDERS = ("day_first", "month_first")
+
+
+def one_character(name: str, value: Any) -> None:
+    if not isinstance(value, str) or len(value.encode().decode("unicode_escape")) != 1:
+        raise OptionError(f"option {name} must be one character (such as ; or \\t), not {_shown(value)}")
+
+
+def text_encoding(name: str, value: Any) -> None:
+    import codecs
+
+    text(name, value)
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise OptionError(
+            f"option {name}: {_shown(value)} is not a text encoding (utf-8, cp1252, latin-1, ...)"
+        ) from None
+
+
+def header_map(name: str, value: Any) -> None:
+    """`{their header: our column}`; the columns are checked against the source's kind by the config."""
+    if not isinstance(value, Mapping) or not value:
+        raise OptionError(
+            f"option {name} must map your headers to contract columns, such as {{Name of attendee: panellist_ref}}"
+        )
+    for header, column in value.items():
+        if not isinstance(header, str) or not header.strip() or not isinstance(column, str) or not column.strip():
+            raise OptionError(f"option {name}: every entry must be `their header: contract column`, both text")
+
+
+FORMAT_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "type",
+        one_of(*FORMAT_TYPES),
+        "auto (from the extension and first bytes), csv, xlsx, json, ndjson, "
+        "parquet, or survey (a survey or deliberation tool's own export, read with `mapping`)",
+    ),
+    Option("sheet", text, "the worksheet to read (default: the first that is not a notes sheet)"),
+    Option("delimiter", one_character, "the CSV delimiter (default: detected among , ; tab |)"),
+    Option("encoding", text_encoding, "the text encoding (default: UTF-8, else Windows cp1252)"),
+    Option(
+        "date_order",
+        one_of(*DATE_ORDERS),
+        "how slashed dates are read: day_first (06/12/2025 is 6 December) "
+        "or month_first (12 June); default: what the file proves, else the file is refused",
+    ),
+    Option(
+        "columns",
+        header_map,
+        "your headers for contract columns, `{Name of attendee: panellist_ref}` "
+        "(not for type survey: its mapping file does this)",
+    ),
+    Option("mapping", text, "type survey: the mapping file (panel, workshop, respondent column, questions)"),
+    Option("tool", one_of(*SURVEY_TOOLS), "type survey: the tool, when the mapping should be checked against it"),
+)
+
 
 def scheme(location: str) -> str:
     """Which kind of source a location is: local, http, s3 or sftp."""

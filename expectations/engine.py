@@ -36,18 +36,33 @@ class Predicate:
     value_sql: str  # the offending value as text, for messages
 
 
-def compile_suite(suite: dict[str, Any], references: Mapping[str, Sequence[str]]) -> list[Predicate]:
+def compile_suite(
+    suite: dict[str, Any],
+    references: Mapping[str, Sequence[str]],
+    parameters: Mapping[str, float | None] | None = None,
+) -> list[Predicate]:
     """Row-level predicates for every expectation of `suite` (file-level ones are checked on headers).
 
     `references` maps a reference name (e.g. `workshop`) to its key columns, which the reference
-    expectations' derived `__ref_<name>` columns stand for.
+    expectations' derived `__ref_<name>` columns stand for. `parameters` binds the suite's numeric
+    parameters (din.yaml's `limits`); a bound left unset (None) is not checked.
     """
     predicates = []
     for expectation in suite["expectations"]:
         if expectation["type"] in FILE_LEVEL:
             continue
-        predicates.append(_compile(expectation, references))
+        predicate = _compile(expectation, references, parameters or {})
+        if predicate is not None:
+            predicates.append(predicate)
     return predicates
+
+
+def bound(value: Any, parameters: Mapping[str, float | None]) -> float | None:
+    """A between-bound: a number, or a `{"$PARAMETER": name}` taken from `parameters` (None: unset)."""
+    if isinstance(value, dict) and "$PARAMETER" in value:
+        found = parameters.get(value["$PARAMETER"])
+        return float(found) if found is not None else None
+    return float(value) if value is not None else None
 
 
 def _column_sql(column: str, references: Mapping[str, Sequence[str]]) -> str:
@@ -62,7 +77,9 @@ def _column_sql(column: str, references: Mapping[str, Sequence[str]]) -> str:
     return quote(column)
 
 
-def _compile(expectation: dict[str, Any], references: Mapping[str, Sequence[str]]) -> Predicate:
+def _compile(
+    expectation: dict[str, Any], references: Mapping[str, Sequence[str]], parameters: Mapping[str, float | None]
+) -> Predicate | None:
     type_ = expectation["type"]
     kwargs = expectation["kwargs"]
     rule = expectation["meta"]["rule"]
@@ -102,12 +119,15 @@ def _compile(expectation: dict[str, Any], references: Mapping[str, Sequence[str]
         )
     if type_ == "expect_column_values_to_be_between":
         conditions, params = [], []
-        if kwargs.get("min_value") is not None:
+        low, high = bound(kwargs.get("min_value"), parameters), bound(kwargs.get("max_value"), parameters)
+        if low is not None:
             conditions.append(f"{column} < ?")
-            params.append(float(kwargs["min_value"]))
-        if kwargs.get("max_value") is not None:
+            params.append(low)
+        if high is not None:
             conditions.append(f"{column} > ?")
-            params.append(float(kwargs["max_value"]))
+            params.append(high)
+        if not conditions:
+            return None
         return Predicate(rule, f"({column} IS NOT NULL AND ({' OR '.join(conditions)}))", tuple(params), value)
     raise NotImplementedError(f"expectation {type_} has no SQL execution yet; add it to expectations/engine.py")
 

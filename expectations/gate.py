@@ -9,6 +9,7 @@ processes or workers; only the merge writes to the warehouse.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +40,7 @@ class BatchSpec:
     roster_paths: tuple[str, ...]
     key_secret: bytes = field(repr=False)
     engine: str = "duckdb"
+    limits: Mapping[str, int] = field(default_factory=dict)  # din.yaml `limits`
 
 
 @dataclass
@@ -84,7 +86,13 @@ def process_batch(spec: BatchSpec) -> BatchResult:
     results: list[pl.DataFrame] = []
     for kind_name, parts in frames.items():
         kind = KINDS[kind_name]
-        verdict = validate(pl.concat(parts, how="vertical"), kind, _known(spec.references_path, kind), spec.engine)
+        verdict = validate(
+            pl.concat(parts, how="vertical"),
+            kind,
+            _known(spec.references_path, kind),
+            spec.engine,
+            limits={name: float(value) for name, value in spec.limits.items()},
+        )
         accepted = typed(verdict.accepted, kind).select(
             [
                 *(c.name for c in kind.stored_columns),

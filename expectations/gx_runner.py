@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from expectations.engine import DELIVERY, FILE_LEVEL, ROW_ID
+from expectations.engine import DELIVERY, FILE_LEVEL, ROW_ID, bound
 from expectations.suites import KEY_SEPARATOR, NUMBER_SUFFIX, REF_PREFIX
 
 
@@ -44,15 +44,24 @@ def _context() -> Any:
     return context, asset.add_batch_definition_whole_dataframe("whole")
 
 
-def _suite(suite: dict[str, Any]) -> Any:
+def _suite(suite: dict[str, Any], limits: Mapping[str, float | None]) -> Any:
+    """The GX suite, with din.yaml's limits bound (a bound left unset is dropped, as in the SQL engine)."""
     import great_expectations as gx
 
     document = {key: value for key, value in suite.items() if key != "id"}
-    document["expectations"] = [
-        {key: value for key, value in e.items() if key != "id"}
-        for e in suite["expectations"]
-        if e["type"] not in FILE_LEVEL
-    ]
+    expectations = []
+    for e in suite["expectations"]:
+        if e["type"] in FILE_LEVEL:
+            continue
+        kwargs = dict(e["kwargs"])
+        for side in ("min_value", "max_value"):
+            if isinstance(kwargs.get(side), dict):
+                kwargs[side] = bound(kwargs[side], limits)
+        unbounded = kwargs.get("min_value") is None and kwargs.get("max_value") is None
+        if e["type"] == "expect_column_values_to_be_between" and unbounded:
+            continue
+        expectations.append({key: value for key, value in e.items() if key != "id"} | {"kwargs": kwargs})
+    document["expectations"] = expectations
     return gx.ExpectationSuite(**document)
 
 
@@ -60,11 +69,15 @@ def gx_validate(
     frame: pl.DataFrame,
     suite: dict[str, Any],
     references: Mapping[str, Sequence[str]],
-    parameters: Mapping[str, list[str]],
+    known: Mapping[str, list[str]],
+    limits: Mapping[str, float | None] | None = None,
 ) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
-    """Failing (row, rule) pairs and GX's own result documents, validating each delivery on its own."""
+    """Failing (row, rule) pairs and GX's own result documents, validating each delivery on its own.
+
+    `known` binds the reference sets; `limits` din.yaml's limits (an unset one is not checked)."""
     _, batch_definition = _context()
-    gx_suite = _suite(suite)
+    gx_suite = _suite(suite, limits or {})
+    parameters: dict[str, Any] = dict(known)
     prepared = with_derived_columns(frame, suite, references)
     failures: list[tuple[int, str]] = []
     documents: list[dict[str, Any]] = []

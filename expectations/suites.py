@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from din.contract import KINDS, Column, ColumnType, Kind
+from din.contract import KINDS, Column, ColumnType, Kind, limit_placeholder
 
 SUITES_DIR = Path(__file__).with_name("suites")
 GX_VERSION = "1.24.1"
@@ -33,6 +33,11 @@ TIME_FORMATS: dict[ColumnType, str] = {
     ColumnType.DATE: "%Y-%m-%d",
     ColumnType.DATETIME: "%Y-%m-%dT%H:%M:%S",
 }
+
+
+def limit_parameter(name: str) -> str:
+    """The suite parameter that carries din.yaml's `limits.<name>` into a validation."""
+    return f"limit_{name}"
 
 
 def suite_name(kind: str) -> str:
@@ -122,12 +127,20 @@ def _column_expectations(column: Column) -> list[dict[str, Any]]:
                 message=f"`{name}` is {{value}}; expected {column.expected}",
             )
         )
-    if column.minimum is not None or column.maximum is not None:
+    if column.minimum is not None or column.maximum is not None or column.maximum_limit is not None:
         kwargs: dict[str, Any] = {"column": name + NUMBER_SUFFIX}
+        expected = column.expected
         if column.minimum is not None:
             kwargs["min_value"] = column.minimum
         if column.maximum is not None:
             kwargs["max_value"] = column.maximum
+        if column.maximum_limit is not None:
+            # The network's own limit (din.yaml `limits:`), bound when the suite runs; its value is
+            # put into the message of a row that breaks it.
+            kwargs["max_value"] = {"$PARAMETER": limit_parameter(column.maximum_limit)}
+            expected = expected.replace(
+                f"the `limits.{column.maximum_limit}` of din.yaml", limit_placeholder(column.maximum_limit)
+            )
         found.append(
             _expectation(
                 "expect_column_values_to_be_between",
@@ -135,7 +148,7 @@ def _column_expectations(column: Column) -> list[dict[str, Any]]:
                 rule=f"{name}_range",
                 check="range",
                 columns=[name],
-                message=f"`{name}` is {{value}}; expected {column.expected}",
+                message=f"`{name}` is {{value}}; expected {expected}",
             )
         )
     return found

@@ -7,15 +7,16 @@ column, the value, the rule and what was expected, in plain words.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import polars as pl
 
-from din.contract import Kind
+from din.contract import LIMITS, Kind, limit_placeholder
 from expectations.engine import DELIVERY, ROW_ID, compile_suite, failing_rows, references_frame
-from expectations.suites import load_suite
+from expectations.suites import limit_parameter, load_suite
 from transforms.delivery import FileProblem
 from transforms.readers import ROW
 
@@ -58,34 +59,43 @@ def reference_columns(kind: Kind) -> dict[str, tuple[str, ...]]:
     return {reference.name: reference.columns for reference in kind.references}
 
 
+def limit_parameters(limits: Mapping[str, float] | None) -> dict[str, float | None]:
+    """din.yaml's `limits` as the suites' parameters (None for a limit the config leaves unset)."""
+    given = limits or {}
+    return {limit_parameter(name): given.get(name) for name in LIMITS}
+
+
 def validate(
     frame: pl.DataFrame,
     kind: Kind,
     known: dict[str, list[str]],
     engine: str = "duckdb",
     suite: dict[str, Any] | None = None,
+    limits: Mapping[str, float] | None = None,
 ) -> Verdict:
     """Validate `frame` (canonical columns + `_row_id`, `_delivery_id`, `_source_row`).
 
-    `known` maps each reference parameter (`known_workshop`, ...) to the keys that exist.
+    `known` maps each reference parameter (`known_workshop`, ...) to the keys that exist; `limits`
+    are din.yaml's `limits` (a limit left out is not checked).
     """
     suite = suite or load_suite(kind.name)
     references = reference_columns(kind)
+    parameters = limit_parameters(limits)
     if engine == "gx":
         from expectations.gx_runner import gx_validate
 
-        failures, _ = gx_validate(frame, suite, references, known)
+        failures, _ = gx_validate(frame, suite, references, known, parameters)
         values = _values_for(frame, failures, suite)
         failures = failures.join(values, on=[ROW_ID, "rule"], how="left")
     else:
         con = duckdb.connect()
         con.register("_batch", frame.to_arrow())
         con.register("_references", references_frame(known).to_arrow())
-        failures = failing_rows(con, "_batch", compile_suite(suite, references))
+        failures = failing_rows(con, "_batch", compile_suite(suite, references, parameters))
         con.close()
     failed_ids = failures.select(ROW_ID).unique()
     accepted = frame.join(failed_ids, on=ROW_ID, how="anti")
-    quarantined = quarantine_records(frame, failures, suite)
+    quarantined = quarantine_records(frame, failures, suite, limits)
     return Verdict(accepted, quarantined, expectation_results(frame, failures, suite))
 
 
@@ -102,7 +112,9 @@ def _values_for(frame: pl.DataFrame, failures: pl.DataFrame, suite: dict[str, An
     return rows.select(ROW_ID, "rule").with_columns(pl.Series("value", values, dtype=pl.String))
 
 
-def quarantine_records(frame: pl.DataFrame, failures: pl.DataFrame, suite: dict[str, Any]) -> pl.DataFrame:
+def quarantine_records(
+    frame: pl.DataFrame, failures: pl.DataFrame, suite: dict[str, Any], limits: Mapping[str, float] | None = None
+) -> pl.DataFrame:
     """One record per failing row: every rule it broke, why in plain words, and the values involved."""
     if failures.height == 0:
         return pl.DataFrame(schema=QUARANTINE_SCHEMA)
@@ -124,7 +136,7 @@ def quarantine_records(frame: pl.DataFrame, failures: pl.DataFrame, suite: dict[
                 "delivery_id": row[DELIVERY],
                 "source_row": row[ROW],
                 "rules": [rule for rule, _ in broken],
-                "reasons": [reason(meta[rule], value) for rule, value in broken],
+                "reasons": [reason(meta[rule], value, limits) for rule, value in broken],
                 "columns": columns,
                 "values": json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False, default=str),
             }
@@ -141,12 +153,14 @@ def _involved(meta: dict[str, dict[str, Any]]) -> list[str]:
     return columns
 
 
-def reason(meta: dict[str, Any], value: str | None) -> str:
-    """A rule's plain-words message with the offending value filled in."""
+def reason(meta: dict[str, Any], value: str | None, limits: Mapping[str, float] | None = None) -> str:
+    """A rule's plain-words message with the offending value (and any din.yaml limit) filled in."""
     shown = "(empty)" if value is None else value
     if len(shown) > VALUE_LIMIT:
         shown = shown[: VALUE_LIMIT - 1] + "…"
     message: str = meta["message"]
+    for name, limit in (limits or {}).items():
+        message = message.replace(limit_placeholder(name), f"{limit:g}")
     return message.replace("{value}", f"'{shown}'" if value is not None else shown)
 
 

@@ -29,6 +29,7 @@ from prefect.tasks import exponential_backoff
 from din import faults
 from din.config import DEMO_CONFIG, Config, RemoteStorage, SourceConfig, load_config
 from din.contract import kinds_by_level
+from din.exit_codes import run_outcome
 from din.keys import PseudonymKey, resolve_key
 from din.lock import writer_lock
 from din.paths import DataPaths
@@ -190,7 +191,7 @@ def run_consolidation(config: Config, paths: DataPaths, key: PseudonymKey, pull_
             if config.storage is not None and config.storage.published:
                 with _stage(summary, "push_published"):
                     push_published_task(config.storage, paths)
-            summary.outcome = "succeeded_with_source_errors" if summary.source_errors else "succeeded"
+            summary.outcome = run_outcome(bool(summary.source_errors), bool(summary.warnings))
         except BaseException as error:
             summary.outcome = "failed"
             summary.message = f"{type(error).__name__}: {error}"
@@ -198,6 +199,8 @@ def run_consolidation(config: Config, paths: DataPaths, key: PseudonymKey, pull_
             raise
         record_run(con, summary, finished=True)
         shutil.rmtree(paths.run_work(summary.run_id), ignore_errors=True)
+        for warning in summary.warnings:
+            logger.warning("needs attention: %s", warning)
         logger.info(
             "run %s %s: %d new deliveries, %d rows accepted, %d quarantined",
             summary.run_id,

@@ -31,6 +31,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from din.contract import KINDS, Kind, normalise_header
 from din.paths import DataPaths
 from reports.spreadsheet import neutralise
+from transforms.delivery import COMPANION, REFUSED
 from transforms.headers import HeaderMatch, edit_distance, match_headers
 from warehouse.schema import connect
 
@@ -524,8 +525,10 @@ def report_context(
         "run_id": run.run_id,
         "run_started": _when(run.started),
         "files": files,
+        "refused": [f for f in files if f["refused"]],
         "totals": {
             "files": len(deliveries),
+            "files_refused": sum(1 for d in deliveries if d.outcome == REFUSED and d.status != "superseded"),
             "rows_read": sum(d.rows_read for d in deliveries),
             "rows_accepted": sum(d.rows_accepted for d in deliveries),
             "rows_quarantined": sum(d.rows_quarantined for d in deliveries),
@@ -557,6 +560,8 @@ def file_context(
         "rows_quarantined": delivery.rows_quarantined,
         "outcome": _outcome_words(delivery),
         "status_class": _status_class(delivery),
+        "refused": delivery.outcome == REFUSED and delivery.status != "superseded",
+        "message": delivery.message,
         "row_numbers": _row_numbers(delivery.format),
         "file_problems": problems,
         "rejected": [_rejected_row(r, your_columns) for r in rejected],
@@ -609,6 +614,13 @@ def _outcome_words(delivery: DeliveryRecord) -> str:
     n, accepted, set_aside = delivery.rows_read, delivery.rows_accepted, delivery.rows_quarantined
     if delivery.status == "superseded":
         return "Replaced by a later version of the same file; its rows are no longer used."
+    if delivery.outcome == REFUSED:
+        read = f" ({_rows(n)} read, none used)" if n else ""
+        return (
+            f"Refused: the whole file could not be used{read}. The reason is below; correct the file and send it again."
+        )
+    if delivery.outcome == COMPANION:
+        return "Read together with the other files of the same export; it has nothing of its own to load."
     if delivery.outcome == "accepted":
         return f"All {_rows(n)} were accepted."
     if delivery.outcome == "partly_accepted":
@@ -623,7 +635,7 @@ def _outcome_words(delivery: DeliveryRecord) -> str:
 def _status_class(delivery: DeliveryRecord) -> str:
     if delivery.status == "superseded":
         return "muted"
-    return {"accepted": "ok", "partly_accepted": "warn"}.get(delivery.outcome or "", "bad")
+    return {"accepted": "ok", "partly_accepted": "warn", COMPANION: "ok"}.get(delivery.outcome or "", "bad")
 
 
 def _rows(n: int) -> str:

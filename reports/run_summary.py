@@ -1,5 +1,6 @@
 """A run's summary for the people who watch runs: text for the terminal, rows and markdown for the
-Prefect UI's artifacts. Counts only: no value of any row, no identifier, no secret."""
+Prefect UI's artifacts. Counts, and for a file refused whole the reason recorded in `ops.deliveries`
+(which names columns and quotes at most a few dates or codes): no row's data, no identifier, no secret."""
 
 from __future__ import annotations
 
@@ -13,14 +14,17 @@ def summary_text(summary: RunSummary) -> str:
         f"run {summary.run_id}: {summary.outcome}" + (" (DEMO key: outputs are demo only)" if summary.demo_key else "")
     ]
     lines.append(
-        f"{'source':<28} {'kind':<17} {'new':>4} {'same':>5} {'supers.':>7} {'read':>8} {'accepted':>9} {'quarant.':>9}"
+        f"{'source':<28} {'kind':<17} {'new':>4} {'same':>5} {'supers.':>7} {'refused':>7} {'read':>8} "
+        f"{'accepted':>9} {'quarant.':>9}"
     )
     for s in summary.sources:
         lines.append(
-            f"{s.source[:28]:<28} {s.kind:<17} {s.files_new:>4} {s.files_unchanged:>5} "
-            f"{s.files_superseded:>7} {s.rows_read:>8} {s.rows_accepted:>9} {s.rows_quarantined:>9}"
+            f"{s.source[:28]:<28} {s.kind:<17} {s.files_new:>4} {s.files_unchanged:>5} {s.files_superseded:>7} "
+            f"{s.files_refused:>7} {s.rows_read:>8} {s.rows_accepted:>9} {s.rows_quarantined:>9}"
             + (f"  ERROR {s.error}" if s.error else "")
         )
+    for warning in summary.warnings:
+        lines.append(f"WARNING {warning}")
     scrubbed: dict[str, int] = {}
     for source in summary.sources:
         for placeholder, count in source.identifiers_scrubbed.items():
@@ -46,6 +50,7 @@ def source_rows(summary: RunSummary) -> list[dict[str, Any]]:
             "files new": s.files_new,
             "files unchanged": s.files_unchanged,
             "files superseded": s.files_superseded,
+            "files refused": s.files_refused,
             "rows accepted": s.rows_accepted,
             "rows quarantined": s.rows_quarantined,
             "identifiers scrubbed": ", ".join(f"{k} {v}" for k, v in sorted(s.identifiers_scrubbed.items())),
@@ -61,7 +66,14 @@ def summary_markdown(summary: RunSummary) -> str:
     return (
         f"# Consolidation run {summary.run_id}\n\n**Outcome:** {summary.outcome}"
         + ("  \n**DEMO key**: pseudonyms protect nothing; demo data only." if summary.demo_key else "")
+        + _warnings_markdown(summary)
         + f"\n\n```\n{summary_text(summary)}\n```\n\n## Quarantine by rule\n\n| rule | rows |\n|---|---|\n"
         + reasons
         + "\n"
     )
+
+
+def _warnings_markdown(summary: RunSummary) -> str:
+    if not summary.warnings:
+        return ""
+    return "\n\n## Needs attention\n\n" + "\n".join(f"- {w}" for w in summary.warnings)

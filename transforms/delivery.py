@@ -4,8 +4,9 @@
     protect         drop direct identifiers → pseudonymise panellist references → scrub free text
 
 A delivery normally yields rows of its source's kind; a survey-tool export may also yield
-project_feedback rows. Nothing here writes anywhere: the validation gate (`expectations.gate`)
-calls these and decides what is accepted.
+project_feedback rows, and a Polis export statements and response_history. Nothing here writes
+anywhere: the validation gate (`expectations.gate`) and `din check` call these (the same reading
+for both) and decide what is accepted.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from din.config import FormatOptions
-from din.contract import FILE_HAS_NO_ROWS, FILE_UNREADABLE, KINDS, SURVEY_EXPORT_UNREADABLE, Kind
-from transforms.headers import match_headers
+from din.contract import FILE_HAS_NO_ROWS, FILE_UNREADABLE, KINDS, SURVEY_EXPORT_UNREADABLE, ColumnType, Kind
+from transforms.dates import DateOrder, DateOrderProblem, date_order_option, evidence_of, resolve_date_order
+from transforms.headers import HeaderMatch, match_headers
 from transforms.normalise import canonical_frame
 from transforms.pseudonymise import pseudonymise
-from transforms.readers import ROW, ReadError, ReadOptions, read_table
+from transforms.readers import ROW, RawTable, ReadError, ReadOptions, read_table
+
+REFUSED = "refused"  # outcome of a file refused whole: unreadable, wrong layout, a required column missing, ...
+COMPANION = "companion"  # outcome of a file read only with the files beside it (a Polis summary.csv)
 
 if TYPE_CHECKING:
     from transforms.scrub import Scrubber
@@ -39,6 +44,7 @@ class DeliveryToProcess:
     landing_path: str
     size: int
     format: FormatOptions
+    companions: tuple[tuple[str, str], ...] = ()  # (relative path, landing copy) of the files delivered beside it
 
 
 @dataclass
@@ -56,9 +62,20 @@ class DeliveryOutcome:
     missing_optional_columns: list[str] = field(default_factory=list)
     scrub_counts: dict[str, int] = field(default_factory=dict)
     message: str | None = None
+    refused: bool = False  # the whole file was refused (the reason is `message`)
+    companion: bool = False  # read only with the files beside it: nothing of its own to load
+    tool: str | None = None  # the survey or deliberation tool whose export it is
+    respondents: int | None = None  # people whose answers were read (tool exports)
+    answers: int | None = None  # answers read (tool exports: rows of `responses`)
+    excluded: dict[str, int] = field(default_factory=dict)  # respondents or votes left out, by reason
+    notes: list[str] = field(default_factory=list)  # what the reader noticed (counts, checks against the export)
 
     @property
     def outcome(self) -> str:
+        if self.refused:
+            return REFUSED
+        if self.companion:
+            return COMPANION
         if self.rows_accepted and not self.rows_quarantined:
             return "accepted"
         if self.rows_accepted:
@@ -76,7 +93,7 @@ class FileProblem:
 
 
 def read_delivery(delivery: DeliveryToProcess, outcome: DeliveryOutcome) -> dict[str, pl.DataFrame] | FileProblem:
-    """The delivery as canonical frames by kind, or the FileProblem that explains why not.
+    """The delivery as canonical frames by kind, or the FileProblem that explains why the whole file is refused.
 
     Fills in what was learnt about the file on `outcome` (format, encoding, headers, extra columns)."""
     if delivery.format.type == "survey":
@@ -89,50 +106,97 @@ def read_delivery(delivery: DeliveryToProcess, outcome: DeliveryOutcome) -> dict
     try:
         raw = read_table(Path(delivery.landing_path), delivery.original_path, options)
     except ReadError as error:
-        outcome.message = f"{name}: {error}"
-        return FileProblem((FILE_UNREADABLE,), (outcome.message,))
+        return refuse(outcome, FileProblem((FILE_UNREADABLE,), (f"{name}: {error}",)))
     outcome.format, outcome.encoding = raw.format, raw.encoding
     outcome.rows_read = raw.frame.height
     outcome.headers = list(raw.headers)
-    match = match_headers(raw.headers, kind)
+    match = match_headers(raw.headers, kind, delivery.format.columns)
     outcome.extra_columns = list(match.extra)
     outcome.missing_optional_columns = list(match.missing_optional)
     if raw.frame.height == 0:
-        outcome.message = f"{name}: the file has a header row but no data rows"
-        return FileProblem((FILE_HAS_NO_ROWS,), (outcome.message,))
+        return refuse(
+            outcome, FileProblem((FILE_HAS_NO_ROWS,), (f"{name}: the file has a header row but no data rows",))
+        )
     problems = match.problems()
+    rows = tuple(raw.frame[ROW].to_list())
     if problems:
-        outcome.message = f"{name}: {match.problem()}"
         reasons = tuple(p.message + (f" ({p.suggestion})" if p.suggestion else "") for p in problems)
-        return FileProblem(tuple(p.rule for p in problems), reasons, tuple(raw.frame[ROW].to_list()))
-    return {kind.name: canonical_frame(raw.frame, kind, match)}
+        outcome.message = f"{name}: {match.problem()}"
+        return refuse(outcome, FileProblem(tuple(p.rule for p in problems), reasons, rows), message=outcome.message)
+    order = file_date_order(raw, kind, match, date_order_option(delivery.format.date_order))
+    if isinstance(order, DateOrderProblem):
+        return refuse(outcome, FileProblem((order.rule,), (f"{name}: {order.message}",), rows))
+    return {kind.name: canonical_frame(raw.frame, kind, match, order)}
+
+
+def refuse(outcome: DeliveryOutcome, problem: FileProblem, message: str | None = None) -> FileProblem:
+    """Record on `outcome` that the whole file is refused (its message: the reasons), and return why."""
+    outcome.refused = True
+    outcome.message = message or "; ".join(problem.reasons)
+    return problem
+
+
+def file_date_order(
+    raw: RawTable, kind: Kind, match: HeaderMatch, declared: DateOrder | None
+) -> DateOrder | DateOrderProblem | None:
+    """The order of day and month for the file's date columns (`transforms.dates`: declared, else proven)."""
+    dated = {ColumnType.DATE, ColumnType.DATETIME}
+    columns = {
+        header: raw.frame[header] for header, column in match.mapping.items() if kind.column(column).type in dated
+    }
+    return resolve_date_order(evidence_of(columns), declared) if columns else declared
 
 
 def _survey_delivery(delivery: DeliveryToProcess, outcome: DeliveryOutcome) -> dict[str, pl.DataFrame] | FileProblem:
-    """A survey-tool export, read by its adapter into responses (and project_feedback) rows."""
-    from transforms.adapters import AdapterError, MappingError, load_mapping, read_survey
+    """A tool's export, read by its adapter into responses (and project_feedback, statements, ...) rows."""
+    from transforms.adapters import TOOL_NAMES, AdapterError, MappingError, load_mapping, read_survey
 
     name = Path(delivery.original_path).name
     try:
         if delivery.format.mapping is None:
             raise MappingError("a survey source needs format.mapping")
         mapping = load_mapping(delivery.format.mapping)
-        result = read_survey(Path(delivery.landing_path), mapping)
-    except (AdapterError, MappingError, ReadError) as error:
-        outcome.message = f"{name}: {error}"
-        return FileProblem((SURVEY_EXPORT_UNREADABLE,), (outcome.message,))
-    outcome.format = f"survey:{mapping.tool}"
-    excluded = ", ".join(f"{count} {reason}" for reason, count in sorted(result.excluded.items()) if count)
-    outcome.message = f"{result.respondents} respondent(s) loaded" + (f"; excluded {excluded}" if excluded else "")
+        if delivery.format.tool and delivery.format.tool != mapping.tool:
+            raise MappingError(
+                f"the source declares format.tool {delivery.format.tool}, but its mapping "
+                f"{delivery.format.mapping.name} is for {mapping.tool}"
+            )
+        companions = {relative: Path(landing) for relative, landing in delivery.companions}
+        result = read_survey(
+            Path(delivery.landing_path), mapping, date_order_option(delivery.format.date_order), companions
+        )
+    except AdapterError as error:
+        return refuse(outcome, FileProblem((error.rule,), (_named(str(error), delivery),)))
+    except (MappingError, ReadError) as error:
+        return refuse(outcome, FileProblem((SURVEY_EXPORT_UNREADABLE,), (_named(str(error), delivery),)))
+    outcome.format, outcome.tool = f"survey:{mapping.tool}", mapping.tool
+    outcome.notes = list(result.notes)
     outcome.extra_columns = list(result.unmapped_columns)
+    if result.companion is not None:
+        outcome.companion = True
+        outcome.message = f"{name}: {result.companion}"
+        return {}
+    outcome.respondents, outcome.answers, outcome.excluded = result.respondents, result.answers, dict(result.excluded)
+    excluded = ", ".join(f"{count} {reason}" for reason, count in sorted(result.excluded.items()) if count)
+    outcome.message = (
+        f"{TOOL_NAMES[mapping.tool]} export: {result.respondents} respondent(s), {result.answers} answer(s) loaded"
+        + (f"; excluded {excluded}" if excluded else "")
+        + "".join(f"; {note}" for note in result.notes)
+    )
     frames: dict[str, pl.DataFrame] = {}
-    for kind_name, frame in (("responses", result.responses), ("project_feedback", result.project_feedback)):
-        if frame.height:
-            kind = KINDS[kind_name]
-            frame = frame.rename({"source_row": ROW}) if "source_row" in frame.columns else frame
-            frames[kind_name] = canonical_frame(frame, kind, match_headers(list(kind.column_names), kind))
-            outcome.rows_read += frame.height
+    for kind_name, frame in result.frames().items():
+        kind = KINDS[kind_name]
+        frame = frame.rename({"source_row": ROW}) if "source_row" in frame.columns else frame
+        frames[kind_name] = canonical_frame(frame, kind, match_headers(list(kind.column_names), kind))
+        outcome.rows_read += frame.height
     return frames
+
+
+def _named(message: str, delivery: DeliveryToProcess) -> str:
+    """A reader's message about the landing copy, naming the file as the contributor named it."""
+    name = Path(delivery.original_path).name
+    message = message.replace(Path(delivery.landing_path).name, name)
+    return message if message.startswith(f"{name}: ") else f"{name}: {message}"
 
 
 def protect(
@@ -141,8 +205,8 @@ def protect(
     """Drop direct identifiers, pseudonymise panellist references, scrub free text (counting what was
     replaced on `outcome`). `scrubber` may be None only for kinds without free text."""
     frame = frame.drop([c for c in kind.direct_identifiers if c in frame.columns])
-    if kind.pseudonymised_columns:
-        frame = pseudonymise(frame, key_secret)
+    for column in kind.pseudonymised_columns:
+        frame = pseudonymise(frame, key_secret, column)
     if kind.free_text_columns:
         if scrubber is None:
             raise ValueError(f"kind {kind.name} has free text: a Scrubber is needed")

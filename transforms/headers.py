@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from din.contract import DUPLICATE_COLUMNS, KINDS, Kind, normalise_header
@@ -29,6 +29,8 @@ class HeaderMatch:
     missing_optional: tuple[str, ...]
     duplicates: dict[str, tuple[str, ...]] = field(default_factory=dict)  # canonical -> clashing headers
     suggestions: dict[str, str] = field(default_factory=dict)  # missing canonical -> near-miss delivered header
+    declared: dict[str, str] = field(default_factory=dict)  # the source's `format.columns`: header -> column
+    absent_declared: tuple[str, ...] = ()  # headers `format.columns` names that the file does not have
 
     @property
     def usable(self) -> bool:
@@ -39,9 +41,15 @@ class HeaderMatch:
         the kind's suite) and each set of headers that mean the same column (rule `duplicate_columns`)."""
         kind = KINDS[self.kind]
         found = []
+        expected_as = {column: header for header, column in self.declared.items()}
         for name in self.missing_required:
             column, hint = kind.column(name), self.suggestions.get(name)
             suggestion = f"the file has '{hint}': did you mean `{name}`? rename the header" if hint else None
+            if name in expected_as and expected_as[name] in self.absent_declared:
+                suggestion = (
+                    f"the source's format.columns reads `{name}` from a header '{expected_as[name]}', which this "
+                    f"file does not have" + (f"; the file has '{hint}'" if hint else "")
+                )
             found.append(HeaderProblem(column.present_rule, name, column.missing_message, suggestion))
         for name, headers in self.duplicates.items():
             message = f"columns {', '.join(repr(h) for h in headers)} all mean `{name}`"
@@ -54,13 +62,19 @@ class HeaderMatch:
         return "; ".join(parts) if parts else None
 
 
-def match_headers(headers: Sequence[str], kind: Kind) -> HeaderMatch:
-    """Line up `headers` with `kind`'s columns; near misses become suggestions, never silent matches."""
+def match_headers(headers: Sequence[str], kind: Kind, columns: Mapping[str, str] | None = None) -> HeaderMatch:
+    """Line up `headers` with `kind`'s columns; near misses become suggestions, never silent matches.
+
+    `columns` is the source's own header for a contract column (`format.columns` in din.yaml): such a
+    header means that column, matched like any header (case-, space- and punctuation-insensitively)."""
+    declared = {header: column for header, column in (columns or {}).items()}
+    declared_by_key = {normalise_header(header): column for header, column in declared.items()}
     canonical_by_key = {normalise_header(c.name): c.name for c in kind.columns}
     claimed: dict[str, list[str]] = {}
     extra: list[str] = []
     for header in headers:
-        canonical = canonical_by_key.get(normalise_header(header))
+        key = normalise_header(header)
+        canonical = declared_by_key.get(key) or canonical_by_key.get(key)
         if canonical is None:
             extra.append(header)
         else:
@@ -81,6 +95,8 @@ def match_headers(headers: Sequence[str], kind: Kind) -> HeaderMatch:
         missing_optional=tuple(c.name for c in missing if not c.required),
         duplicates=duplicates,
         suggestions=suggestions,
+        declared=declared,
+        absent_declared=tuple(h for h in declared if normalise_header(h) not in {normalise_header(x) for x in headers}),
     )
 
 

@@ -1,8 +1,9 @@
 """Normalise a delivered table into the canonical frame of its kind.
 
 The canonical frame holds every contract column as *normalised text*: trimmed, empty as null,
-enums in lower_snake_case, booleans as true/false, dates as ISO 8601 (from ISO, UK dd/mm/yyyy or
-Excel serial numbers), numbers without thousands separators. Values that cannot be normalised are
+enums in lower_snake_case, booleans as true/false, dates as ISO 8601 (from ISO, dd/mm/yyyy or
+mm/dd/yyyy in the order decided for the file by `transforms.dates`, or Excel serial numbers),
+numbers without thousands separators. Values that cannot be normalised are
 kept as delivered, so validation can say exactly what was wrong. `typed` casts a validated
 frame to the contract's types.
 """
@@ -14,6 +15,7 @@ from collections.abc import Callable
 import polars as pl
 
 from din.contract import ColumnType, Kind
+from transforms.dates import DateOrder
 from transforms.headers import HeaderMatch
 from transforms.readers import ROW
 
@@ -33,18 +35,25 @@ POLARS_TYPES: dict[ColumnType, pl.DataType] = {
 }
 
 
-def canonical_frame(frame: pl.DataFrame, kind: Kind, match: HeaderMatch) -> pl.DataFrame:
-    """Rename delivered headers to canonical names, add absent optional columns, normalise values."""
+def canonical_frame(
+    frame: pl.DataFrame, kind: Kind, match: HeaderMatch, date_order: DateOrder | None = None
+) -> pl.DataFrame:
+    """Rename delivered headers to canonical names, add absent optional columns, normalise values.
+
+    Slashed dates are read in `date_order` (decided for the whole file by `transforms.dates`;
+    None when no value needs it, and then either order reads them the same)."""
     renamed = frame.select(
         [pl.col(header).alias(canonical) for header, canonical in match.mapping.items()] + [pl.col(ROW)]
     )
     absent = [c for c in kind.column_names if c not in renamed.columns]
     renamed = renamed.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in absent)
-    return renamed.select([normalise_expr(pl.col(c.name), c.type).alias(c.name) for c in kind.columns] + [pl.col(ROW)])
+    return renamed.select(
+        [normalise_expr(pl.col(c.name), c.type, date_order).alias(c.name) for c in kind.columns] + [pl.col(ROW)]
+    )
 
 
-def normalise_expr(value: pl.Expr, column_type: ColumnType) -> pl.Expr:
-    """The normalised text of one column's values."""
+def normalise_expr(value: pl.Expr, column_type: ColumnType, date_order: DateOrder | None = None) -> pl.Expr:
+    """The normalised text of one column's values (slashed dates in `date_order`, day first when None)."""
     trimmed = value.cast(pl.String).str.strip_chars()
     text = pl.when(trimmed == "").then(None).otherwise(trimmed)
     if column_type is ColumnType.ENUM:
@@ -64,10 +73,11 @@ def normalise_expr(value: pl.Expr, column_type: ColumnType) -> pl.Expr:
         plain = _strip_thousands(text)
         percent = plain.str.strip_suffix("%").cast(pl.Float64, strict=False) / 100
         return pl.when(plain.str.ends_with("%") & percent.is_not_null()).then(percent.cast(pl.String)).otherwise(plain)
+    day_first = date_order is not DateOrder.MONTH_FIRST
     if column_type is ColumnType.DATE:
-        return _fast_path(text, ISO_DATE, _date_text)
+        return _fast_path(text, ISO_DATE, lambda t: _date_text(t, day_first))
     if column_type is ColumnType.DATETIME:
-        return _fast_path(text, ISO_DATETIME, _datetime_text)
+        return _fast_path(text, ISO_DATETIME, lambda t: _datetime_text(t, day_first))
     return text
 
 
@@ -92,10 +102,16 @@ def _strip_thousands(text: pl.Expr) -> pl.Expr:
     )
 
 
-def _date_text(text: pl.Expr) -> pl.Expr:
-    """ISO `YYYY-MM-DD` for ISO dates (with or without a time), UK day-first dates and Excel serials."""
-    iso = text.str.extract_groups(r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:[T ][0-9:.]+Z?)?$")
-    uk = text.str.extract_groups(r"^([0-9]{1,2})[/.\-]([0-9]{1,2})[/.\-]([0-9]{4})(?: [0-9:]+)?$")
+#: day-month or month-day, `/`, `.` or `-`, four- or two-digit year; a time may follow.
+SLASHED_DATE = r"^([0-9]{1,2})[/.\-]([0-9]{1,2})[/.\-]([0-9]{4}|[0-9]{2})"
+CLOCK = r"(?:[ T,]+([0-9]{1,2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]+)?)?\s*([AaPp]\.?[Mm]\.?)?)?"
+
+
+def _date_text(text: pl.Expr, day_first: bool) -> pl.Expr:
+    """ISO `YYYY-MM-DD` for ISO dates (with or without a time), slashed dates and Excel serials."""
+    iso = text.str.extract_groups(r"^([0-9]{4})[-/]([0-9]{1,2})[-/]([0-9]{1,2})(?:[T ][0-9:.]+Z?)?$")
+    slashed = text.str.extract_groups(SLASHED_DATE + CLOCK + "$")
+    day, month = ("1", "2") if day_first else ("2", "1")
     serial = pl.when(text.str.contains(EXCEL_SERIAL)).then(
         (EXCEL_EPOCH + pl.duration(days=text.cast(pl.Float64, strict=False).floor().cast(pl.Int64))).dt.strftime(
             "%Y-%m-%d"
@@ -103,41 +119,58 @@ def _date_text(text: pl.Expr) -> pl.Expr:
     )
     return pl.coalesce(
         _ymd(iso.struct.field("1"), iso.struct.field("2"), iso.struct.field("3")),
-        _ymd(uk.struct.field("3"), uk.struct.field("2"), uk.struct.field("1")),
+        _ymd(_year(slashed.struct.field("3")), slashed.struct.field(month), slashed.struct.field(day)),
         serial,
     )
 
 
-def _datetime_text(text: pl.Expr) -> pl.Expr:
-    """ISO `YYYY-MM-DDTHH:MM:SS` from ISO, UK `dd/mm/yyyy hh:mm[:ss]`, a bare date or an Excel serial."""
+def _datetime_text(text: pl.Expr, day_first: bool) -> pl.Expr:
+    """ISO `YYYY-MM-DDTHH:MM:SS` from ISO, slashed `dd/mm/yyyy hh:mm[:ss] [AM|PM]`, a bare date or an Excel serial."""
     iso = text.str.extract_groups(
         r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:[T ]([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?(?:\.[0-9]+)?)?Z?$"
     )
-    uk = text.str.extract_groups(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})(?: ([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?)?$")
+    slashed = text.str.extract_groups(SLASHED_DATE + CLOCK + "$")
     serial = pl.when(text.str.contains(EXCEL_SERIAL)).then(
         (
             EXCEL_EPOCH.cast(pl.Datetime("us"))
             + pl.duration(seconds=(text.cast(pl.Float64, strict=False) * 86400).round(0).cast(pl.Int64))
         ).dt.strftime("%Y-%m-%dT%H:%M:%S")
     )
+    day, month = ("1", "2") if day_first else ("2", "1")
+    field = slashed.struct.field
     return pl.coalesce(
-        _ymd_hms(iso, year="1", month="2", day="3"),
-        _ymd_hms(uk, year="3", month="2", day="1"),
+        _ymd_hms(iso.struct.field("1"), iso.struct.field("2"), iso.struct.field("3"), iso, ("4", "5", "6"), None),
+        _ymd_hms(_year(field("3")), field(month), field(day), slashed, ("4", "5", "6"), field("7")),
         serial,
     )
+
+
+def _year(year: pl.Expr) -> pl.Expr:
+    """A two-digit year is this century's (`25` → `2025`), as Excel writes it after a re-save."""
+    return pl.when(year.str.len_chars() == 2).then(pl.lit("20") + year).otherwise(year)
 
 
 def _ymd(year: pl.Expr, month: pl.Expr, day: pl.Expr) -> pl.Expr:
     return pl.concat_str([year, month.str.zfill(2), day.str.zfill(2)], separator="-")
 
 
-def _ymd_hms(groups: pl.Expr, *, year: str, month: str, day: str) -> pl.Expr:
+def _ymd_hms(
+    year: pl.Expr, month: pl.Expr, day: pl.Expr, groups: pl.Expr, clock: tuple[str, str, str], meridiem: pl.Expr | None
+) -> pl.Expr:
     field = groups.struct.field
-    clock = pl.concat_str(
-        [field("4").fill_null("0").str.zfill(2), field("5").fill_null("00"), field("6").fill_null("00")],
+    hour = field(clock[0]).fill_null("0").cast(pl.Int32, strict=False)
+    if meridiem is not None:
+        pm = meridiem.str.to_lowercase().str.starts_with("p")
+        hour = pl.when(meridiem.is_null()).then(hour).otherwise(hour % 12 + pl.when(pm).then(12).otherwise(0))
+    text = pl.concat_str(
+        [
+            hour.cast(pl.String).str.zfill(2),
+            field(clock[1]).fill_null("00"),
+            field(clock[2]).fill_null("00"),
+        ],
         separator=":",
     )
-    return pl.concat_str([_ymd(field(year), field(month), field(day)), clock], separator="T")
+    return pl.concat_str([_ymd(year, month, day), text], separator="T")
 
 
 def typed(frame: pl.DataFrame, kind: Kind) -> pl.DataFrame:

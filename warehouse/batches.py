@@ -6,7 +6,7 @@ and amortises the per-task overhead (one task per batch, never per row or per ti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import duckdb
 
@@ -16,7 +16,7 @@ from din.keys import PseudonymKey
 from din.paths import DataPaths
 from expectations.gate import BatchSpec
 from transforms.delivery import DeliveryToProcess
-from warehouse.manifest import PendingDelivery, active_landing_paths, pending_deliveries
+from warehouse.manifest import PendingDelivery, active_landing_paths, companion_files, pending_deliveries
 from warehouse.merge import write_known_references
 
 BATCH_BYTES = 48 * 1024 * 1024  # raw bytes per validation batch: bounds memory, amortises task overhead
@@ -42,6 +42,8 @@ def plan_level(
     references = write_known_references(con, kinds, work / f"references-{level}.parquet")
     roster = tuple(str(p) for p in active_landing_paths(con, "roster"))
     formats = {s.name: s.format for s in config.all_sources}
+    surveys = [p.delivery_id for p in pending if formats.get(p.source, FormatOptions()).type == "survey"]
+    companions = companion_files(con, surveys)
     specs = [
         BatchSpec(
             f"l{level}-b{index:04d}",
@@ -52,16 +54,22 @@ def plan_level(
             roster,
             key.secret,
             config.validation_engine,
+            dict(config.limits),
         )
-        for index, batch in enumerate(plan_batches(pending, formats))
+        for index, batch in enumerate(plan_batches(pending, formats, companions=companions))
     ]
     return pending, specs
 
 
 def plan_batches(
-    pending: Sequence[PendingDelivery], formats: dict[str, FormatOptions], max_bytes: int = BATCH_BYTES
+    pending: Sequence[PendingDelivery],
+    formats: dict[str, FormatOptions],
+    max_bytes: int = BATCH_BYTES,
+    companions: Mapping[int, tuple[tuple[str, str], ...]] | None = None,
 ) -> list[list[DeliveryToProcess]]:
-    """Group pending deliveries into batches of one kind and at most `max_bytes` of files each."""
+    """Group pending deliveries into batches of one kind and at most `max_bytes` of files each.
+
+    `companions` are, per delivery, the files delivered beside it (a tool's export in several files)."""
     batches: list[list[DeliveryToProcess]] = []
     by_kind: dict[str, list[DeliveryToProcess]] = {}
     for p in pending:
@@ -74,6 +82,7 @@ def plan_batches(
                 p.landing_path,
                 p.size,
                 formats.get(p.source, FormatOptions()),
+                (companions or {}).get(p.delivery_id, ()),
             )
         )
     for kind in sorted(by_kind):

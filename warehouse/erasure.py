@@ -37,7 +37,8 @@ from warehouse.remote import forget_remote
 from warehouse.runs import new_run_id
 from warehouse.schema import connect, create_schema
 
-PERSONAL_KINDS = tuple(name for name, kind in KINDS.items() if "panellist_ref" in kind.column_names)
+#: Kinds whose rows are about (or written by) a panellist: every pseudonymised column names one.
+PERSONAL_KINDS = tuple(name for name, kind in KINDS.items() if kind.pseudonymised_columns)
 
 
 @dataclass
@@ -86,10 +87,13 @@ def forget(
     con.execute("BEGIN TRANSACTION")
     for name in PERSONAL_KINDS:
         removed = 0
+        columns = KINDS[name].pseudonymised_columns
+        theirs = " OR ".join(f"{quote(c)} = ?" for c in columns)  # their answers, and what they wrote
         for schema in ("stg", "core"):
             before = con.sql(f"SELECT count(*) FROM {schema}.{quote(name)}").fetchall()[0][0]
             con.execute(
-                f"DELETE FROM {schema}.{quote(name)} WHERE panel_id = ? AND panellist_ref = ?", [panel_id, pseudonym]
+                f"DELETE FROM {schema}.{quote(name)} WHERE panel_id = ? AND ({theirs})",
+                [panel_id, *([pseudonym] * len(columns))],
             )
             after = con.sql(f"SELECT count(*) FROM {schema}.{quote(name)}").fetchall()[0][0]
             if schema == "core":

@@ -252,6 +252,32 @@ def pending_deliveries(con: duckdb.DuckDBPyConnection, kinds: Iterable[str] | No
     return [PendingDelivery(*row) for row in rows if wanted is None or row[3] in wanted]
 
 
+def companion_files(
+    con: duckdb.DuckDBPyConnection, delivery_ids: Sequence[int]
+) -> dict[int, tuple[tuple[str, str], ...]]:
+    """For each delivery: the current version (latest delivery) of every other file its source holds in
+    the same folder, as (relative path, landing copy): the files of a tool's export delivered together."""
+    if not delivery_ids:
+        return {}
+    rows = con.execute(
+        """WITH wanted AS (
+               SELECT delivery_id, source, relative_path FROM ops.deliveries WHERE list_contains(?, delivery_id)
+           ), current AS (
+               SELECT source, relative_path, arg_max(landing_path, delivery_id) AS landing_path
+               FROM ops.deliveries WHERE source IN (SELECT source FROM wanted) GROUP BY ALL
+           )
+           SELECT w.delivery_id, w.relative_path, c.relative_path, c.landing_path
+           FROM wanted AS w JOIN current AS c ON c.source = w.source AND c.relative_path <> w.relative_path
+           ORDER BY w.delivery_id, c.relative_path""",
+        [list(delivery_ids)],
+    ).fetchall()
+    found: dict[int, list[tuple[str, str]]] = {}
+    for delivery_id, own, other, landing in rows:
+        if Path(own).parent == Path(other).parent:
+            found.setdefault(delivery_id, []).append((other, landing))
+    return {delivery_id: tuple(files) for delivery_id, files in found.items()}
+
+
 def active_landing_paths(con: duckdb.DuckDBPyConnection, kind: str) -> list[Path]:
     """Landing copies of the processed, not superseded deliveries of `kind`."""
     rows = con.execute(

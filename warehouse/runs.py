@@ -14,6 +14,7 @@ import duckdb
 
 from din.paths import DataPaths
 from din.sql import quote
+from transforms.delivery import REFUSED
 from warehouse.manifest import now
 
 
@@ -35,6 +36,8 @@ class SourceSummary:
     rows_quarantined: int = 0
     identifiers_scrubbed: dict[str, int] = field(default_factory=dict)  # placeholder type -> replacements
     error: str | None = None
+    files_refused: int = 0  # delivered files refused whole (unreadable, wrong layout, a required column missing)
+    warnings: list[str] = field(default_factory=list)  # one line per refused file: the file and the reason
 
 
 @dataclass
@@ -73,6 +76,15 @@ class RunSummary:
     def source_errors(self) -> dict[str, str]:
         return {s.source: s.error for s in self.sources if s.error}
 
+    @property
+    def warnings(self) -> list[str]:
+        """What needs someone's attention although the run succeeded (each names its source and file)."""
+        return [f"{s.source}: {w}" for s in self.sources for w in s.warnings]
+
+    @property
+    def files_refused(self) -> int:
+        return sum(s.files_refused for s in self.sources)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSummary:
         """The summary back from `as_dict()` (what a flow returns)."""
@@ -86,6 +98,8 @@ class RunSummary:
             rows_read=self.rows_read,
             rows_accepted=self.rows_accepted,
             rows_quarantined=self.rows_quarantined,
+            files_refused=self.files_refused,
+            warnings=self.warnings,
         )
         return data
 
@@ -142,12 +156,12 @@ def count_deliveries(summary: RunSummary, con: duckdb.DuckDBPyConnection, delive
     """Add the processed deliveries' counts (files, rows, scrubbed identifiers) to the run summary."""
     rows = con.execute(
         """SELECT source, supersedes IS NOT NULL, coalesce(rows_read, 0), coalesce(rows_accepted, 0),
-                  coalesce(rows_quarantined, 0), scrub_counts
-           FROM ops.deliveries WHERE list_contains(?, delivery_id)""",
+                  coalesce(rows_quarantined, 0), scrub_counts, outcome, relative_path, message
+           FROM ops.deliveries WHERE list_contains(?, delivery_id) ORDER BY delivery_id""",
         [delivery_ids],
     ).fetchall()
     by_name = {s.source: s for s in summary.sources}
-    for source, superseding, read, accepted, quarantined, scrubbed in rows:
+    for source, superseding, read, accepted, quarantined, scrubbed, outcome, file, message in rows:
         entry = by_name.get(source)
         if entry is None:
             continue
@@ -156,9 +170,18 @@ def count_deliveries(summary: RunSummary, con: duckdb.DuckDBPyConnection, delive
         entry.rows_read += int(read)
         entry.rows_accepted += int(accepted)
         entry.rows_quarantined += int(quarantined)
+        if outcome == REFUSED:
+            entry.files_refused += 1
+            entry.warnings.append(refusal_line(file, message))
         for placeholder, count in json.loads(scrubbed or "{}").items():
             if count:
                 entry.identifiers_scrubbed[placeholder] = entry.identifiers_scrubbed.get(placeholder, 0) + count
+
+
+def refusal_line(file: str, message: str | None) -> str:
+    """One line saying that a file was refused and why (the reason already names the file)."""
+    reason = (message or "no reason was recorded").removeprefix(f"{Path(file).name}: ")
+    return f"{file} was refused whole: {reason}"
 
 
 def clear_leftovers(paths: DataPaths) -> list[Path]:

@@ -22,7 +22,8 @@ from typing import Literal
 
 import polars as pl
 
-from din.contract import ACCEPTABILITY, KINDS, normalise_header
+from din.contract import ACCEPTABILITY, KINDS, SURVEY_EXPORT_UNREADABLE, normalise_header
+from transforms.dates import DateOrder, DateOrderProblem, evidence_of, resolve_date_order
 
 from .mapping import FEEDBACK_FIELDS, FeedbackMapping, SurveyMapping
 
@@ -38,24 +39,53 @@ TOOL_NAMES = {
     "msforms": "Microsoft Forms",
     "googleforms": "Google Forms",
     "mentimeter": "Mentimeter",
+    "polis": "Polis",
 }
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 EXCEL_SUFFIXES = {".xlsx", ".xlsm"}
 
 
 class AdapterError(ValueError):
-    """The file is not what the mapping declares (or does not match it); quarantine it with this message."""
+    """The file is not what the mapping declares (or does not match it); refuse it with this message.
+
+    `rule` names what it breaks (a wrong layout by default; an undecidable date order has its own rule)."""
+
+    def __init__(self, message: str, rule: str = SURVEY_EXPORT_UNREADABLE) -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 @dataclass
 class AdapterResult:
-    """Canonical rows read from one survey export, and the account of what was left out."""
+    """Canonical rows read from one survey export, and the account of what was left out.
+
+    `respondents` counts people (those with at least one answer loaded); the rows of `responses`
+    are answers. A deliberation export also yields the statements voted on and the earlier votes
+    that later ones replaced; a file that only accompanies the others says why in `companion`."""
 
     responses: pl.DataFrame
     project_feedback: pl.DataFrame
     respondents: int
     excluded: dict[str, int]
     unmapped_columns: list[str]
+    statements: pl.DataFrame | None = None
+    response_history: pl.DataFrame | None = None
+    companion: str | None = None  # nothing of its own to load: why (a Polis summary.csv, ...)
+    notes: list[str] = field(default_factory=list)  # what a contributor should know (checks against the export)
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        """The canonical rows by kind, kinds without rows left out."""
+        found = {
+            "responses": self.responses,
+            "project_feedback": self.project_feedback,
+            "statements": self.statements,
+            "response_history": self.response_history,
+        }
+        return {kind: frame for kind, frame in found.items() if frame is not None and frame.height}
+
+    @property
+    def answers(self) -> int:
+        return self.responses.height
 
 
 # --------------------------------------------------------------------------------------------------
@@ -228,32 +258,16 @@ _SLASHED = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})" + _TIME + _Z
 _EXCEL_EPOCH = datetime(1899, 12, 30)
 
 
-def detect_day_first(values: Iterable[Cell]) -> bool | None:
-    """True for dd/mm, False for mm/dd, None when no value has a day above 12 to tell them apart."""
-    day_first = month_first = False
-    for value in values:
-        match = _SLASHED.match(value.strip()) if isinstance(value, str) else None
-        if match:
-            day_first |= int(match[1]) > 12
-            month_first |= int(match[2]) > 12
-    if day_first and month_first:
-        raise ValueError("the dates mix day-first (dd/mm) and month-first (mm/dd) values")
-    return True if day_first else False if month_first else None
+def resolve_day_first(columns: Mapping[str, Iterable[Cell]], declared: DateOrder | None, path: Path) -> bool:
+    """Whether the export's slashed dates are day-first: as the source declares, else as the values prove.
 
-
-def resolve_day_first(values: Iterable[Cell], declared: bool | None, default: bool, path: Path) -> bool:
-    """The date order to use: what the values show, else what the mapping declares, else the tool's default."""
-    try:
-        detected = detect_day_first(values)
-    except ValueError as exc:
-        raise AdapterError(f"{path.name}: {exc}") from exc
-    if detected is not None and declared is not None and detected != declared:
-        shown = "dd/mm" if detected else "mm/dd"
-        raise AdapterError(f"{path.name}: the mapping declares day_first: {declared}, but the dates are {shown}")
-    for choice in (detected, declared):
-        if choice is not None:
-            return choice
-    return default
+    The rule of `transforms.dates`, shared with canonical files: when nothing decides and a value
+    could be read both ways, the file is refused (AdapterError with the date-order rule)."""
+    texts = {name: [v for v in values if isinstance(v, str)] for name, values in columns.items()}
+    decided = resolve_date_order(evidence_of(texts), declared)
+    if isinstance(decided, DateOrderProblem):
+        raise AdapterError(f"{path.name}: {decided.message}", rule=decided.rule)
+    return decided is not DateOrder.MONTH_FIRST
 
 
 def parse_datetime(value: Cell, day_first: bool) -> str | None:
@@ -621,7 +635,7 @@ def _frame(rows: list[dict[str, object]], columns: Sequence[str]) -> pl.DataFram
 def detect_tool(path: Path | str) -> str | None:
     """The tool whose export `path` looks like, judged from its header rows; None if none fits."""
     try:
-        sheets = read_sheets(Path(path), limit=20)
+        sheets = read_sheets(Path(path), limit=40)
     except (AdapterError, OSError):
         return None
     for sheet in sheets:
@@ -638,6 +652,8 @@ def guess_tool(rows: Sequence[Row]) -> str | None:
     first = {normalise_header(text(v)) for v in rows[0]}
     if len(rows) >= 3 and sum(is_import_id(v) for v in rows[2]) >= 2:
         return "qualtrics"
+    if polis_role(rows) is not None:  # before Google: both start with a `timestamp` column
+        return "polis"
     if "respondentid" in first:
         return "surveymonkey"
     if "id" in first and {"starttime", "completiontime"} & first:
@@ -648,6 +664,31 @@ def guess_tool(rows: Sequence[Row]) -> str | None:
         names = {normalise_header(text(v)) for v in row}
         if {"question", "answer"} <= names or "voter" in names:
             return "mentimeter"
+    return None
+
+
+#: The headers that tell each file of a Polis export (normalised: `comment-id` is `commentid`).
+POLIS_ROLES: dict[str, tuple[str, ...]] = {
+    "comments": ("commentid", "authorid", "moderated", "commentbody"),
+    "votes": ("commentid", "voterid", "vote"),
+    "participants_votes": ("participant", "groupid", "nvotes"),
+    "comment_groups": ("commentid", "comment", "totalvotes"),
+}
+
+
+def polis_role(rows: Sequence[Row]) -> str | None:
+    """Which file of a Polis export these first rows are from (`comments`, `votes`, ...), if any."""
+    if not rows:
+        return None
+    first = [normalise_header(text(v)) for v in rows[0]]
+    keys = set(first)
+    for role, needed in POLIS_ROLES.items():
+        if set(needed) <= keys:
+            return role
+    if first[:1] == ["topic"] and len(first) <= 2 and any(normalise_header(text(r[0])) == "voters" for r in rows if r):
+        return "summary"
+    if keys == {"participant", "xid"}:
+        return "xids"
     return None
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from din.contract import normalise_header
+from transforms.dates import DateOrder
 
 from ._common import (
     AdapterResult,
@@ -36,7 +37,7 @@ _METADATA = {"timestamp", "emailaddress", "score"}
 _GRID = re.compile(r"^(?P<question>.+?)\s*\[(?P<row>[^\[\]]+)\]$")
 
 
-def read_googleforms(path: Path | str, mapping: SurveyMapping) -> AdapterResult:
+def read_googleforms(path: Path | str, mapping: SurveyMapping, date_order: DateOrder | None = None) -> AdapterResult:
     """Canonical rows from a Google Forms responses file (Forms download or linked-Sheet download)."""
     path = Path(path)
     rows = read_table(path)
@@ -49,8 +50,8 @@ def read_googleforms(path: Path | str, mapping: SurveyMapping) -> AdapterResult:
         aliases, mapping.answered_at_candidates, path, "answered_at", required=mapping.answered_at_column is not None
     )
     records = list(data_rows(rows, 2))
-    stamps = [cell(row, answered) for _, row in records] if answered is not None else []
-    day_first = resolve_day_first(stamps, mapping.day_first, default=True, path=path)
+    stamps = {headers[answered]: [cell(row, answered) for _, row in records]} if answered is not None else {}
+    day_first = resolve_day_first(stamps, date_order, path)
     times = answered_at_values(records, answered, day_first, path, headers[answered] if answered is not None else "")
     questions = [
         i

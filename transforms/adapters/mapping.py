@@ -16,8 +16,12 @@ from typing import Any
 import yaml
 
 from din.contract import ACCEPTABILITY
+from din.source_options import SURVEY_TOOLS
 
-TOOLS = ("qualtrics", "surveymonkey", "msforms", "googleforms", "mentimeter")
+TOOLS = SURVEY_TOOLS
+#: Polis: who a vote or a statement is from, and how statement ids are made.
+POLIS_PARTICIPANT_COLUMNS = ("participant", "xid")
+POLIS_KEYS = {"tool", "panel_id", "workshop_id", "panellist_column", "statement_prefix"}
 
 #: The column each tool uses for "when the response was recorded" when a mapping names none.
 DEFAULT_ANSWERED_AT: dict[str, tuple[str, ...]] = {
@@ -26,6 +30,7 @@ DEFAULT_ANSWERED_AT: dict[str, tuple[str, ...]] = {
     "msforms": ("Completion time",),
     "googleforms": ("Timestamp",),
     "mentimeter": ("Submitted at", "Timestamp", "Date (UTC)"),
+    "polis": ("timestamp",),
 }
 
 FEEDBACK_FIELDS = ("benefit", "risk", "acceptability", "conditions", "comment")
@@ -72,7 +77,7 @@ class SurveyMapping:
     value_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # selector -> code -> label
     multi_select: Sequence[str] = ()  # selectors of one-column multi-selects the file cannot reveal
     choices: Mapping[str, Sequence[str]] = field(default_factory=dict)  # selector -> options, in order
-    day_first: bool | None = None  # dd/mm vs mm/dd when the dates themselves cannot tell
+    statement_prefix: str = "S"  # Polis: statement (and question) id = prefix + comment-id
 
     @property
     def answered_at_candidates(self) -> tuple[str, ...]:
@@ -106,10 +111,17 @@ def load_mapping(path: Path | str) -> SurveyMapping:
 
 def mapping_from_dict(data: Mapping[str, Any], source: str = "mapping") -> SurveyMapping:
     """Check a parsed mapping and build a `SurveyMapping`; `source` names it in error messages."""
-    _reject_unknown(data, {f.name for f in SurveyMapping.__dataclass_fields__.values()}, source)
+    if "day_first" in data:
+        raise MappingError(
+            f"{source}: day_first is no longer a mapping key: the order of day and month is the source's "
+            "`date_order` (day_first or month_first) under `format:` in din.yaml, the same for every file"
+        )
     tool = _required_text(data, "tool", source).lower()
     if tool not in TOOLS:
         raise MappingError(f"{source}: tool {tool!r} is not one of {', '.join(TOOLS)}")
+    if tool == "polis":
+        return _polis_mapping(data, source)
+    _reject_unknown(data, {f.name for f in SurveyMapping.__dataclass_fields__.values()} - {"statement_prefix"}, source)
     questions = _text_map(data.get("questions"), "questions", source)
     _reject_duplicate_ids(questions, source)
     return SurveyMapping(
@@ -132,7 +144,25 @@ def mapping_from_dict(data: Mapping[str, Any], source: str = "mapping") -> Surve
             str(sel): tuple(str(c) for c in _list(options, f"choices[{sel}]", source))
             for sel, options in _dict(data.get("choices"), "choices", source).items()
         },
-        day_first=_optional_bool(data, "day_first", source),
+    )
+
+
+def _polis_mapping(data: Mapping[str, Any], source: str) -> SurveyMapping:
+    """A Polis conversation's mapping: the panel, the workshop, and who a participant is."""
+    _reject_unknown(data, POLIS_KEYS, source)
+    column = (_optional_text(data, "panellist_column", source) or "participant").lower()
+    if column not in POLIS_PARTICIPANT_COLUMNS:
+        raise MappingError(
+            f"{source}: panellist_column of a Polis export is participant (Polis' participant id) or xid (the "
+            f"external id your site gave Polis), not {column!r}"
+        )
+    prefix = _optional_text(data, "statement_prefix", source) or "S"
+    return SurveyMapping(
+        tool="polis",
+        panel_id=_required_text(data, "panel_id", source),
+        workshop_id=_required_text(data, "workshop_id", source),
+        panellist_column=column,
+        statement_prefix=prefix,
     )
 
 
@@ -182,13 +212,6 @@ def _optional_text(data: Mapping[str, Any], key: str, where: str) -> str | None:
         raise MappingError(f"{where}: {key} should be a single value, not {type(value).__name__}")
     text = _scalar(value).strip()
     return text or None
-
-
-def _optional_bool(data: Mapping[str, Any], key: str, where: str) -> bool | None:
-    value = data.get(key)
-    if value is None or isinstance(value, bool):
-        return value
-    raise MappingError(f"{where}: {key} should be true or false")
 
 
 def _text_map(value: Any, key: str, where: str) -> dict[str, str]:

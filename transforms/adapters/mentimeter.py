@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from din.contract import normalise_header
+from transforms.dates import DateOrder
 
 from ._common import (
     AdapterError,
@@ -50,7 +51,7 @@ class _Participant:
     times: dict[int, str | None] = field(default_factory=dict)
 
 
-def read_mentimeter(path: Path | str, mapping: SurveyMapping) -> AdapterResult:
+def read_mentimeter(path: Path | str, mapping: SurveyMapping, date_order: DateOrder | None = None) -> AdapterResult:
     """Canonical rows from a Mentimeter participant-level export (XLSX or CSV)."""
     path = Path(path)
     rows, header_row = _find_table(read_sheets(path), path)
@@ -63,8 +64,8 @@ def read_mentimeter(path: Path | str, mapping: SurveyMapping) -> AdapterResult:
         aliases, mapping.answered_at_candidates, path, "answered_at", required=mapping.answered_at_column is not None
     )
     records = list(data_rows(rows, header_row + 1))
-    stamps = [cell(row, answered) for _, row in records] if answered is not None else []
-    day_first = resolve_day_first(stamps, mapping.day_first, default=True, path=path)
+    stamps = {headers[answered]: [cell(row, answered) for _, row in records]} if answered is not None else {}
+    day_first = resolve_day_first(stamps, date_order, path)
     times = answered_at_values(records, answered, day_first, path, headers[answered] if answered is not None else "")
     columns: dict[str, int] = {}  # question text -> its column in the pivoted rows
     people: dict[str, _Participant] = {}

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from din.contract import normalise_header
+from transforms.dates import DateOrder
 
 from ._common import (
     AdapterResult,
@@ -49,7 +50,7 @@ _QUIZ_PREFIXES = ("Points - ", "Feedback - ")
 _EXPECTED = "expected Microsoft Forms' header row 'ID, Start time, Completion time, Email, Name, ...'"
 
 
-def read_msforms(path: Path | str, mapping: SurveyMapping) -> AdapterResult:
+def read_msforms(path: Path | str, mapping: SurveyMapping, date_order: DateOrder | None = None) -> AdapterResult:
     """Canonical rows from a Microsoft Forms responses workbook (every row is a submitted response)."""
     path = Path(path)
     sheet = _response_sheet(read_sheets(path))
@@ -65,8 +66,8 @@ def read_msforms(path: Path | str, mapping: SurveyMapping) -> AdapterResult:
         aliases, mapping.answered_at_candidates, path, "answered_at", required=mapping.answered_at_column is not None
     )
     records = list(data_rows(rows, header_row + 1))
-    stamps = [cell(row, answered) for _, row in records] if answered is not None else []
-    day_first = resolve_day_first(stamps, mapping.day_first, default=True, path=path)
+    stamps = {headers[answered]: [cell(row, answered) for _, row in records]} if answered is not None else {}
+    day_first = resolve_day_first(stamps, date_order, path)
     times = answered_at_values(records, answered, day_first, path, headers[answered] if answered is not None else "")
     questions = [i for i, h in enumerate(headers) if _is_question(h) and i not in (panellist, answered)]
     units = [_unit(number, headers[i], i, records, mapping) for number, i in enumerate(questions, 1)]

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from transforms.dates import DateOrder
+
 from ._common import (
     AdapterError,
     AdapterResult,
@@ -57,7 +59,7 @@ class _Column:
         return (self.tag, self.label, self.import_id)
 
 
-def read_qualtrics(path: Path | str, mapping: SurveyMapping) -> AdapterResult:
+def read_qualtrics(path: Path | str, mapping: SurveyMapping, date_order: DateOrder | None = None) -> AdapterResult:
     """Canonical rows from a Qualtrics export; survey previews and unfinished responses are left out and counted."""
     path = Path(path)
     rows = read_table(path)
@@ -72,8 +74,8 @@ def read_qualtrics(path: Path | str, mapping: SurveyMapping) -> AdapterResult:
     records = list(data_rows(rows, HEADER_ROWS + 1))
     numeric = _is_numeric(records, [by_id.get("status"), by_id.get("finished")])
     questions = [c for c in columns if _QUESTION.match(c.import_id) and c.index not in (panellist, answered)]
-    dates = [cell(row, by_id[i]) for _, row in records for i in _DATE_IDS if i in by_id]
-    day_first = resolve_day_first(dates, mapping.day_first, default=True, path=path)
+    dates = {by_index[by_id[i]].tag: [cell(row, by_id[i]) for _, row in records] for i in _DATE_IDS if i in by_id}
+    day_first = resolve_day_first(dates, date_order, path)
     header = by_index[answered].tag if answered is not None else ""
     times = answered_at_values(records, answered, day_first, path, header)
     respondents = (

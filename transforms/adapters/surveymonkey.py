@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from din.contract import normalise_header
+from transforms.dates import DateOrder
 
 from ._common import (
     AdapterResult,
@@ -44,7 +45,7 @@ _EXPECTED = (
 Block = tuple[str, list[tuple[int, str]]]  # question text, [(column, row-2 label)]
 
 
-def read_surveymonkey(path: Path | str, mapping: SurveyMapping) -> AdapterResult:
+def read_surveymonkey(path: Path | str, mapping: SurveyMapping, date_order: DateOrder | None = None) -> AdapterResult:
     """Canonical rows from a SurveyMonkey export; every respondent row is loaded (the file marks no partials)."""
     path = Path(path)
     rows = read_table(path)
@@ -59,8 +60,8 @@ def read_surveymonkey(path: Path | str, mapping: SurveyMapping) -> AdapterResult
         i for name in _DATE_COLUMNS for i in [find_one_column(aliases, [name], path, name, False)] if i is not None
     ]
     day_first = resolve_day_first(
-        (cell(row, i) for _, row in records for i in date_columns), mapping.day_first, default=False, path=path
-    )  # SurveyMonkey writes US dates
+        {names[i]: [cell(row, i) for _, row in records] for i in date_columns}, date_order, path
+    )
     times = answered_at_values(records, answered, day_first, path, names[answered] if answered is not None else "")
     blocks = _blocks(rows[0], rows[1], skip={panellist, answered})
     units = [u for number, block in enumerate(blocks, 1) for u in _block_units(number, block, records, mapping)]

@@ -9,7 +9,7 @@ CREATE TABLE IF NOT EXISTS ops.runs (
     run_id VARCHAR PRIMARY KEY,
     started_at TIMESTAMP NOT NULL,
     finished_at TIMESTAMP,
-    outcome VARCHAR NOT NULL,            -- running | succeeded | succeeded_with_source_errors | failed
+    outcome VARCHAR NOT NULL,            -- running | succeeded | succeeded_with_warnings | succeeded_with_source_errors | failed | interrupted
     mode VARCHAR NOT NULL,
     config_path VARCHAR NOT NULL,
     pseudonym_key_id VARCHAR,            -- first 8 hex of sha256(key): which key, never the key
@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS ops.deliveries (
     first_seen TIMESTAMP NOT NULL,
     run_id VARCHAR NOT NULL,
     status VARCHAR NOT NULL,             -- landed | processed | superseded
-    outcome VARCHAR,                     -- accepted | partly_accepted | quarantined
+    outcome VARCHAR,                     -- accepted | partly_accepted | quarantined | refused | companion | empty
     supersedes BIGINT,
     superseded_by BIGINT,
     processed_run_id VARCHAR,
