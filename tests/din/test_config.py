@@ -36,7 +36,7 @@ def write(tmp_path: Path, text: str) -> Path:
         ("sources:\n  - {name: a, kind: roster, location: deliveries}\n", "lacks organisation"),
         (
             "sources:\n  - {name: a, organisation: O, kind: roster, location: deliveries, format: {type: pdf}}\n",
-            "format type 'pdf' is not one of",
+            "format: option type must be one of auto, csv, xlsx, json, ndjson, parquet, survey, not 'pdf'",
         ),
         ("reference:\n  - {name: r, organisation: O, kind: roster, location: deliveries}\n", "move it under 'sources'"),
         ("sorces: []\n", "unknown setting(s) sorces"),

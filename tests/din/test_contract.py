@@ -21,6 +21,8 @@ def test_the_contract_defines_every_kind_with_its_key_references_and_sensitive_c
         "responses",
         "project_feedback",
         "recommendations",
+        "statements",
+        "response_history",
     ]
     roster = KINDS["roster"]
     assert roster.key == ("panel_id", "panellist_ref")

@@ -9,6 +9,7 @@ three-row matrix, so 7 canonical questions; one respondent leaves the free text 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -29,7 +30,9 @@ from transforms.adapters import (
     read_qualtrics,
     read_survey,
     read_surveymonkey,
+    text_question_id,
 )
+from transforms.dates import DateOrder
 
 REPO = Path(__file__).parents[2]
 SAMPLES = REPO / ".." / "shared" / "samples" / "survey-exports"
@@ -52,7 +55,28 @@ FREE_TEXT = (
 )
 OTHER_TOPICS = "Flood protection; Waste & recycling; Dog fouling on the Law"
 LAST_FREE_TEXT = "Tel: +44 (0)7700 900 982\nE: alasdair.macleod@example.scot\n\nPS the hall was freezing"
-GENERATED_IDS = {"Q1", "Q2_1", "Q2_2", "Q2_3", "Q3", "Q4", "Q5"}
+GENERATED_IDS = {"Q1", "Q2_1", "Q2_2", "Q2_3", "Q3", "Q4", "Q5"}  # Qualtrics: its export tags
+AGE = "What is your age group?"
+MODE = "How did you take part?"
+ROWS = (
+    "The workshop was well organised",
+    "I had enough opportunity to share my views",
+    "I trust the council to act on what was said",
+)
+
+
+def generated(matrix_row: Callable[[str], str]) -> dict[str, str]:
+    """The shared survey's questions by position (Q1, Q2_1..Q2_3, Q3..Q5) -> the ids made from their texts,
+    for a tool that writes a matrix row's text as `matrix_row(row)`."""
+    texts = {"Q1": AGE, **{f"Q2_{i}": matrix_row(r) for i, r in enumerate(ROWS, 1)}}
+    texts |= {"Q3": TOPICS, "Q4": FREE_TEXT, "Q5": MODE}
+    return {position: text_question_id(text) for position, text in texts.items()}
+
+
+SM = generated(lambda row: f"{MATRIX} - {row}")  # SurveyMonkey: row 1 + " - " + row 2
+GF = generated(lambda row: f"{MATRIX} [{row}]")  # Google Forms: "Question [Row]"
+MF = generated(lambda row: row)  # Microsoft Forms: the statement only
+MM = generated(lambda row: f"{MATRIX}:: {row}")  # Mentimeter: "Prompt:: Statement"
 MAPPED_IDS = {"W2-Q01", "W2-Q02-1", "W2-Q02-2", "W2-Q02-3", "W2-Q03", "W2-Q04", "W2-Q05"}
 RESPONSE_SCHEMA = {
     "panel_id": pl.String,
@@ -198,25 +222,26 @@ def test_surveymonkey_export_loads_with_forward_filled_questions_and_us_dates(pa
     assert result.respondents == 7  # the file marks no partial responses: all are loaded
     assert result.excluded == {}
     assert result.responses.height == 43  # 5 full x 7, one without free text (6), one partial (2)
-    assert set(result.responses["question_id"]) == GENERATED_IDS
-    assert set(column_of(result, "114230199225", "question_id")) == {"Q1", "Q2_1"}  # the blank tail
-    assert answer(result, "114230198813", "Q1") == "Prefer not to say"
-    assert answer(result, "114230198813", "Q2_3") == "Don't know"
-    assert answer(result, "114230198883", "Q3") == OTHER_TOPICS
-    assert answer(result, "114230199383", "Q4") == LAST_FREE_TEXT
+    assert set(result.responses["question_id"]) == set(SM.values())
+    assert set(column_of(result, "114230199225", "question_id")) == {SM["Q1"], SM["Q2_1"]}  # the blank tail
+    assert answer(result, "114230198813", SM["Q1"]) == "Prefer not to say"
+    assert answer(result, "114230198813", SM["Q2_3"]) == "Don't know"
+    assert answer(result, "114230198883", SM["Q3"]) == OTHER_TOPICS
+    assert answer(result, "114230199383", SM["Q4"]) == LAST_FREE_TEXT
     # `03/12/2024 06:10:53 PM` is 12 March: `03/13/2024` in the same column shows mm/dd.
     assert column_of(result, "114230198765", "answered_at") == ["2024-03-12T18:10:53"]
     assert column_of(result, "114230199383", "answered_at") == ["2024-03-18T21:24:40"]
     assert column_of(result, "114230198765", "source_row") == [3]
     assert column_of(result, "114230199383", "source_row") == [9]
     texts = dict(result.responses.select("question_id", "question_text").unique().iter_rows())
-    assert texts["Q2_2"] == f"{MATRIX} - I had enough opportunity to share my views"
-    assert texts["Q3"] == TOPICS
+    assert texts[SM["Q2_2"]] == f"{MATRIX} - I had enough opportunity to share my views"
+    assert texts[SM["Q3"]] == TOPICS
 
 
 def test_surveymonkey_declared_day_first_contradicting_the_dates_is_refused() -> None:
-    with pytest.raises(AdapterError, match=r"surveymonkey_expanded_answer_text\.csv.*day_first.*mm/dd"):
-        read_surveymonkey(SURVEYMONKEY_CSV, load_all("surveymonkey", "Respondent ID", day_first=True))
+    with pytest.raises(AdapterError, match=r"surveymonkey_expanded_answer_text\.csv.*day_first.*mm/dd") as refused:
+        read_surveymonkey(SURVEYMONKEY_CSV, load_all("surveymonkey", "Respondent ID"), DateOrder.DAY_FIRST)
+    assert refused.value.rule == "date_order_conflict"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -229,20 +254,20 @@ def test_msforms_export_loads_likert_statements_and_semicolon_multi_selects() ->
     assert result.respondents == 6
     assert result.excluded == {}
     assert result.responses.height == 41
-    # Forms loses the Likert parent: each statement is its own question (Q2..Q4), so 7 in all.
-    assert set(result.responses["question_id"]) == {"Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "Q7"}
+    # Forms loses the Likert parent: each statement is its own question, so 7 in all.
+    assert set(result.responses["question_id"]) == set(MF.values())
     assert sorted(set(result.responses["panellist_ref"]), key=int) == ["1", "2", "3", "5", "6", "8"]
-    assert answer(result, "2", "Q1") == "Prefer not to say"
-    assert answer(result, "2", "Q4") == "Don't know"
-    assert answer(result, "3", "Q5") == OTHER_TOPICS  # `Flood protection;Waste & recycling;Dog fouling on the Law;`
-    assert answer(result, "2", "Q5") == "Home energy & insulation"
-    assert answer(result, "8", "Q6") == LAST_FREE_TEXT
+    assert answer(result, "2", MF["Q1"]) == "Prefer not to say"
+    assert answer(result, "2", MF["Q2_3"]) == "Don't know"
+    assert answer(result, "3", MF["Q3"]) == OTHER_TOPICS  # `Flood protection;Waste & recycling;Dog fouling on the Law;`
+    assert answer(result, "2", MF["Q3"]) == "Home energy & insulation"
+    assert answer(result, "8", MF["Q4"]) == LAST_FREE_TEXT
     assert column_of(result, "1", "answered_at") == ["2024-03-12T18:10:53"]  # Completion time, an Excel date
     assert column_of(result, "5", "answered_at") == ["2024-03-14T20:32:46"]  # not the later Last modified time
     assert column_of(result, "1", "source_row") == [2]
     assert column_of(result, "8", "source_row") == [7]
     texts = dict(result.responses.select("question_id", "question_text").unique().iter_rows())
-    assert texts["Q2"] == "The workshop was well organised"
+    assert texts[MF["Q2_1"]] == "The workshop was well organised"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -256,27 +281,29 @@ def test_googleforms_export_loads_grid_rows_and_both_timestamp_formats(path: Pat
     assert result.respondents == 6
     assert result.excluded == {}
     assert result.responses.height == 41
-    assert set(result.responses["question_id"]) == GENERATED_IDS
-    assert answer(result, "k.ross@example.com", "Q1") == "Prefer not to say"
-    assert answer(result, "k.ross@example.com", "Q2_3") == "Don't know"
+    assert set(result.responses["question_id"]) == set(GF.values())
+    assert answer(result, "k.ross@example.com", GF["Q1"]) == "Prefer not to say"
+    assert answer(result, "k.ross@example.com", GF["Q2_3"]) == "Don't know"
     # Undeclared, a checkbox cell cannot be told from free text, so it stays as Google joined it.
     google_joined = "Flood protection, Waste & recycling, Dog fouling on the Law"
-    assert answer(result, "bill.tennant@example.net", "Q3") == google_joined
-    assert answer(result, "alasdair.macleod@example.scot", "Q4") == LAST_FREE_TEXT
+    assert answer(result, "bill.tennant@example.net", GF["Q3"]) == google_joined
+    assert answer(result, "alasdair.macleod@example.scot", GF["Q4"]) == LAST_FREE_TEXT
     assert column_of(result, "morag.h@example.co.uk", "answered_at") == ["2024-03-12T18:10:53"]
     assert column_of(result, "bill.tennant@example.net", "answered_at") == ["2024-03-13T09:23:40"]
     assert column_of(result, "alasdair.macleod@example.scot", "source_row") == [7]
     texts = dict(result.responses.select("question_id", "question_text").unique().iter_rows())
-    assert texts["Q2_1"] == f"{MATRIX} [The workshop was well organised]"
+    assert texts[GF["Q2_1"]] == f"{MATRIX} [The workshop was well organised]"
 
 
 def test_googleforms_declared_checkboxes_become_semicolon_lists() -> None:
     result = read_googleforms(GOOGLE_FORMS, load_all("googleforms", "Email address", multi_select=[TOPICS]))
 
-    assert answer(result, "bill.tennant@example.net", "Q3") == OTHER_TOPICS
-    assert answer(result, "jamie.r99@example.com", "Q3") == "Public transport; Home energy & insulation; Green spaces"
+    assert answer(result, "bill.tennant@example.net", GF["Q3"]) == OTHER_TOPICS
+    assert (
+        answer(result, "jamie.r99@example.com", GF["Q3"]) == "Public transport; Home energy & insulation; Green spaces"
+    )
     # Free text with commas is untouched.
-    assert answer(result, "morag.h@example.co.uk", "Q4").startswith("Great session, thanks. The bus links")
+    assert answer(result, "morag.h@example.co.uk", GF["Q4"]).startswith("Great session, thanks. The bus links")
 
 
 def test_googleforms_choices_keep_labels_containing_the_separator(tmp_path: Path) -> None:
@@ -294,13 +321,16 @@ def test_googleforms_choices_keep_labels_containing_the_separator(tmp_path: Path
         choices={"Which services?": ["Health, social care", "Housing"]},
     )
 
-    result = read_googleforms(export, mapping)
+    result = read_googleforms(export, mapping, DateOrder.DAY_FIRST)
 
-    assert answer(result, "a@example.com", "Q1") == "Health, social care; Housing"  # in option order
-    assert answer(result, "b@example.com", "Q1") == "Health, social care; my own, words"
-    # No day above 12: the UK reading (dd/mm) unless the mapping says otherwise.
-    assert column_of(result, "a@example.com", "answered_at") == ["2024-03-05T10:00:00"]
-    us = read_googleforms(export, load_all("googleforms", "Email address", day_first=False))
+    assert (
+        answer(result, "a@example.com", text_question_id("Which services?")) == "Health, social care; Housing"
+    )  # in option order
+    assert answer(result, "b@example.com", text_question_id("Which services?")) == "Health, social care; my own, words"
+    # No day above 12: read in the order the source declares, never guessed.
+    uk = read_googleforms(export, mapping, DateOrder.DAY_FIRST)
+    assert column_of(uk, "a@example.com", "answered_at") == ["2024-03-05T10:00:00"]
+    us = read_googleforms(export, mapping, DateOrder.MONTH_FIRST)
     assert column_of(us, "a@example.com", "answered_at") == ["2024-05-03T10:00:00"]
 
 
@@ -314,23 +344,23 @@ def test_mentimeter_long_layout_loads_after_preamble_rows() -> None:
     assert result.respondents == 3
     assert result.excluded == {"no_panellist_ref": 2}  # two anonymous answer rows
     assert result.responses.height == 15  # p-4f1a 7, p-77c2 5 (one shown but unanswered), p-09be 3
-    assert set(result.responses["question_id"]) == GENERATED_IDS
-    assert answer(result, "p-77c2", "Q1") == "Prefer not to say"
-    assert answer(result, "p-77c2", "Q2_3") == "Don't know"
-    assert answer(result, "p-4f1a", "Q3") == "Public transport; Green spaces"  # two rows, one answer
-    assert answer(result, "p-77c2", "Q3") == "Waste & recycling; Home energy & insulation"  # file order
-    assert answer(result, "p-4f1a", "Q4") == "Great session, thanks.\nHappy to chat more: morag.h@example.co.uk"
+    assert set(result.responses["question_id"]) == set(MM.values())
+    assert answer(result, "p-77c2", MM["Q1"]) == "Prefer not to say"
+    assert answer(result, "p-77c2", MM["Q2_3"]) == "Don't know"
+    assert answer(result, "p-4f1a", MM["Q3"]) == "Public transport; Green spaces"  # two rows, one answer
+    assert answer(result, "p-77c2", MM["Q3"]) == "Waste & recycling; Home energy & insulation"  # file order
+    assert answer(result, "p-4f1a", MM["Q4"]) == "Great session, thanks.\nHappy to chat more: morag.h@example.co.uk"
     rows = result.responses.filter(pl.col("panellist_ref") == "p-4f1a")
     assert dict(zip(rows["question_id"], rows["source_row"], strict=True)) == {
-        "Q1": 4,
-        "Q2_1": 5,
-        "Q2_2": 6,
-        "Q2_3": 7,
-        "Q3": 8,
-        "Q4": 10,
-        "Q5": 11,
+        MM["Q1"]: 4,
+        MM["Q2_1"]: 5,
+        MM["Q2_2"]: 6,
+        MM["Q2_3"]: 7,
+        MM["Q3"]: 8,
+        MM["Q4"]: 10,
+        MM["Q5"]: 11,
     }
-    assert dict(zip(rows["question_id"], rows["answered_at"], strict=True))["Q4"] == "2024-03-12T18:08:55"
+    assert dict(zip(rows["question_id"], rows["answered_at"], strict=True))[MM["Q4"]] == "2024-03-12T18:08:55"
 
 
 def test_mentimeter_choices_restore_option_order() -> None:
@@ -358,7 +388,9 @@ ALL_SAMPLES = [
 
 
 def test_example_mappings_load_and_give_the_same_answers_from_every_tool() -> None:
-    assert sorted(p.stem for p in EXAMPLES.glob("*.yaml")) == sorted(TOOLS)
+    assert sorted(p.stem for p in EXAMPLES.glob("*.yaml")) == sorted(
+        TOOLS
+    )  # polis.yaml: tests/transforms/test_polis.py
     results = {path.name: read_survey(path, load_mapping(EXAMPLES / f"{tool}.yaml")) for tool, path in ALL_SAMPLES}
 
     for result in results.values():
@@ -617,12 +649,13 @@ def test_malformed_mappings_are_refused(tmp_path: Path) -> None:
     yes_no = tmp_path / "yes_no.yaml"
     yes_no.write_text(
         "tool: qualtrics\npanel_id: P\nworkshop_id: W1\npanellist_column: ResponseId\n"
-        "value_labels:\n  Q1: {1: Yes, 2: No, 3: Off}\nday_first: true\n",
+        "value_labels:\n  Q1: {1: Yes, 2: No, 3: Off, 4: true}\n",
         encoding="utf-8",
     )
     mapping = load_mapping(yes_no)
-    assert mapping.value_labels == {"Q1": {"1": "Yes", "2": "No", "3": "Off"}}  # not YAML booleans
-    assert mapping.day_first is True
+    assert mapping.value_labels == {"Q1": {"1": "Yes", "2": "No", "3": "Off", "4": "True"}}  # not YAML booleans
+    with pytest.raises(MappingError, match=r"day_first is no longer a mapping key.*date_order"):
+        load_all("qualtrics", "ResponseId", day_first=True)
 
 
 @pytest.mark.parametrize(("tool", "path"), ALL_SAMPLES, ids=lambda v: getattr(v, "name", v))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from transforms.dates import DateOrder
 
-from ._common import SOURCE_ROW, TOOL_NAMES, AdapterError, AdapterResult, detect_tool
+from ._common import SOURCE_ROW, TOOL_NAMES, AdapterError, AdapterResult, detect_tool, text_question_id
 from .googleforms import read_googleforms
 from .mapping import TOOLS, FeedbackMapping, MappingError, SurveyMapping, load_mapping, mapping_from_dict
 from .mentimeter import read_mentimeter
@@ -71,4 +71,5 @@ __all__ = [
     "read_qualtrics",
     "read_survey",
     "read_surveymonkey",
+    "text_question_id",
 ]

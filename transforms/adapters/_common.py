@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import html
 import io
 import re
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from itertools import islice
 from pathlib import Path
@@ -336,7 +337,7 @@ class Unit:
     joined: one cell holds the ticked labels separated by `separator`.
     """
 
-    default_id: str  # question_id when the mapping lists no questions
+    default_id: str  # question_id when the mapping lists no questions (Qualtrics: the tag; others: `with_text_ids`)
     text: str  # question_text
     keys: tuple[str, ...]  # selectors that name it
     columns: tuple[int, ...]
@@ -359,6 +360,25 @@ class Respondent:
     excluded: str | None = None  # why the row is left out (preview, incomplete), if it is
     cell_rows: Mapping[int, int] = field(default_factory=dict)  # long layouts: the file row of each cell
     cell_times: Mapping[int, str | None] = field(default_factory=dict)  # long layouts: each cell's time
+
+
+def text_question_id(question_text: str) -> str:
+    """The generated question_id of a question known only by its text: `Q` + 8 hex of its hash.
+
+    The same text (ignoring case, spacing and quote style) gives the same id in every delivery, however
+    the form's questions are added, removed or reordered, and in every tool."""
+    return "Q" + hashlib.sha256(norm_key(question_text).encode("utf-8")).hexdigest()[:8]
+
+
+def with_text_ids(units: Sequence[Unit]) -> list[Unit]:
+    """`units` with generated ids from their texts; a text repeated in one file gets `_2`, `_3`, ..."""
+    seen: Counter[str] = Counter()
+    named = []
+    for unit in units:
+        base = text_question_id(unit.text)
+        seen[base] += 1
+        named.append(replace(unit, default_id=base if seen[base] == 1 else f"{base}_{seen[base]}"))
+    return named
 
 
 def unit_answer(unit: Unit, cells: Row, labels: Mapping[str, str], choices: Sequence[str]) -> str | None:

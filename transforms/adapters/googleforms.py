@@ -28,6 +28,7 @@ from ._common import (
     read_table,
     resolve_day_first,
     text,
+    with_text_ids,
     wrong_layout,
 )
 from .mapping import SurveyMapping
@@ -65,22 +66,17 @@ def read_googleforms(path: Path | str, mapping: SurveyMapping, date_order: DateO
 
 
 def _units(headers: Sequence[str], questions: Sequence[int], mapping: SurveyMapping) -> list[Unit]:
-    """A unit per question column; consecutive `Question [Row]` columns share a question number."""
+    """A unit per question column (a grid row `Question [Row]` is one), its id made from its header's text:
+    a form gains, loses and reorders questions between deliveries, and its headers are all it has."""
     units: list[Unit] = []
-    number, grid, row = 0, None, 0
     for index in questions:
         header = clean_label(headers[index])
         match = _GRID.match(header)
-        if match and match["question"] == grid:
-            row += 1
-        else:
-            number, row = number + 1, 1
-        grid = match["question"] if match else None
         keys = (header, f"{match['question']} - {match['row']}") if match else (header,)
         multi = declared(mapping.multi_select, keys + ((match["question"],) if match else ()))
         units.append(
             Unit(
-                default_id=f"Q{number}_{row}" if match else f"Q{number}",
+                default_id="",
                 text=header,
                 keys=keys,
                 columns=(index,),
@@ -89,4 +85,4 @@ def _units(headers: Sequence[str], questions: Sequence[int], mapping: SurveyMapp
                 separator=CHECKBOX_SEPARATOR,
             )
         )
-    return units
+    return with_text_ids(units)

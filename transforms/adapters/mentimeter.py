@@ -32,6 +32,7 @@ from ._common import (
     read_sheets,
     resolve_day_first,
     text,
+    with_text_ids,
     wrong_layout,
 )
 from .mapping import SurveyMapping
@@ -111,18 +112,12 @@ def _respondent(person: _Participant, width: int) -> Respondent:
 
 
 def _units(questions: Sequence[str]) -> list[Unit]:
-    """A unit per distinct question; the statements of one scale prompt share a question number."""
-    numbers: dict[str, int] = {}
-    rows: dict[str, int] = {}
+    """A unit per distinct question (a scale statement `Prompt:: Statement` is one), its id from its text."""
     units = []
     for column, asked in enumerate(questions):
         prompt, _, statement = (part.strip() for part in asked.partition(_SCALE_SEPARATOR))
-        number = numbers.setdefault(prompt, len(numbers) + 1)
         keys: tuple[str, ...] = (asked,)
-        default_id = f"Q{number}"
         if statement:
-            rows[prompt] = rows.get(prompt, 0) + 1
-            default_id = f"Q{number}_{rows[prompt]}"
             keys += (f"{prompt} - {statement}", f"{prompt} [{statement}]")
-        units.append(Unit(default_id, asked, keys, (column,), (asked,), shape="joined", separator=_ITEM_SEPARATOR))
-    return units
+        units.append(Unit("", asked, keys, (column,), (asked,), shape="joined", separator=_ITEM_SEPARATOR))
+    return with_text_ids(units)

@@ -30,6 +30,7 @@ from ._common import (
     read_sheets,
     resolve_day_first,
     text,
+    with_text_ids,
     wrong_layout,
 )
 from .mapping import SurveyMapping
@@ -70,7 +71,7 @@ def read_msforms(path: Path | str, mapping: SurveyMapping, date_order: DateOrder
     day_first = resolve_day_first(stamps, date_order, path)
     times = answered_at_values(records, answered, day_first, path, headers[answered] if answered is not None else "")
     questions = [i for i, h in enumerate(headers) if _is_question(h) and i not in (panellist, answered)]
-    units = [_unit(number, headers[i], i, records, mapping) for number, i in enumerate(questions, 1)]
+    units = with_text_ids([_unit(headers[i], i, records, mapping) for i in questions])
     respondents = (
         Respondent(number, text(cell(row, panellist)).strip(), times.get(number), row) for number, row in records
     )
@@ -91,11 +92,11 @@ def _is_question(header: str) -> bool:
     return bool(header) and normalise_header(header) not in _METADATA and not header.startswith(_QUIZ_PREFIXES)
 
 
-def _unit(number: int, header: str, index: int, records: Sequence[tuple[int, Row]], mapping: SurveyMapping) -> Unit:
+def _unit(header: str, index: int, records: Sequence[tuple[int, Row]], mapping: SurveyMapping) -> Unit:
     label = clean_label(header)
     multi = declared(mapping.multi_select, [label]) or _looks_multi_select(index, records)
     return Unit(
-        default_id=f"Q{number}",
+        default_id="",  # from the text (with_text_ids)
         text=label,
         keys=(label,),
         columns=(index,),

@@ -63,14 +63,14 @@ def read_qualtrics(path: Path | str, mapping: SurveyMapping, date_order: DateOrd
     """Canonical rows from a Qualtrics export; survey previews and unfinished responses are left out and counted."""
     path = Path(path)
     rows = read_table(path)
-    columns = _header(rows, path)
+    columns, appended = _header(rows, path)
     by_index = {c.index: c for c in columns}
     aliases = [by_index[i].aliases if i in by_index else () for i in range(max(by_index, default=-1) + 1)]
     panellist = find_one_column(aliases, [mapping.panellist_column], path, "panellist")
     answered = find_one_column(
         aliases, mapping.answered_at_candidates, path, "answered_at", required=mapping.answered_at_column is not None
     )
-    by_id = {c.import_id: c.index for c in columns}
+    by_id = {c.import_id: c.index for c in columns if c.import_id}
     records = list(data_rows(rows, HEADER_ROWS + 1))
     numeric = _is_numeric(records, [by_id.get("status"), by_id.get("finished")])
     questions = [c for c in columns if _QUESTION.match(c.import_id) and c.index not in (panellist, answered)]
@@ -88,11 +88,22 @@ def read_qualtrics(path: Path | str, mapping: SurveyMapping, date_order: DateOrd
         )
         for number, row in records
     )
-    return assemble(_units(questions, numeric), respondents, mapping, path)
+    result = assemble(_units(questions, numeric), respondents, mapping, path)
+    used = {by_index[i].tag for i in (panellist, answered) if i is not None}
+    appended = [tag for tag in appended if tag not in used]
+    if appended:
+        # Added to the export after Qualtrics wrote it (no ImportId): kept out, reported, the rest loads.
+        result.unmapped_columns = [*result.unmapped_columns, *appended]
+        result.notes.append(
+            f"column(s) {', '.join(repr(a) for a in appended)} have no ImportId in header row 3 (added after "
+            "Qualtrics exported the file): not loaded"
+        )
+    return result
 
 
-def _header(rows: Sequence[Row], path: Path) -> list[_Column]:
-    """The columns described by the three header rows; AdapterError if the file lacks them."""
+def _header(rows: Sequence[Row], path: Path) -> tuple[list[_Column], list[str]]:
+    """The columns described by the three header rows, and the headers of columns appended without an
+    ImportId (by hand, after the export); AdapterError if the file lacks Qualtrics' header rows."""
     if rows and text(cell(rows[0], 0)).strip() == "V1":
         raise AdapterError(
             f"{path.name}: a legacy (pre-2017) Qualtrics export with 'V1..V10' headers; re-export it from "
@@ -102,16 +113,21 @@ def _header(rows: Sequence[Row], path: Path) -> list[_Column]:
         raise wrong_layout(path, "qualtrics", f"expected Qualtrics' three header rows; the file has {len(rows)} row(s)")
     names, labels, ids = rows[:HEADER_ROWS]
     columns = []
+    appended = []
     for index, name in enumerate(names):
         tag = text(name).strip()
         if not tag:
             continue  # Qualtrics may end each line with a comma: an unnamed, empty last column
         parsed = _import_id(cell(ids, index))
         if parsed is None:
-            raise _no_import_ids(path, ids, tag)
+            # Named by its header only: usable as the panellist column, never a question.
+            appended.append(tag)
+            parsed = ("", None)
         import_id, choice_id = parsed
         columns.append(_Column(index, tag, clean_label(cell(labels, index)), import_id, choice_id))
-    return columns
+    if len(appended) == len(columns) or any("'ImportId'" in text(v) for v in ids):
+        raise _no_import_ids(path, ids, appended[0] if appended else "")
+    return columns, appended
 
 
 def _import_id(value: Cell) -> tuple[str, str | None] | None:

@@ -30,6 +30,7 @@ from ._common import (
     read_table,
     resolve_day_first,
     text,
+    with_text_ids,
     wrong_layout,
 )
 from .mapping import SurveyMapping
@@ -64,7 +65,7 @@ def read_surveymonkey(path: Path | str, mapping: SurveyMapping, date_order: Date
     )
     times = answered_at_values(records, answered, day_first, path, names[answered] if answered is not None else "")
     blocks = _blocks(rows[0], rows[1], skip={panellist, answered})
-    units = [u for number, block in enumerate(blocks, 1) for u in _block_units(number, block, records, mapping)]
+    units = with_text_ids([u for block in blocks for u in _block_units(block, records, mapping)])
     respondents = (
         Respondent(number, text(cell(row, panellist)).strip(), times.get(number), row) for number, row in records
     )
@@ -97,12 +98,13 @@ def _blocks(row1: Row, row2: Row, skip: set[int | None]) -> list[Block]:
     return blocks
 
 
-def _block_units(number: int, block: Block, records: Sequence[tuple[int, Row]], mapping: SurveyMapping) -> list[Unit]:
+def _block_units(block: Block, records: Sequence[tuple[int, Row]], mapping: SurveyMapping) -> list[Unit]:
+    """The block's questions (ids from their texts, by with_text_ids)."""
     question, columns = block
     if len(columns) > 1 and (declared(mapping.multi_select, [question]) or _looks_multi_select(columns, records)):
         return [
             Unit(
-                default_id=f"Q{number}",
+                default_id="",
                 text=question,
                 keys=(question,),
                 columns=tuple(i for i, _ in columns),
@@ -112,13 +114,13 @@ def _block_units(number: int, block: Block, records: Sequence[tuple[int, Row]], 
             )
         ]
     units = []
-    for position, (index, label) in enumerate(columns, 1):
+    for index, label in columns:
         if norm_key(label) in _SINGLE_LABELS:
-            units.append(Unit(f"Q{number}", question, (question,), (index,), (question,)))
+            units.append(Unit("", question, (question,), (index,), (question,)))
         else:
             # A matrix row, or the 'Other (please specify)' text of a single-choice question.
             full = f"{question} - {label}"
-            units.append(Unit(f"Q{number}_{position}", full, (full, f"{question} [{label}]"), (index,), (full,)))
+            units.append(Unit("", full, (full, f"{question} [{label}]"), (index,), (full,)))
     return units
 
 
