@@ -18,6 +18,7 @@ from din.config import DEMO_CONFIG, ConfigError, load_config
 from din.errors import DinError
 from din.exit_codes import ExitCode, exit_code_for
 from din.paths import DataPaths
+from din.source_options import DATE_ORDERS
 
 if TYPE_CHECKING:
     import duckdb
@@ -74,6 +75,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", type=Path)
     check.add_argument("--kind", help="the kind of file (guessed from its headers when omitted)")
+    check.add_argument(
+        "--source", help="read the file as this configured source reads its files (its kind, format and mapping)"
+    )
+    check.add_argument(
+        "--config", default=os.environ.get("DIN_CONFIG"), help="the source registry for --source and limits"
+    )
+    check.add_argument("--mapping", type=Path, help="read a survey or Polis export with this mapping file")
+    check.add_argument(
+        "--date-order", choices=DATE_ORDERS, help="read slashed dates day_first or month_first (as format.date_order)"
+    )
     check.add_argument("--reference", type=Path, help="folder of reference data and rosters to check references")
     check.add_argument("--format", choices=("text", "json"), default="text")
     add("tables", _tables, "List the published tables with their row counts.")
@@ -141,7 +152,10 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from app.check import check_file
+    from din.config import FormatOptions
 
     if not args.file.is_file():
         print(f"din: {args.file}: no such file", file=sys.stderr)
@@ -152,7 +166,30 @@ def _check(args: argparse.Namespace) -> int:
         if args.kind not in KINDS:
             print(f"din: unknown kind {args.kind!r}; the kinds are {', '.join(KINDS)}", file=sys.stderr)
             return EXIT_ERROR
-    report = check_file(args.file, args.kind, args.reference)
+    kind, options, limits, read_with = args.kind, FormatOptions(), {}, None
+    if args.source or args.config:
+        config = load_config(args.config or str(DEMO_CONFIG))
+        limits = dict(config.limits)
+        if args.source:
+            try:
+                source = config.source(args.source)
+            except KeyError:
+                names = ", ".join(s.name for s in config.all_sources)
+                print(f"din: no source {args.source!r} in {config.path}; the sources are {names}", file=sys.stderr)
+                return EXIT_ERROR
+            if kind and kind != source.kind:
+                print(f"din: source {source.name} delivers {source.kind}, not {kind}", file=sys.stderr)
+                return EXIT_ERROR
+            kind, options, read_with = source.kind, source.format, f"as source {source.name} reads its files"
+    if args.mapping:
+        if not args.mapping.is_file():
+            print(f"din: {args.mapping}: no such mapping file", file=sys.stderr)
+            return EXIT_ERROR
+        options = replace(options, type="survey", mapping=args.mapping.resolve())
+        read_with = f"with the mapping {args.mapping.name}"
+    if args.date_order:
+        options = replace(options, date_order=args.date_order)
+    report = check_file(args.file, kind, args.reference, options, limits, read_with)
     print(report.as_json() if args.format == "json" else report.as_text())
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 

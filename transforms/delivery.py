@@ -30,6 +30,7 @@ REFUSED = "refused"  # outcome of a file refused whole: unreadable, wrong layout
 COMPANION = "companion"  # outcome of a file read only with the files beside it (a Polis summary.csv)
 
 if TYPE_CHECKING:
+    from transforms.adapters import SurveyMapping
     from transforms.scrub import Scrubber
 
 
@@ -92,12 +93,16 @@ class FileProblem:
     rows: tuple[int, ...] = ()
 
 
-def read_delivery(delivery: DeliveryToProcess, outcome: DeliveryOutcome) -> dict[str, pl.DataFrame] | FileProblem:
+def read_delivery(
+    delivery: DeliveryToProcess, outcome: DeliveryOutcome, mapping: SurveyMapping | None = None
+) -> dict[str, pl.DataFrame] | FileProblem:
     """The delivery as canonical frames by kind, or the FileProblem that explains why the whole file is refused.
 
-    Fills in what was learnt about the file on `outcome` (format, encoding, headers, extra columns)."""
+    Fills in what was learnt about the file on `outcome` (format, encoding, headers, extra columns).
+    A tool's export (`format.type: survey`) is read with its source's mapping file, or with `mapping`
+    when one is given (`din check` previews an export that way)."""
     if delivery.format.type == "survey":
-        return _survey_delivery(delivery, outcome)
+        return _survey_delivery(delivery, outcome, mapping)
     kind = KINDS[delivery.kind]
     name = Path(delivery.original_path).name
     options = ReadOptions(
@@ -147,19 +152,20 @@ def file_date_order(
     return resolve_date_order(evidence_of(columns), declared) if columns else declared
 
 
-def _survey_delivery(delivery: DeliveryToProcess, outcome: DeliveryOutcome) -> dict[str, pl.DataFrame] | FileProblem:
+def _survey_delivery(
+    delivery: DeliveryToProcess, outcome: DeliveryOutcome, given: SurveyMapping | None
+) -> dict[str, pl.DataFrame] | FileProblem:
     """A tool's export, read by its adapter into responses (and project_feedback, statements, ...) rows."""
     from transforms.adapters import TOOL_NAMES, AdapterError, MappingError, load_mapping, read_survey
 
     name = Path(delivery.original_path).name
     try:
-        if delivery.format.mapping is None:
+        if given is None and delivery.format.mapping is None:
             raise MappingError("a survey source needs format.mapping")
-        mapping = load_mapping(delivery.format.mapping)
+        mapping = given or load_mapping(delivery.format.mapping)  # type: ignore[arg-type]
         if delivery.format.tool and delivery.format.tool != mapping.tool:
             raise MappingError(
-                f"the source declares format.tool {delivery.format.tool}, but its mapping "
-                f"{delivery.format.mapping.name} is for {mapping.tool}"
+                f"the source declares format.tool {delivery.format.tool}, but its mapping is for {mapping.tool}"
             )
         companions = {relative: Path(landing) for relative, landing in delivery.companions}
         result = read_survey(
@@ -178,8 +184,9 @@ def _survey_delivery(delivery: DeliveryToProcess, outcome: DeliveryOutcome) -> d
         return {}
     outcome.respondents, outcome.answers, outcome.excluded = result.respondents, result.answers, dict(result.excluded)
     excluded = ", ".join(f"{count} {reason}" for reason, count in sorted(result.excluded.items()) if count)
+    read = f": {result.respondents} respondent(s), {result.answers} answer(s) loaded" if result.answers else ""
     outcome.message = (
-        f"{TOOL_NAMES[mapping.tool]} export: {result.respondents} respondent(s), {result.answers} answer(s) loaded"
+        f"{TOOL_NAMES[mapping.tool]} export{read}"
         + (f"; excluded {excluded}" if excluded else "")
         + "".join(f"; {note}" for note in result.notes)
     )

@@ -169,14 +169,14 @@ def _statements_result(
         )
     shown = len(records) - moderation[MODERATED_OUT]
     notes = [
-        f"{len(records)} statement(s): {shown} shown, {moderation[MODERATED_OUT]} moderated out "
-        "(kept out of what is published, counted here)"
+        f"{len(records)} statement(s) by {len(authors)} author(s): {shown} shown, {moderation[MODERATED_OUT]} "
+        "moderated out (kept out of what is published, counted here)"
     ]
     notes += _summary_check(others, "comments", shown, "shown statements")
     return AdapterResult(
         responses=_empty(RESPONSE_COLUMNS),
         project_feedback=_empty(KINDS["project_feedback"].column_names),
-        respondents=len(authors),
+        respondents=0,  # statements are not answers: their authors are counted in the note
         excluded={},
         unmapped_columns=[],
         statements=_frame(records, STATEMENT_COLUMNS),
