@@ -363,18 +363,30 @@ def scores_desc(points: Sequence[Point]) -> str:
 
 
 def summary_cards(published: Published, files: pl.DataFrame) -> str:
+    """The headline figures, over every panel: a count of people is a count of people, never of rows."""
     comp = published.open_table("panel_composition")
-    size = cell(comp.row(0, named=True), "panel_size") if comp.height else Cell(None)
-    attended, recorded = _attendance_totals(published.open_table("attendance_by_workshop"))
-    rate = cell_label(ratio(attended, recorded), published.rule.limit, percent)
+    limit = published.rule.limit
+    panels = comp.group_by("panel_id", maintain_order=True).first() if comp.height else comp
+    size, sizes_partial = summed([cell(r, "panel_size") for r in panels.iter_rows(named=True)])
+    attendance = published.open_table("attendance_by_workshop")
+    totals = [_attendance_totals(attendance.filter(pl.col("panel_id") == p)) for p in attendance["panel_id"].unique()]
+    published_pairs = [(a, r) for a, r in totals if a.known and r.known]  # the rate of panels whose totals are out
+    attended, _ = summed([a for a, _ in published_pairs])
+    recorded, _ = summed([r for _, r in published_pairs])
+    rate_partial = len(published_pairs) < len(totals)
+    rate = (
+        cell_label(ratio(attended, recorded), limit, percent)
+        if published_pairs
+        else cell_label(next((c for pair in totals for c in pair if c.suppressed), Cell(None)), limit)
+    )
     scored = published.open_table("project_scores").height
     projects = published.open_table("projects").height
     recs = published.open_table("recommendation_support")["recommendation_id"].drop_nulls().n_unique()
-    limit = published.rule.limit
+    people = "panellists whose consent stands" + (f", on {panels.height} panels" if panels.height > 1 else "")
     cards = [
-        (cell_label(size, limit), "panellists whose consent stands"),
+        (cell_label(size, limit) + ("+" if sizes_partial and size.known else ""), people + _partly(sizes_partial)),
         (str(published.open_table("workshops").height), "workshops"),
-        (rate, "attendance across all workshops"),
+        (rate, "attendance across all workshops" + _partly(rate_partial)),
         (f"{scored} of {projects}", "projects with published feedback"),
         (str(recs), "recommendations voted on"),
         (
@@ -523,6 +535,23 @@ def attendance_section(published: Published) -> str:
         "still coming. Counts are of consented panellists only."
     )
     return section("attendance", "Attendance and retention", lede, "".join(parts))
+
+
+def summed(cells: Sequence[Cell]) -> tuple[Cell, bool]:
+    """The sum of the published cells, and whether some were suppressed and left out of it.
+
+    A sum over every cell would let a reader subtract the published ones and recover a suppressed one,
+    so only the published cells are added (and the figure says so)."""
+    known = [c.value for c in cells if c.known and c.value is not None]
+    partial = len(known) < len(cells)
+    if not known:
+        blocking = next((c for c in cells if c.suppressed), Cell(None))
+        return Cell(None, blocking.status), partial
+    return Cell(float(sum(known))), partial
+
+
+def _partly(partial: bool) -> str:
+    return " (panels with a suppressed figure left out)" if partial else ""
 
 
 def _attendance_totals(part: pl.DataFrame) -> tuple[Cell, Cell]:

@@ -106,14 +106,27 @@ def attendance_by_workshop(con: duckdb.DuckDBPyConnection, rule: DisclosureRule)
     ).sort("panel_id", "workshop_number", "workshop_id", "attendance", nulls_last=True)
 
 
+def latest_feedback(where: str = "TRUE") -> str:
+    """Each consented panellist's latest feedback row on each project (a project reviewed at two workshops
+    counts a panellist once, with what they said last), among the rows that meet `where`."""
+    return f"""
+        SELECT * EXCLUDE (_latest) FROM (
+            SELECT f.*, row_number() OVER (
+                       PARTITION BY f.panel_id, f.project_id, f.panellist_ref
+                       ORDER BY w.number DESC NULLS LAST, f.workshop_id DESC) AS _latest
+            FROM core.project_feedback AS f
+            LEFT JOIN core.workshops AS w USING (panel_id, workshop_id)
+            WHERE (f.panel_id, f.panellist_ref) IN ({CONSENTED}) AND ({where})
+        ) WHERE _latest = 1"""
+
+
 def project_acceptability(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> pl.DataFrame:
-    """Panellists' verdicts per project (acceptable, with conditions, unacceptable, unsure)."""
+    """Panellists' verdicts per project (acceptable, with conditions, unacceptable, unsure): people, each once."""
     counts = _frame(
         con,
         f"""
         SELECT f.project_id, f.acceptability, count(*)::BIGINT AS panellists
-        FROM core.project_feedback AS f
-        WHERE (f.panel_id, f.panellist_ref) IN ({CONSENTED})
+        FROM ({latest_feedback()}) AS f
         GROUP BY ALL""",
     )
     protected = protect_counts(counts, count="panellists", groups=["project_id"], categories="acceptability", rule=rule)
@@ -135,14 +148,13 @@ def project_acceptability(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) 
 
 
 def project_scores(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> pl.DataFrame:
-    """Mean perceived benefit and risk (1..5) per project, with how many panellists scored it."""
+    """Mean perceived benefit and risk (1..5) per project, with how many panellists scored it (each once)."""
     scores = _frame(
         con,
         f"""
         SELECT f.project_id, count(*)::BIGINT AS panellists,
                avg(f.benefit) AS mean_benefit, avg(f.risk) AS mean_risk
-        FROM core.project_feedback AS f
-        WHERE (f.panel_id, f.panellist_ref) IN ({CONSENTED}) AND (f.benefit IS NOT NULL OR f.risk IS NOT NULL)
+        FROM ({latest_feedback("f.benefit IS NOT NULL OR f.risk IS NOT NULL")}) AS f
         GROUP BY ALL""",
     )
     protected = protect_means(scores, n="panellists", values=["mean_benefit", "mean_risk"], rule=rule)

@@ -26,7 +26,7 @@ from din.contract import ACCEPTABILITY, KINDS, SECTORS, Column, ColumnType, Kind
 from din.sql import literal, quote
 
 MODELS_DIR = Path(__file__).with_name("models")
-SCHEMA_VERSION = 1  # bump (and note in CHANGELOG.md) when a published column changes on purpose
+SCHEMA_VERSION = 2  # bump (and note in CHANGELOG.md) when a published column changes on purpose
 TIERS = ("open", "restricted", "ops")
 PSEUDONYM_COLUMN = "panellist_pseudonym"
 PROVENANCE_COLUMNS = ("source_name", "delivery_id", "delivery_sha256", "source_row", "run_id")
@@ -65,7 +65,7 @@ class Mart:
         """The documentation of one published column (KeyError names the file to add a missing one to)."""
         if self.kind is not None:
             return _row_level_doc(self.kind, name)
-        doc = self.columns.get(name) or _disclosure_doc(name) or _shared_contract_doc(name)
+        doc = self.columns.get(name) or _provenance_doc(name) or _disclosure_doc(name) or _shared_contract_doc(name)
         if doc is None:
             raise KeyError(f"{self.name}.{name} is not documented: describe it under columns in {self.definition}")
         return doc
@@ -254,6 +254,13 @@ def published_allowed(column: Column) -> str:
     if low is not None:
         return f"at least {low:g}"
     return ""
+
+
+def _provenance_doc(name: str) -> ColumnDoc | None:
+    """The provenance columns a row-level table built in SQL ends with, as every row-level table does."""
+    if name not in PROVENANCE_COLUMNS:
+        return None
+    return _column_doc(shared_docs()["provenance"][name], f"_shared.yaml: provenance.{name}")
 
 
 def _disclosure_doc(name: str) -> ColumnDoc | None:

@@ -84,7 +84,8 @@ def test_a_file_that_is_not_the_declared_tools_export_is_quarantined(tmp_path: P
         " format: {type: survey, mapping: qualtrics.yaml}}\n"
     )
     summary = consolidate(config_path=str(tmp_path / "din.yaml"))
-    assert summary["outcome"] == "succeeded"
+    assert summary["outcome"] == "succeeded_with_warnings"  # a refused file needs someone's attention
+    assert summary["warnings"][0].startswith("q: wrong-tool.csv was refused whole: not a Qualtrics export")
     network = type("N", (), {"data_dir": tmp_path / "data"})
     quarantine = published(network)["quarantine"]
     assert quarantine["rules"].to_list() == [["survey_export_unreadable"]]

@@ -92,7 +92,9 @@ def run(network: Network) -> str:
 
     prepare_warehouse(network)
     summary = consolidate(config_path=str(network.config))
-    assert summary["outcome"] == "succeeded"
+    # A file refused whole makes the run one that needs attention, and only such a file does.
+    assert summary["outcome"] == ("succeeded_with_warnings" if summary["files_refused"] else "succeeded")
+    assert len(summary["warnings"]) == summary["files_refused"]
     record_headers(network)
     for report in summary.get("feedback_reports", []):  # once the flow writes them itself (see the report)
         assert Path(report["html_path"]).is_file() and Path(report["csv_path"]).is_file()
@@ -252,6 +254,9 @@ def test_redelivery_reports_renames_with_suggestion_gains_and_row_changes(tmp_pa
     ) in university
     assert "added: device: not a column of the data contract" in university
     assert "affects 4 rows: 2–5" in university
+    assert "1 file could not be used at all." in university  # said first, before the totals
+    assert university.index("could not be used at all") < university.index("rows read")
+    assert "Refused: the whole file could not be used (4 rows read, none used)" in university
     assert [r["row"] for r in csv_rows(reports["ORG-UNI"])] == ["2", "3", "4", "5"]
     assert "feedback-w2.csv" not in university
 

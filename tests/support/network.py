@@ -19,6 +19,7 @@ project_id,title,lead_org_id,sector,stage
 PRJ-1,Missed appointments model,ORG-A,health,past
 PRJ-2,School meals data share,ORG-B,education,ongoing
 """
+# UK dates: 12/03/2026 is 12 March, as the network's config declares (`date_order: day_first`).
 WORKSHOPS = """\
 panel_id,workshop_id,number,held_on,title,facilitator_org_id
 p1,W1,1,12/03/2026,What data is,ORG-A
@@ -89,11 +90,13 @@ def write_network(root: Path, mode: str = "demo") -> Network:
         reference:
           - {{name: organisations, organisation: ORG-DIN, kind: organisations, location: reference/organisations.csv}}
           - {{name: projects, organisation: ORG-DIN, kind: projects, location: reference/projects.csv}}
-          - {{name: workshops, organisation: ORG-DIN, kind: workshops, location: reference/workshops.csv}}
+          - {{name: workshops, organisation: ORG-DIN, kind: workshops, location: reference/workshops.csv,
+             format: {{date_order: day_first}}}}
           - {{name: population, organisation: ORG-DIN, kind: population, location: reference/population.csv}}
         sources:
           - {{name: recruiter-roster, organisation: ORG-RECRUIT, kind: roster, location: deliveries/recruiter}}
-          - {{name: university-responses, organisation: ORG-UNI, kind: responses, location: deliveries/university}}
+          - {{name: university-responses, organisation: ORG-UNI, kind: responses, location: deliveries/university,
+             format: {{date_order: day_first}}}}
           - {{name: alpha-feedback, organisation: ORG-A, kind: project_feedback, location: deliveries/alpha}}
         """),
         encoding="utf-8",

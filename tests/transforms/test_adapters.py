@@ -666,3 +666,71 @@ def test_detect_tool_recognises_every_sample(tool: str, path: Path) -> None:
 def test_detect_tool_returns_none_for_other_files() -> None:
     assert detect_tool(SAMPLES / "README.md") is None
     assert detect_tool(EXAMPLES / "qualtrics.yaml") is None
+
+
+# --------------------------------------------------------------------------------------------------
+# Real exports as partners change them (real-exports/qualtrics/sample.csv: ropensci/qualtRics, MIT)
+
+REAL_QUALTRICS = REPO / ".." / "shared" / "samples" / "real-exports" / "qualtrics" / "sample.csv"
+
+
+def test_a_column_appended_to_a_real_qualtrics_export_is_kept_out_and_the_rest_loads(tmp_path: Path) -> None:
+    import csv
+
+    rows = list(csv.reader(REAL_QUALTRICS.open(encoding="utf-8", newline="")))
+    rows[0].append("Caseworker notes")
+    rows[1].append("Caseworker notes")
+    rows[2].append("typed by hand")  # plain text in header row 3: no ImportId JSON
+    for row in rows[3:]:
+        row.append("called back on Tuesday")
+    appended = tmp_path / "sample.csv"
+    with appended.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    mapping = load_all("qualtrics", "ResponseId")
+
+    original = read_qualtrics(REAL_QUALTRICS, mapping)
+    result = read_qualtrics(appended, mapping)
+
+    assert result.responses.equals(original.responses)  # the export's own columns load as before
+    assert result.respondents == original.respondents == 1
+    assert set(result.responses["question_id"]) == {"Q1", "Q2"}  # the Text iQ column is not a question either
+    assert "called back on Tuesday" not in set(result.responses["answer"])
+    assert result.unmapped_columns == ["Caseworker notes"]
+    assert "'Caseworker notes' have no ImportId in header row 3" in result.notes[0]
+
+
+def test_a_qualtrics_export_whose_row_3_has_no_import_id_at_all_is_still_refused(tmp_path: Path) -> None:
+    lines = REAL_QUALTRICS.read_text(encoding="utf-8").splitlines()
+    lines[2] = ",".join(["x"] * 20)
+    broken = tmp_path / "broken.csv"
+    broken.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(AdapterError, match="row 3 holds no ImportId JSON"):
+        read_qualtrics(broken, load_all("qualtrics", "ResponseId"))
+
+
+def test_google_forms_question_ids_stay_the_same_for_the_same_question_across_deliveries(tmp_path: Path) -> None:
+    first = tmp_path / "responses-march.csv"
+    first.write_text(
+        "Timestamp,Email address,What is your age group?,How did you take part?\n"
+        "2024/03/12 6:10:53 PM GMT,a@example.com,25–34,In person\n",
+        encoding="utf-8",
+    )
+    # The form's owner added a question at the top and moved another: positions all changed.
+    second = tmp_path / "responses-april.csv"
+    second.write_text(
+        "Timestamp,Email address,Which council area do you live in?,How did you take part?,What is your  age group?\n"
+        "2024/04/09 7:01:02 PM GMT,a@example.com,Dundee City,Online,35–44\n",
+        encoding="utf-8",
+    )
+    mapping = load_all("googleforms", "Email address")
+    march = dict(read_googleforms(first, mapping).responses.select("question_text", "question_id").iter_rows())
+    april = dict(read_googleforms(second, mapping).responses.select("question_text", "question_id").iter_rows())
+
+    assert april["How did you take part?"] == march["How did you take part?"]
+    assert april["What is your age group?"] == march["What is your age group?"]  # spacing is forgiven
+    assert april["Which council area do you live in?"] not in march.values()
+    assert march["What is your age group?"] == "Q87ce5368"  # pinned: a change here renames every question
+    # The same text gives the same id in another tool's export too.
+    assert text_question_id("What is your age group?") in set(
+        read_msforms(MSFORMS, load_all("msforms", "ID")).responses["question_id"]
+    )

@@ -57,7 +57,15 @@ def test_forget_erases_a_panellist_everywhere_and_audits_without_identifiers(tmp
     for identifying in ("P1", gone, "Morag", "morag"):
         assert identifying not in text
     rows_removed = __import__("json").loads(con.sql("SELECT rows_removed FROM ops.erasures").fetchall()[0][0])
-    assert rows_removed == {"roster": 1, "attendance": 0, "responses": 2, "project_feedback": 1, "quarantine": 1}
+    assert rows_removed == {
+        "roster": 1,
+        "attendance": 0,
+        "responses": 2,
+        "project_feedback": 1,
+        "statements": 0,
+        "response_history": 0,
+        "quarantine": 1,
+    }
     con.close()
     assert published(network)["responses"].height == 3  # P2's extra answer and the others stay
     # the next run neither re-lands nor resurrects anything
