@@ -1431,7 +1431,11 @@ _SOURCE_LOCATIONS = {
     "ceilidh-roster": ("deliveries/ceilidh-recruitment", "{type: xlsx, sheet: Panel roster}"),
     "northlight-attendance": ("deliveries/northlight-facilitation/attendance*.csv", "{type: csv}"),
     "northlight-responses": ("deliveries/northlight-facilitation/responses_*.csv", "{type: csv}"),
-    "uni-responses": ("deliveries/uni-dundee/*.csv", '{type: csv, encoding: cp1252, delimiter: ";"}'),
+    # UK-dated poll exports: their slashed dates are day-first, declared rather than left to the file.
+    "uni-responses": (
+        "deliveries/uni-dundee/*.csv",
+        '{type: csv, encoding: cp1252, delimiter: ";", date_order: day_first}',
+    ),
     "uni-recommendations": ("deliveries/uni-dundee/*.ndjson", "{type: ndjson}"),
     "nhs-tayside-feedback": ("deliveries/nhs-tayside", "{type: json}"),
     "fife-hscp-feedback": ("deliveries/fife-hscp", "{type: xlsx, sheet: Feedback}"),
@@ -1465,6 +1469,8 @@ def _demo_config(tables: list[_Table], data_dir: str) -> str:
         "title: DIN public engagement panel (demo)\n"
         "mode: demo\n"
         f"data_dir: {data_dir}\n"
+        "limits:\n"
+        "  workshop_number_max: 6   # the pilot panel runs six workshops\n"
         "reference:\n" + "\n".join(reference) + "\n"
         "sources:\n" + "\n".join(sources) + "\n"
     )
@@ -1687,6 +1693,8 @@ def _scaled_config(data_dir: str) -> str:
         "title: DIN public engagement panel (benchmark)\n"
         "mode: demo\n"
         f"data_dir: {data_dir}\n"
+        "limits:\n"
+        "  workshop_number_max: 6   # the pilot panel runs six workshops\n"
         "reference:\n" + "\n".join(reference) + "\n"
         "sources:\n" + "\n".join(sources) + "\n"
     )

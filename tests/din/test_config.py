@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -134,4 +135,64 @@ def test_valid_source_options_are_kept(tmp_path: Path) -> None:
         "password": "SFTP_PW",
         "port": 2222,
         "host_key_policy": "accept_new",
+    }
+
+
+@pytest.mark.parametrize(
+    ("format_block", "expected"),
+    [
+        (
+            "{columns: {Name of attendee: panellist_rf}}",
+            "format.columns maps 'Name of attendee' to 'panellist_rf', which is not a column of attendance "
+            "(did you mean panellist_ref?)",
+        ),
+        (
+            "{columns: {Name: panellist_ref, Attendee: panellist_ref}}",
+            "format.columns maps both 'Name' and 'Attendee' to panellist_ref",
+        ),
+        ("{date_order: us}", "format: option date_order must be one of day_first, month_first, not 'us'"),
+        ("{date_ordre: day_first}", "unknown option date_ordre (did you mean date_order?)"),
+        ("{type: survey, mapping: m.yaml, columns: {A: panel_id}}", "format.columns is not for survey sources"),
+        ("{type: csv, tool: polis}", "format.mapping and format.tool are for `type: survey` sources only"),
+        ("{encoding: klingon}", "'klingon' is not a text encoding"),
+    ],
+)
+def test_format_options_are_checked_against_the_source_s_kind_at_load(
+    tmp_path: Path, format_block: str, expected: str
+) -> None:
+    (tmp_path / "m.yaml").write_text("tool: polis\npanel_id: p\nworkshop_id: W\n")
+    path = write(
+        tmp_path,
+        f"sources:\n  - {{name: a, organisation: O, kind: attendance, location: deliveries, format: {format_block}}}\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert "source 'a'" in str(caught.value) and expected in str(caught.value)
+
+
+def test_a_column_mapping_and_a_date_order_are_kept_as_declared(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "sources:\n  - {name: a, organisation: O, kind: attendance, location: deliveries,\n"
+        "     format: {date_order: month_first, columns: {' Name of attendee ': ' panellist_ref'}}}\n",
+    )
+    fmt = load_config(path).source("a").format
+    assert (fmt.date_order, dict(fmt.columns)) == ("month_first", {"Name of attendee": "panellist_ref"})
+
+
+@pytest.mark.parametrize(
+    ("limits", "expected"),
+    [
+        ("{workshop_number_mx: 6}", "unknown limit workshop_number_mx (did you mean workshop_number_max?)"),
+        ("{workshop_number_max: six}", "limits.workshop_number_max must be a whole number of 1 or more, not 'six'"),
+        ("{workshop_number_max: 0}", "must be a whole number of 1 or more, not 0"),
+        ("[6]", "limits must be a mapping"),
+    ],
+)
+def test_limits_name_a_contract_limit_and_are_whole_numbers(tmp_path: Path, limits: str, expected: str) -> None:
+    path = write(tmp_path, f"limits: {limits}\nsources: []\n")
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_config(path)
+    assert load_config(write(tmp_path, "limits: {workshop_number_max: 12}\nsources: []\n")).limits == {
+        "workshop_number_max": 12
     }

@@ -175,3 +175,26 @@ def test_typed_frame_has_contract_types() -> None:
     frame = typed(canonical_frame(raw, kind, match_headers(raw.columns[:-1], kind)), kind)
     assert frame.schema["number"] == pl.Int64 and frame.schema["held_on"] == pl.Date
     assert str(frame["held_on"][0]) == "2026-03-12"
+
+
+def test_a_source_s_own_headers_mean_contract_columns_and_a_missing_one_is_explained() -> None:
+    attendance = KINDS["attendance"]
+    columns = {"Name of attendee": "panellist_ref", "Came?": "attended"}
+    match = match_headers(["Panel ID", "workshop_id", "name of attendee", "Came?", "Notes"], attendance, columns)
+    assert match.mapping == {
+        "Panel ID": "panel_id",
+        "workshop_id": "workshop_id",
+        "name of attendee": "panellist_ref",  # matched like any header: case, spaces, punctuation forgiven
+        "Came?": "attended",
+    }
+    assert match.extra == ("Notes",) and match.usable
+    renamed = match_headers(["panel_id", "workshop_id", "Attendee name", "attended"], attendance, columns)
+    assert renamed.missing_required == ("panellist_ref",)
+    assert renamed.problem() == (
+        "required column `panellist_ref` is missing from the file (the source's format.columns reads "
+        "`panellist_ref` from a header 'Name of attendee', which this file does not have)"
+    )
+    both = match_headers(
+        ["panel_id", "workshop_id", "Name of attendee", "panellist_ref", "attended"], attendance, columns
+    )
+    assert both.duplicates == {"panellist_ref": ("Name of attendee", "panellist_ref")}
