@@ -262,9 +262,7 @@ def _shared(entry: Any, shared: Mapping[str, _T], where: str) -> _T | None:
     return None
 
 
-def _column(
-    entry: Any, vocabularies: Mapping[str, tuple[str, ...]], limits: Mapping[str, str], where: str
-) -> Column:
+def _column(entry: Any, vocabularies: Mapping[str, tuple[str, ...]], limits: Mapping[str, str], where: str) -> Column:
     _known_keys(entry, _COLUMN_KEYS, where)
     maximum: Any = entry.get("maximum")
     maximum_limit = None

@@ -10,6 +10,7 @@ that drops, pseudonymises, scrubs, suppresses and publishes. What is written her
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import stat
 import sys
@@ -23,7 +24,10 @@ import xlsxwriter
 
 from din.config import DEFAULT_KEY_ENV, Config
 from din.contract import (
+    DATE_ORDER_AMBIGUOUS,
+    DATE_ORDER_CONFLICT,
     KINDS,
+    LIMITS,
     SQL_TYPES,
     Column,
     ColumnType,
@@ -32,6 +36,7 @@ from din.contract import (
     normalise_header,
 )
 from din.keys import DEMO_KEY, MIN_KEY_CHARS, PseudonymKey
+from din.source_options import DATE_ORDERS, FORMAT_OPTIONS
 from expectations.suites import build_suite
 from transforms.disclosure import PROFILES, STATUSES, DisclosureRule
 from transforms.normalise import FALSE_WORDS, TRUE_WORDS, normalise_expr
@@ -176,6 +181,67 @@ def _formats_section() -> str:
     )
 
 
+def _reading_options_section() -> str:
+    rows = [(f"`{o.name}`", o.help) for o in FORMAT_OPTIONS]
+    return (
+        "## Reading options\n\n"
+        "Each source in `din.yaml` may say how its files are read, under `format:`; everything is detected "
+        "when left out. A misspelt or wrong option stops the run before any work, with a did-you-mean.\n\n"
+        + _table(("option", "what it does"), rows)
+        + "\n\n```yaml\nsources:\n  - name: hall-attendance\n    organisation: ORG-FAC\n    kind: attendance\n"
+        "    location: deliveries/hall/\n    format:\n      date_order: day_first\n"
+        "      columns: {Panel: panel_id, Session: workshop_id, Name of attendee: panellist_ref, Came: attended}\n```"
+    )
+
+
+def _tools_section() -> str:
+    from transforms import adapters
+    from transforms.adapters.mapping import POLIS_KEYS, SurveyMapping
+
+    general = sorted(set(SurveyMapping.__dataclass_fields__) - {"statement_prefix"})
+    rows = []
+    for tool, name in adapters.TOOL_NAMES.items():
+        module = importlib.import_module(f"transforms.adapters.{tool}")
+        reads = " ".join((module.__doc__ or "").split("\n\n")[0].split())
+        keys = sorted(POLIS_KEYS) if tool == "polis" else general
+        rows.append((name, f"`{tool}`", reads, _codes(keys)))
+    return (
+        "## Survey and deliberation tools\n\n"
+        "A tool's own export is read as the tool writes it (`format: {type: survey, mapping: FILE}`): no reshaping "
+        "by hand. The mapping file names the tool, the panel, the workshop and the respondent column, and may "
+        "name the questions to load; `din check FILE` recognises each tool's export from its header rows. See "
+        "[adapters.md](adapters.md).\n\n" + _table(("tool", "`tool:`", "what is read", "mapping keys"), rows)
+    )
+
+
+def _dates_section() -> str:
+    return (
+        "## Dates: day first or month first\n\n"
+        f"A slashed date such as `06/12/2025` is 6 December in the UK and 12 June in the US. It is never guessed. "
+        f"A file's dates are read in the order its source declares (`format.date_order`: {_codes(DATE_ORDERS)}); "
+        "else in the order the file itself proves (a value whose first part is above 12 can only be day-first, "
+        "one whose second part is above 12 only month-first); otherwise, when a value could be read both ways, "
+        f"the whole file is refused (rule `{DATE_ORDER_AMBIGUOUS}`) with a message that names the columns, shows "
+        f"the values and names the option. Values that contradict each other or the declared order are refused "
+        f"too (`{DATE_ORDER_CONFLICT}`). ISO dates, year-first dates and Excel date numbers need no order. The "
+        "same rule holds for survey-tool exports."
+    )
+
+
+def _limits_section() -> str:
+    rows = []
+    for kind in KINDS.values():
+        for column in kind.columns:
+            if column.maximum_limit is not None:
+                rows.append((f"`{column.maximum_limit}`", f"`{kind.name}.{column.name}`", LIMITS[column.maximum_limit]))
+    return (
+        "## Limits the network sets\n\n"
+        "Some caps are the network's own, not the contract's: they are set in `din.yaml` under `limits:` "
+        "(for example `limits: {workshop_number_max: 6}` for the pilot's six workshops), and where none is set "
+        "there is no upper limit.\n\n" + _table(("limit", "caps", "what it is"), rows)
+    )
+
+
 def _headers_section() -> str:
     examples = ("panellist_ref", "Panellist Ref.", "PANELLIST-REF", " panellist ref ")
     rows = [(f"`{h}`", f"`{normalise_header(h)}`") for h in examples]
@@ -198,8 +264,9 @@ def _values_section() -> str:
         "- Values are trimmed; an empty cell is a missing value.\n"
         "- 'Prefer not to say' and 'Don't know' are answers, not missing values: they are kept and counted.\n"
         f"- Booleans: {_codes(TRUE_WORDS)} mean true and {_codes(FALSE_WORDS)} mean false, in any case.\n"
-        "- Dates are read as ISO (`2026-03-12`), day first (`12/03/2026`; `/`, `.` or `-`) or Excel date "
-        "numbers; a value that cannot be read is kept as delivered and reported, never guessed.\n\n"
+        "- Dates are read as ISO (`2026-03-12`), slashed (`12/03/2026`; `/`, `.` or `-`, with a time and AM/PM "
+        "if any) in the order the source declares or the file proves (see below), or Excel date numbers; a value "
+        "that cannot be read is kept as delivered and reported, never guessed.\n\n"
         "How values are read (computed by the pipeline's own normaliser):\n\n" + _spellings_table()
     )
 
@@ -295,8 +362,12 @@ def contract_markdown() -> str:
         intro,
         "## Kinds\n\n" + overview,
         _formats_section(),
+        _reading_options_section(),
+        _tools_section(),
         _headers_section(),
         _values_section(),
+        _dates_section(),
+        _limits_section(),
         _types_section(),
         _sensitivity_section(),
         _redelivery_section(),

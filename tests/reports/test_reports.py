@@ -479,3 +479,34 @@ def test_retention_line_breaks_at_a_suppressed_workshop() -> None:
 def test_the_report_reads_back_the_rule_it_states(rule: DisclosureRule) -> None:
     assert rule_from_label(rule.label).label == rule.label
     assert rule_from_label(rule.label).description == rule.description
+
+
+def two_panels(published: Path, tmp_path: Path, second_size: int | None) -> Path:
+    """The demo's published version with a second panel beside the pilot (its size suppressed when None)."""
+    version = tmp_path / "published"
+    shutil.copytree(published / "current", version / "current", symlinks=False)
+    open_dir = version / "current" / "open"
+    comp = pl.read_parquet(open_dir / "panel_composition.parquet")
+    second = comp.with_columns(  # a suppressed panel size is published empty
+        pl.lit("standing-panel-2027").alias("panel_id"),
+        pl.lit(second_size, dtype=comp.schema["panel_size"]).alias("panel_size"),
+    )
+    pl.concat([comp, second]).write_parquet(open_dir / "panel_composition.parquet")
+    attendance = pl.read_parquet(open_dir / "attendance_by_workshop.parquet")
+    other = attendance.with_columns(pl.lit("standing-panel-2027").alias("panel_id"))
+    pl.concat([attendance, other]).write_parquet(open_dir / "attendance_by_workshop.parquet")
+    return version
+
+
+def test_the_headline_counts_the_panellists_of_every_panel(published: Path, tmp_path: Path) -> None:
+    from reports.html import load_published, quality_counts, summary_cards
+
+    pilot = pl.read_parquet(published / "current" / "open" / "panel_composition.parquet")["panel_size"][0]
+    both = load_published(two_panels(published, tmp_path / "a", 20))
+    cards = summary_cards(both, quality_counts(both.current)[0])
+    assert f'<span class="big">{pilot + 20:,}</span><span>panellists whose consent stands, on 2 panels</span>' in cards
+    one_suppressed = load_published(two_panels(published, tmp_path / "b", None))
+    cards = summary_cards(one_suppressed, quality_counts(one_suppressed.current)[0])
+    # The suppressed panel is left out (adding it would let a reader subtract and recover it), and it says so.
+    assert f'<span class="big">{pilot:,}+</span>' in cards
+    assert "on 2 panels (panels with a suppressed figure left out)" in cards

@@ -440,7 +440,7 @@ def _numeric(value: str) -> tuple[int, str]:
     return (int(value), value) if value.lstrip("-").isdigit() else (10**12, value)
 
 
-def _frame(rows: list[dict[str, object]], columns: Sequence[str]) -> pl.DataFrame:
+def _frame(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> pl.DataFrame:
     schema = {name: pl.String for name in columns} | {SOURCE_ROW: pl.Int64}
     return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
 
