@@ -159,6 +159,8 @@ def check_file(
     fmt = _format_options(options)
     report = CheckReport(str(path), kind_name, kind_guessed=False, read_with=read_with)
     tool = _tool(path, fmt)
+    if tool is not None and fmt.type != "survey" and _has_a_kinds_columns(path, kind_name, fmt):
+        tool = None  # a contract file whose first header happens to look like a tool's (`Timestamp`, ...)
     if tool is not None and fmt.type != "survey":
         if read_with is None:  # no source says how: read it as the tool's export, as a survey source would
             fmt = replace(fmt, type="survey")
@@ -336,6 +338,16 @@ def _tool(path: Path, fmt: FormatOptions) -> str | None:
     if fmt.type not in ("auto", "csv", "xlsx", "survey"):
         return None
     return detect_tool(path)
+
+
+def _has_a_kinds_columns(path: Path, kind_name: str | None, fmt: FormatOptions) -> bool:
+    """Whether the file's header row has every required column of its kind (given, or guessed)."""
+    try:
+        raw = read_table(path, path.name, ReadOptions(fmt.type, fmt.sheet, fmt.delimiter, fmt.encoding))
+    except ReadError:
+        return False
+    name = kind_name or guess_kind(list(raw.headers))[0]
+    return name is not None and match_headers(raw.headers, KINDS[name], fmt.columns).usable
 
 
 def _tool_name(tool: str) -> str:

@@ -31,6 +31,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from din.contract import KINDS, Kind, normalise_header
 from din.paths import DataPaths
 from reports.spreadsheet import neutralise
+from transforms.adapters import TOOL_NAMES
 from transforms.delivery import COMPANION, REFUSED
 from transforms.headers import HeaderMatch, edit_distance, match_headers
 from warehouse.schema import connect
@@ -643,7 +644,7 @@ def _rows(n: int) -> str:
 
 
 def _row_numbers(fmt: str | None) -> str:
-    if fmt in ("csv", "xlsx"):
+    if fmt in ("csv", "xlsx") or (fmt or "").startswith("survey:"):
         return "Row numbers are as in a spreadsheet: the header is row 1 and the first data row is row 2."
     if fmt == "ndjson":
         return "Row numbers are line numbers in the file (the first line is 1)."
@@ -652,6 +653,7 @@ def _row_numbers(fmt: str | None) -> str:
 
 def _format(delivery: DeliveryRecord) -> str:
     names = {"csv": "CSV", "xlsx": "Excel workbook", "json": "JSON", "ndjson": "NDJSON", "parquet": "Parquet"}
+    names |= {f"survey:{tool}": f"{name} export" for tool, name in TOOL_NAMES.items()}
     label = names.get(delivery.format or "", delivery.format or "not read")
     return f"{label}, {delivery.encoding.upper()}" if delivery.encoding else label
 

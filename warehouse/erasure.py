@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,12 +22,13 @@ import duckdb
 import polars as pl
 
 from din.config import Config
-from din.contract import KINDS, normalise_header
+from din.contract import KINDS
 from din.keys import resolve_key
 from din.lock import writer_lock
 from din.paths import DataPaths
 from din.sql import quote
 from transforms.disclosure import DisclosureRule
+from transforms.headers import match_headers
 from transforms.pseudonymise import pseudonym
 from transforms.readers import ROW, ReadError, decode_text, read_table, sniff_delimiter
 from warehouse.landing import LandedFile, land_local_file
@@ -56,20 +58,25 @@ def forget(
     panellist_ref: str,
     pseudonym: str,
     run_id: str | None = None,
+    columns_of: Mapping[str, Mapping[str, str]] | None = None,
 ) -> ErasureReport:
-    """Remove the panellist from landing copies and the warehouse; record an audit entry."""
+    """Remove the panellist from landing copies and the warehouse; record an audit entry.
+
+    `columns_of` is each source's `format.columns` (their headers for our columns), so that a
+    partner's own headers are found in its landing copies as the run found them."""
     report = ErasureReport("erasure-" + secrets.token_hex(6), panel_id)
     redacted_rows: dict[int, list[int]] = {}
     deliveries = con.execute(
-        "SELECT delivery_id, kind, original_path, landing_path, sha256 FROM ops.deliveries "
+        "SELECT delivery_id, kind, original_path, landing_path, sha256, source FROM ops.deliveries "
         "WHERE list_contains(?, kind)",
         [list(PERSONAL_KINDS)],
     ).fetchall()
     replacements: dict[str, tuple[str, str, int]] = {}
     rows_by_sha: dict[str, list[int]] = {}
-    for delivery_id, _kind, original_path, landing_path, sha in deliveries:
+    for delivery_id, kind, original_path, landing_path, sha, source in deliveries:
         if sha not in rows_by_sha:  # the same content may have come from two sources: redact it once
-            rows_by_sha[sha] = _person_rows(Path(landing_path), original_path, panel_id, panellist_ref)
+            columns = (columns_of or {}).get(source, {})
+            rows_by_sha[sha] = _person_rows(Path(landing_path), original_path, panel_id, panellist_ref, kind, columns)
             if rows_by_sha[sha]:
                 new = _redact(Path(landing_path), original_path, rows_by_sha[sha], landing_dir)
                 replacements[sha] = (new.sha256, str(new.path), new.size)
@@ -87,13 +94,13 @@ def forget(
     con.execute("BEGIN TRANSACTION")
     for name in PERSONAL_KINDS:
         removed = 0
-        columns = KINDS[name].pseudonymised_columns
-        theirs = " OR ".join(f"{quote(c)} = ?" for c in columns)  # their answers, and what they wrote
+        personal = KINDS[name].pseudonymised_columns
+        theirs = " OR ".join(f"{quote(c)} = ?" for c in personal)  # their answers, and what they wrote
         for schema in ("stg", "core"):
             before = con.sql(f"SELECT count(*) FROM {schema}.{quote(name)}").fetchall()[0][0]
             con.execute(
                 f"DELETE FROM {schema}.{quote(name)} WHERE panel_id = ? AND ({theirs})",
-                [panel_id, *([pseudonym] * len(columns))],
+                [panel_id, *([pseudonym] * len(personal))],
             )
             after = con.sql(f"SELECT count(*) FROM {schema}.{quote(name)}").fetchall()[0][0]
             if schema == "core":
@@ -115,14 +122,17 @@ def forget(
     return report
 
 
-def _person_rows(path: Path, original_path: str, panel_id: str, panellist_ref: str) -> list[int]:
-    """Spreadsheet row numbers of the person's records in a landing copy."""
+def _person_rows(
+    path: Path, original_path: str, panel_id: str, panellist_ref: str, kind: str, columns: Mapping[str, str]
+) -> list[int]:
+    """Spreadsheet row numbers of the person's records in a landing copy (its headers matched as the run
+    matched them, with the source's own headers for our columns)."""
     try:
         raw = read_table(path, original_path)
     except ReadError:
         return []
-    by_key = {normalise_header(h): h for h in raw.headers}
-    panel, ref = by_key.get("panelid"), by_key.get("panellistref")
+    header_of = {column: header for header, column in match_headers(raw.headers, KINDS[kind], columns).mapping.items()}
+    panel, ref = header_of.get("panel_id"), header_of.get("panellist_ref")
     if panel is None or ref is None:
         return []
     hits = raw.frame.filter(
@@ -206,6 +216,7 @@ def forget_panellist(config: Config, panel_id: str, panellist_ref: str) -> Erasu
                 panellist_ref,
                 pseudonym(key.secret, panel_id, panellist_ref),
                 run_id=version,
+                columns_of={s.name: s.format.columns for s in config.all_sources},
             )
             metadata = release_metadata(config, key, version, rule, reason=f"erasure {report.erasure_id}")
             result = publish(con, paths, version, marts(), metadata, rule)

@@ -118,3 +118,14 @@ def test_check_takes_the_workshop_limit_from_the_config(tmp_path: Path) -> None:
     limited = din("check", str(path), "--config", str(config))
     assert limited.returncode == 1
     assert "`number` is '7'; expected a whole number from 1 to 6" in limited.stdout
+
+
+def test_a_contract_file_whose_first_header_looks_like_a_tool_s_is_checked_as_its_kind(tmp_path: Path) -> None:
+    path = tmp_path / "responses.csv"
+    path.write_text(
+        "Timestamp,panel_id,workshop_id,panellist_ref,question_id,question_text,answer\n"
+        "2026-03-12,p1,W1,P1,Q1,How?,Fine\n"
+    )
+    result = din("check", str(path))
+    assert "kind responses (guessed from the headers), 1 data row(s)" in result.stdout
+    assert "Google Forms" not in result.stdout and result.returncode == 0

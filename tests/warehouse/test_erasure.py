@@ -97,3 +97,28 @@ def test_quarantine_keeps_no_direct_identifiers(tmp_path: Path) -> None:
     for identifier in ("Ailsa Grant", "ailsa@example.com", "07700 900123", "KY1 1AA", ",P4"):
         assert identifier not in text
     assert load_config(network.config).is_demo
+
+
+def test_forget_finds_the_person_under_a_partner_s_own_headers(tmp_path: Path) -> None:
+    network = write_network(tmp_path)
+    network.deliver("facilitator/attendance.csv", "Panel,Session,Name of attendee,Came\np1,W1,P1,yes\np1,W1,P2,yes\n")
+    network.config.write_text(
+        network.config.read_text()
+        + "  - {name: facilitator, organisation: ORG-B, kind: attendance, location: deliveries/facilitator,\n"
+        "     format: {columns: {Panel: panel_id, Session: workshop_id, Name of attendee: panellist_ref,"
+        " Came: attended}}}\n"
+    )
+    run(network)
+    assert published(network)["attendance"].height == 2
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "forget", "P1", "--panel", "p1", "--config", str(network.config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "attendance 1" in result.stdout
+    con = duckdb.connect(str(network.data_dir / "warehouse.duckdb"), read_only=True)
+    (landing,) = con.sql("SELECT landing_path FROM ops.deliveries WHERE source = 'facilitator'").fetchall()[0]
+    con.close()
+    assert Path(landing).read_text().splitlines() == ["Panel,Session,Name of attendee,Came", "p1,W1,P2,yes"]
