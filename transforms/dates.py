@@ -78,6 +78,7 @@ def evidence(column: str, values: pl.Series | Iterable[object]) -> DateEvidence:
     if series.len() == 0:
         return found
     text = series.cast(pl.String).drop_nulls()
+    text = text.filter(text.str.contains(SLASHED))  # most values are ISO (or empty): skip them early
     parts = text.str.extract_groups(SLASHED)
     frame = pl.DataFrame(
         {
