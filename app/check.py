@@ -8,19 +8,23 @@ and a suggestion where one is obvious.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from din.contract import FILE_HAS_NO_ROWS, FILE_UNREADABLE, KINDS, ColumnType
 from expectations.engine import DELIVERY, ROW_ID
 from expectations.suites import KEY_SEPARATOR, load_suite
-from expectations.validate import validate
+from expectations.validate import reason, validate
 from transforms.headers import closest, guess_kind, match_headers
 from transforms.normalise import canonical_frame
-from transforms.readers import ReadError, ReadOptions, read_table
+from transforms.readers import ROW, ReadError, ReadOptions, read_table
+
+if TYPE_CHECKING:
+    from warehouse.references import ReferenceKeys
 
 GROUPS = {
     "file": "File problems",
@@ -32,6 +36,10 @@ GROUPS = {
     "reference": "References to unknown workshops, projects, organisations or panellists",
 }
 YES_NO = {"yes", "no", "y", "n", "true", "false"}
+NOT_CHECKED = (
+    "references (workshops, projects, panellists) were not checked: "
+    "pass --reference with the network's reference export"
+)
 
 
 @dataclass(frozen=True)
@@ -53,20 +61,38 @@ class CheckReport:
     rows: int = 0
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    headers: list[str] = field(default_factory=list)  # the header row as delivered
+    mapping: dict[str, str] = field(default_factory=dict)  # delivered header -> our column, as matched
+    references_checked: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def whole_file_refused(self) -> bool:
+        """A problem with the file itself (unreadable, kind unknown, columns missing): no row is used."""
+        return any(p.group == "file" for p in self.problems)
+
+    @property
+    def rows_accepted(self) -> int:
+        """Rows the run would accept as the file stands (each problem row is set aside)."""
+        if self.whole_file_refused:
+            return 0
+        return self.rows - len({p.row for p in self.problems if p.row is not None})
+
     def as_json(self) -> str:
-        return json.dumps({**asdict(self), "ok": self.ok}, indent=2, ensure_ascii=False)
+        return json.dumps(
+            {**asdict(self), "ok": self.ok, "rows_accepted": self.rows_accepted}, indent=2, ensure_ascii=False
+        )
 
     def as_text(self) -> str:
         guessed = " (guessed from the headers)" if self.kind_guessed else ""
         lines = [f"{self.file}: kind {self.kind or 'unknown'}{guessed}, {self.rows} data row(s)"]
         lines += [f"  note: {note}" for note in self.notes]
         if self.ok:
-            lines.append("  no problems found: the file is ready to send")
+            checked = "" if self.references_checked or not self.kind else " (references not checked)"
+            lines.append(f"  no problems found{checked}: the file is ready to send")
             return "\n".join(lines)
         lines.append(f"  {len(self.problems)} problem(s):")
         for group, title in GROUPS.items():
@@ -83,16 +109,29 @@ class CheckReport:
 
 
 def check_file(
-    path: Path, kind_name: str | None = None, reference_dir: Path | None = None, options: ReadOptions | None = None
+    path: Path,
+    kind_name: str | None = None,
+    reference_dir: Path | None = None,
+    options: ReadOptions | None = None,
+    *,
+    references: ReferenceKeys | None = None,
+    columns: Mapping[str, str] | None = None,
+    name: str | None = None,
 ) -> CheckReport:
-    """Check one file against its kind's suite (references only when `reference_dir` is given)."""
-    report = CheckReport(str(path), kind_name, kind_guessed=False)
+    """Check one file against its kind's suite.
+
+    References are checked against `references` (the warehouse's keys, or a reference export) or the
+    files of `reference_dir`; with neither, they are not checked and the report says so. `columns`
+    is the organisation's saved column mapping; `name` the file's name as its owner knows it (its
+    extension decides the format). Every value in the report is the cell as typed in the file."""
+    report = CheckReport(name or str(path), kind_name, kind_guessed=False)
     try:
-        raw = read_table(path, path.name, options)
+        raw = read_table(path, name or path.name, options)
     except ReadError as error:
         report.problems.append(Problem("file", FILE_UNREADABLE, None, None, None, str(error)))
         return report
     report.notes.extend(raw.notes)
+    report.headers = list(raw.headers)
     if kind_name is None:
         guessed, share = guess_kind(raw.headers)
         if guessed is None or share < 0.5:
@@ -111,7 +150,8 @@ def check_file(
         report.kind, report.kind_guessed = guessed, True
     kind = KINDS[report.kind]  # type: ignore[index]
     report.rows = raw.frame.height
-    match = match_headers(raw.headers, kind)
+    match = match_headers(raw.headers, kind, columns)
+    report.mapping = dict(match.mapping)
     if match.extra:
         report.notes.append(f"extra column(s) not in the contract, ignored: {', '.join(match.extra)}")
     for problem in match.problems():  # the same rules, names and words as the pipeline's quarantine
@@ -127,30 +167,53 @@ def check_file(
     )
     suite = load_suite(kind.name)
     known: dict[str, list[str]] = {}
-    if reference_dir is None:
-        suite = {**suite, "expectations": [e for e in suite["expectations"] if e["meta"]["check"] != "reference"]}
-    else:
+    if references is not None:
+        frame, known = references.comparable(frame, kind), references.known_for(kind)
+        report.references_checked = True
+        if kind.references:
+            report.notes.append(f"references checked against {references.origin}")
+    elif reference_dir is not None:
         known = _known_from_folder(reference_dir, kind.name)
+        report.references_checked = True
+    else:
+        suite = {**suite, "expectations": [e for e in suite["expectations"] if e["meta"]["check"] != "reference"]}
+        if kind.references:
+            report.notes.append(NOT_CHECKED)
     verdict = validate(frame, kind, known, suite=suite)
     meta = {e["meta"]["rule"]: e["meta"] for e in suite["expectations"]}
+    typed = _as_typed(raw.frame, match.mapping, verdict.quarantined["source_row"].to_list())
     for record in verdict.quarantined.sort("source_row").iter_rows(named=True):
         values = json.loads(record["values"])
-        for rule, reason in zip(record["rules"], record["reasons"], strict=True):
-            columns = meta[rule]["columns"]
-            value = " + ".join(str(values.get(c)) for c in columns) if values else None
+        cells = typed.get(record["source_row"], {})
+        for rule in record["rules"]:
+            rule_columns = meta[rule]["columns"]
+            value = " + ".join(_cell_text(cells.get(c)) for c in rule_columns)
             check = meta[rule]["check"] if meta[rule]["check"] in GROUPS else "file"
             report.problems.append(
                 Problem(
                     check,
                     rule,
                     record["source_row"],
-                    ", ".join(columns),
+                    ", ".join(rule_columns),
                     value,
-                    reason,
-                    _suggestion(kind.name, rule, columns, values),
+                    reason(meta[rule], value if any(cells.get(c) is not None for c in rule_columns) else None),
+                    _suggestion(kind.name, rule, rule_columns, values),
                 )
             )
     return report
+
+
+def _as_typed(frame: pl.DataFrame, mapping: Mapping[str, str], rows: list[int]) -> dict[int, dict[str, str | None]]:
+    """For each of `rows`: our column -> the cell as the organisation typed it (never a normalised value)."""
+    header_of = {column: header for header, column in mapping.items()}
+    wanted = frame.filter(pl.col(ROW).is_in(rows)).select(
+        pl.col(ROW), *(pl.col(header).alias(column) for column, header in header_of.items())
+    )
+    return {row[ROW]: {c: row[c] for c in header_of} for row in wanted.iter_rows(named=True)}
+
+
+def _cell_text(value: str | None) -> str:
+    return "(empty)" if value is None or value == "" else value
 
 
 def _suggestion(kind_name: str, rule: str, columns: list[str], values: dict[str, Any]) -> str | None:

@@ -10,7 +10,7 @@ calls these and decides what is accepted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +39,8 @@ class DeliveryToProcess:
     landing_path: str
     size: int
     format: FormatOptions
+    columns: Mapping[str, str] = field(default_factory=dict)  # the organisation's saved column mapping
+    columns_error: str | None = None  # why its saved mapping could not be used (the file is refused)
 
 
 @dataclass
@@ -94,7 +96,12 @@ def read_delivery(delivery: DeliveryToProcess, outcome: DeliveryOutcome) -> dict
     outcome.format, outcome.encoding = raw.format, raw.encoding
     outcome.rows_read = raw.frame.height
     outcome.headers = list(raw.headers)
-    match = match_headers(raw.headers, kind)
+    if delivery.columns_error is not None:
+        from transforms.column_mapping import MAPPING_INVALID
+
+        outcome.message = f"{name}: {delivery.columns_error}"
+        return FileProblem((MAPPING_INVALID,), (outcome.message,), tuple(raw.frame[ROW].to_list()))
+    match = match_headers(raw.headers, kind, delivery.columns)
     outcome.extra_columns = list(match.extra)
     outcome.missing_optional_columns = list(match.missing_optional)
     if raw.frame.height == 0:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from din.contract import DUPLICATE_COLUMNS, KINDS, Kind, normalise_header
@@ -54,13 +54,18 @@ class HeaderMatch:
         return "; ".join(parts) if parts else None
 
 
-def match_headers(headers: Sequence[str], kind: Kind) -> HeaderMatch:
-    """Line up `headers` with `kind`'s columns; near misses become suggestions, never silent matches."""
+def match_headers(headers: Sequence[str], kind: Kind, columns: Mapping[str, str] | None = None) -> HeaderMatch:
+    """Line up `headers` with `kind`'s columns; near misses become suggestions, never silent matches.
+
+    `columns` is the organisation's saved mapping (their header -> our column): a header it names
+    stands for that column, exactly as if it were called so."""
     canonical_by_key = {normalise_header(c.name): c.name for c in kind.columns}
+    mapped = {normalise_header(header): column for header, column in (columns or {}).items()}
     claimed: dict[str, list[str]] = {}
     extra: list[str] = []
     for header in headers:
-        canonical = canonical_by_key.get(normalise_header(header))
+        key = normalise_header(header)
+        canonical = mapped.get(key) or canonical_by_key.get(key)
         if canonical is None:
             extra.append(header)
         else:

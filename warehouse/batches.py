@@ -6,7 +6,8 @@ and amortises the per-task overhead (one task per batch, never per row or per ti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import duckdb
 
@@ -15,6 +16,7 @@ from din.contract import Kind
 from din.keys import PseudonymKey
 from din.paths import DataPaths
 from expectations.gate import BatchSpec
+from transforms.column_mapping import ColumnMappingError, load_mapping
 from transforms.delivery import DeliveryToProcess
 from warehouse.manifest import PendingDelivery, active_landing_paths, pending_deliveries
 from warehouse.merge import write_known_references
@@ -53,18 +55,38 @@ def plan_level(
             key.secret,
             config.validation_engine,
         )
-        for index, batch in enumerate(plan_batches(pending, formats))
+        for index, batch in enumerate(plan_batches(pending, formats, mappings=saved_mappings(paths.mappings, pending)))
     ]
     return pending, specs
 
 
+def saved_mappings(
+    mappings_dir: Path, pending: Sequence[PendingDelivery]
+) -> dict[tuple[str, str], Mapping[str, str] | str]:
+    """Each (organisation, kind)'s saved column mapping, or why it cannot be used."""
+    found: dict[tuple[str, str], Mapping[str, str] | str] = {}
+    for organisation, kind in sorted({(p.organisation, p.kind) for p in pending}):
+        try:
+            mapping = load_mapping(mappings_dir, organisation, kind)
+        except ColumnMappingError as error:
+            found[(organisation, kind)] = str(error)
+            continue
+        if mapping is not None:
+            found[(organisation, kind)] = mapping.columns
+    return found
+
+
 def plan_batches(
-    pending: Sequence[PendingDelivery], formats: dict[str, FormatOptions], max_bytes: int = BATCH_BYTES
+    pending: Sequence[PendingDelivery],
+    formats: dict[str, FormatOptions],
+    max_bytes: int = BATCH_BYTES,
+    mappings: Mapping[tuple[str, str], Mapping[str, str] | str] | None = None,
 ) -> list[list[DeliveryToProcess]]:
     """Group pending deliveries into batches of one kind and at most `max_bytes` of files each."""
     batches: list[list[DeliveryToProcess]] = []
     by_kind: dict[str, list[DeliveryToProcess]] = {}
     for p in pending:
+        saved = (mappings or {}).get((p.organisation, p.kind), {})
         by_kind.setdefault(p.kind, []).append(
             DeliveryToProcess(
                 p.delivery_id,
@@ -74,6 +96,8 @@ def plan_batches(
                 p.landing_path,
                 p.size,
                 formats.get(p.source, FormatOptions()),
+                columns=saved if not isinstance(saved, str) else {},
+                columns_error=saved if isinstance(saved, str) else None,
             )
         )
     for kind in sorted(by_kind):
