@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.portal import catalog as catalog_data
@@ -380,7 +381,7 @@ def create_app(config: Config, key: bytes | None, trigger: Callable[[str], str] 
                 409, "No deployment", "The portal cannot start runs here: the next scheduled run will take your file."
             )
         try:
-            run_id = portal.trigger(config.portal.deployment)
+            run_id = await run_in_threadpool(portal.trigger, config.portal.deployment)
         except Exception as error:
             log.error("portal: could not start %s: %s", config.portal.deployment, error)
             raise PageError(

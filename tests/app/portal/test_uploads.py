@@ -1,0 +1,70 @@
+"""Uploads are parsed as they stream in, written to disk, and refused the moment they pass the limit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from app.portal.uploads import UploadRefused, receive_upload
+
+BOUNDARY = "----dinboundary"
+
+
+def _body(file_bytes: bytes, name: str = "feedback.csv") -> bytes:
+    return (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="csrf"\r\n\r\ntok\r\n'
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: text/csv\r\n\r\n"
+        ).encode()
+        + file_bytes
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+
+
+async def _chunks(data: bytes, size: int = 1000, seen: list[int] | None = None) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        if seen is not None:
+            seen.append(start)
+        yield data[start : start + size]
+
+
+def _receive(data: bytes, dest: Path, limit: int, length: str | None = None, seen: list[int] | None = None):
+    return asyncio.run(
+        receive_upload(f"multipart/form-data; boundary={BOUNDARY}", length, _chunks(data, seen=seen), dest, limit)
+    )
+
+
+def test_the_file_is_streamed_to_disk_and_the_fields_kept(tmp_path: Path) -> None:
+    content = b"panel_id,workshop_id\n" + b"p1,W1\n" * 5000
+    upload = _receive(_body(content, "../evil name.csv"), tmp_path / "upload", limit=1 << 20)
+    assert (tmp_path / "upload").read_bytes() == content
+    assert upload.fields == {"csrf": "tok"} and upload.size == len(content) and upload.sent_as == "../evil name.csv"
+
+
+def test_a_file_over_the_limit_is_refused_while_it_streams(tmp_path: Path) -> None:
+    body = _body(b"x" * 50_000)
+    seen: list[int] = []
+    with pytest.raises(UploadRefused) as refused:
+        _receive(body, tmp_path / "upload", limit=10_000, seen=seen)
+    assert refused.value.status == 413 and "larger than" in refused.value.message
+    assert len(seen) < len(body) // 1000  # stopped reading long before the end
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_reading(tmp_path: Path) -> None:
+    seen: list[int] = []
+    with pytest.raises(UploadRefused) as refused:
+        _receive(_body(b"x"), tmp_path / "upload", limit=10_000, length=str(5 << 20), seen=seen)
+    assert refused.value.status == 413 and seen == []
+
+
+def test_a_body_that_is_not_a_form_gets_a_4xx_not_a_crash(tmp_path: Path) -> None:
+    with pytest.raises(UploadRefused) as refused:
+        asyncio.run(receive_upload("application/json", None, _chunks(b"{}"), tmp_path / "u", 1000))
+    assert refused.value.status == 415
+    with pytest.raises(UploadRefused) as refused:
+        _receive(b"--" + BOUNDARY.encode() + b"\r\ngarbage without headers end", tmp_path / "u", 1000)
+    assert refused.value.status == 400
