@@ -368,7 +368,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"din: warning: {error} Reference checks in the portal are off.", file=sys.stderr)
     import uvicorn
 
-    from app.portal import create_app
+    from app.portal.pages import create_app
     from app.portal.trigger import deployment_trigger
 
     app = create_app(config, key, deployment_trigger if config.portal.deployment else None)

@@ -6,7 +6,3 @@ check, the mapping form, submitting to the inbox), `deliveries` (an organisation
 their problems with values as typed), `catalog` (the published tables), `downloads` (CSV, XLSX,
 Parquet, formula-safe) and `pages` (the routes and error pages that tie them together).
 """
-
-from app.portal.pages import create_app
-
-__all__ = ["create_app"]

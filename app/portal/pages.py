@@ -24,8 +24,8 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.portal import catalog as catalog_data
-from app.portal import deliveries as delivery_data
+import app.portal.catalog as catalog_data
+import app.portal.deliveries as delivery_data
 from app.portal.auth import CSRF_COOKIE, SESSION_COOKIE, Signer, TokenStore, Visitor, new_nonce
 from app.portal.downloads import FORMATS, MEDIA_TYPES, problems_file, scratch, table_file
 from app.portal.uploads import (

@@ -65,7 +65,7 @@ def issue(demo: DemoPortal, organisation: str, role: str) -> str:
 
 
 def portal_app(demo: DemoPortal, trigger=None):
-    from app.portal import create_app
+    from app.portal.pages import create_app
     from din.config import load_config
     from din.keys import resolve_key
 

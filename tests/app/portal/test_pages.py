@@ -141,7 +141,7 @@ def test_process_now_starts_the_configured_deployment(app, demo: DemoPortal, tmp
     page = client.get("/deliveries")
     refused = client.post("/process", data={"csrf": _csrf(page.text)})
     assert refused.status_code == 409 and "next scheduled run" in refused.text
-    from app.portal import create_app
+    from app.portal.pages import create_app
     from din.config import load_config
 
     config = load_config(demo.config, demo.data_dir)
