@@ -462,11 +462,14 @@ def _references_export(args: argparse.Namespace) -> int:
     paths = DataPaths(config.data_dir)
     if not paths.warehouse.is_file():
         raise ConfigError(f"nothing has been run under {config.data_dir} yet; run `din run` first")
-    con = duckdb.connect(str(paths.warehouse), read_only=True)
-    try:
-        counts = write_export(con, config, key.secret, args.out)
-    finally:
-        con.close()
+    from din.lock import writer_lock
+
+    with writer_lock(paths.lock, config.lock_timeout_seconds):  # a run never finds the file held open
+        con = duckdb.connect(str(paths.warehouse), read_only=True)
+        try:
+            counts = write_export(con, config, key.secret, args.out)
+        finally:
+            con.close()
     print(f"{args.out}: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
     print("hand it to contributors: `din check FILE --reference " + args.out.name + "` (no names, no contact details)")
     return EXIT_OK

@@ -24,6 +24,8 @@ import polars as pl
 
 from din.config import Config, FormatOptions
 from din.contract import KINDS
+from din.errors import WarehouseBusy
+from din.lock import writer_lock
 from din.paths import DataPaths
 from din.sql import literal
 from expectations.suites import load_suite
@@ -114,20 +116,41 @@ class DeliveryDetail:
     rows_total: int = 0
 
 
+#: How long a page waits for the warehouse's writer lock before showing the last publish instead.
+LOCK_WAIT_SECONDS = 2.0
+
+
+@contextmanager
+def warehouse_reader(paths: DataPaths) -> Iterator[duckdb.DuckDBPyConnection | None]:
+    """The warehouse opened read-only under its writer lock, or None while a run holds the lock.
+
+    DuckDB refuses a writer while any reader has the file open, so the portal takes the writer lock
+    for the moment it reads: a run starting meanwhile waits (lock_timeout_seconds), never fails."""
+    if not paths.warehouse.is_file():
+        yield None
+        return
+    try:
+        with writer_lock(paths.lock, LOCK_WAIT_SECONDS):
+            try:
+                con = duckdb.connect(str(paths.warehouse), read_only=True)
+            except duckdb.IOException:
+                con = None
+            try:
+                yield con
+            finally:
+                if con is not None:
+                    con.close()
+    except WarehouseBusy:
+        yield None
+
+
 @contextmanager
 def operations(paths: DataPaths) -> Iterator[tuple[duckdb.DuckDBPyConnection, bool]]:
     """A read-only connection with `ops.deliveries` and `ops.quarantine`: the warehouse itself, or
     (while a run writes it) the last publish's copies. Yields (connection, live)."""
-    if paths.warehouse.is_file():
-        try:
-            con = duckdb.connect(str(paths.warehouse), read_only=True)
-        except duckdb.IOException:
-            con = None
-        if con is not None:
-            try:
-                yield con, True
-            finally:
-                con.close()
+    with warehouse_reader(paths) as warehouse:
+        if warehouse is not None:
+            yield warehouse, True
             return
     ops = paths.current / "ops"
     if not (ops / "deliveries.parquet").is_file():

@@ -97,16 +97,12 @@ class Portal:
         stamp = warehouse.stat().st_mtime
         if self._references is not None and self._references[0] == stamp:
             return self._references[1], None
-        try:
-            con = duckdb.connect(str(warehouse), read_only=True)
-        except duckdb.IOException:
-            if self._references is not None:
-                return self._references[1], None
-            return None, "references were not checked: a run is updating the warehouse; check again in a few minutes"
-        try:
+        with delivery_data.warehouse_reader(self.paths) as con:
+            if con is None:
+                if self._references is not None:
+                    return self._references[1], None  # the keys as of before this run
+                return None, "references were not checked: a run is updating the warehouse; check again shortly"
             keys = from_warehouse(con, self.key)
-        finally:
-            con.close()
         self._references = (stamp, keys)
         return keys, None
 

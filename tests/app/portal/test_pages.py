@@ -180,3 +180,15 @@ def test_the_trigger_schedules_a_run_of_the_deployment_through_prefects_api() ->
 
     found = asyncio.run(runs())
     assert [str(r.id) for r in found] == [run_id] and "portal" in found[0].tags
+
+
+def test_while_a_run_holds_the_warehouse_pages_show_the_last_publish(app, demo: DemoPortal) -> None:
+    from din.lock import writer_lock
+
+    client = signed_in(app, demo, "ORG-ENV-FOR", "contributor")
+    live = client.get("/deliveries").text
+    with writer_lock(demo.data_dir / "warehouse.lock", 5):  # what a run holds while it writes
+        busy = client.get("/deliveries")
+    assert busy.status_code == 200 and "A run is in progress" in busy.text
+    assert "A run is in progress" not in live
+    assert re.findall(r'href="/deliveries/(\d+)"', busy.text) == re.findall(r'href="/deliveries/(\d+)"', live)
