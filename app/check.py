@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from din.contract import FILE_HAS_NO_ROWS, FILE_UNREADABLE, KINDS, ColumnType
+from din.contract import FILE_HAS_NO_ROWS, FILE_UNREADABLE, KINDS, SURVEY_EXPORT_UNREADABLE, ColumnType, Kind
 from expectations.engine import DELIVERY, ROW_ID
 from expectations.suites import KEY_SEPARATOR, load_suite
 from expectations.validate import reason, validate
@@ -162,7 +162,60 @@ def check_file(
         report.problems.append(Problem("file", FILE_HAS_NO_ROWS, None, None, None, "the file has no data rows"))
     if report.problems:
         return report
-    frame = canonical_frame(raw.frame, kind, match).with_columns(
+    frame = canonical_frame(raw.frame, kind, match)
+    _validate_rows(report, frame, raw.frame, match.mapping, kind, references, reference_dir)
+    return report
+
+
+def check_survey_export(
+    path: Path, mapping_path: Path, *, references: ReferenceKeys | None = None, name: str | None = None
+) -> CheckReport:
+    """Check a survey-tool export the way the run reads it: through its adapter and `mapping_path`
+    (the source's `format.mapping`), then each kind it yields against that kind's suite."""
+    from transforms.adapters import AdapterError, MappingError, load_mapping, read_survey
+
+    report = CheckReport(name or str(path), None, kind_guessed=False)
+    try:
+        mapping = load_mapping(mapping_path)
+        result = read_survey(path, mapping)
+    except (AdapterError, MappingError, ReadError) as error:
+        report.problems.append(Problem("file", SURVEY_EXPORT_UNREADABLE, None, None, None, str(error)))
+        return report
+    excluded = ", ".join(f"{count} {why}" for why, count in sorted(result.excluded.items()) if count)
+    report.notes.append(
+        f"read as a {mapping.tool} export: {result.respondents} respondent(s)"
+        + (f"; excluded {excluded}" if excluded else "")
+    )
+    if result.unmapped_columns:
+        report.notes.append(f"columns the mapping does not use, ignored: {', '.join(result.unmapped_columns)}")
+    for kind_name, rows in (("responses", result.responses), ("project_feedback", result.project_feedback)):
+        if not rows.height:
+            continue
+        kind = KINDS[kind_name]
+        rows = rows.rename({"source_row": ROW}) if "source_row" in rows.columns else rows
+        identity = {c: c for c in kind.column_names if c in rows.columns}
+        report.kind = report.kind or kind_name
+        report.rows += rows.height
+        frame = canonical_frame(rows, kind, match_headers(list(kind.column_names), kind))
+        _validate_rows(report, frame, rows, identity, kind, references, None)
+    if report.kind is None:
+        report.problems.append(
+            Problem("file", FILE_HAS_NO_ROWS, None, None, None, "the export holds no answers the mapping uses")
+        )
+    return report
+
+
+def _validate_rows(
+    report: CheckReport,
+    canonical: pl.DataFrame,
+    delivered: pl.DataFrame,
+    mapping: Mapping[str, str],
+    kind: Kind,
+    references: ReferenceKeys | None,
+    reference_dir: Path | None,
+) -> None:
+    """Validate canonical rows against the kind's suite; add each problem with the value as delivered."""
+    frame = canonical.with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW_ID), pl.lit(0, dtype=pl.Int64).alias(DELIVERY)
     )
     suite = load_suite(kind.name)
@@ -170,18 +223,19 @@ def check_file(
     if references is not None:
         frame, known = references.comparable(frame, kind), references.known_for(kind)
         report.references_checked = True
-        if kind.references:
-            report.notes.append(f"references checked against {references.origin}")
+        note = f"references checked against {references.origin}"
+        if kind.references and note not in report.notes:
+            report.notes.append(note)
     elif reference_dir is not None:
         known = _known_from_folder(reference_dir, kind.name)
         report.references_checked = True
     else:
         suite = {**suite, "expectations": [e for e in suite["expectations"] if e["meta"]["check"] != "reference"]}
-        if kind.references:
+        if kind.references and NOT_CHECKED not in report.notes:
             report.notes.append(NOT_CHECKED)
     verdict = validate(frame, kind, known, suite=suite)
     meta = {e["meta"]["rule"]: e["meta"] for e in suite["expectations"]}
-    typed = _as_typed(raw.frame, match.mapping, verdict.quarantined["source_row"].to_list())
+    typed = _as_typed(delivered, mapping, verdict.quarantined["source_row"].to_list())
     for record in verdict.quarantined.sort("source_row").iter_rows(named=True):
         values = json.loads(record["values"])
         cells = typed.get(record["source_row"], {})
@@ -200,7 +254,6 @@ def check_file(
                     _suggestion(kind.name, rule, rule_columns, values),
                 )
             )
-    return report
 
 
 def _as_typed(frame: pl.DataFrame, mapping: Mapping[str, str], rows: list[int]) -> dict[int, dict[str, str | None]]:

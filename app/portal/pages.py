@@ -37,6 +37,7 @@ from app.portal.uploads import (
     receive_upload,
     run_check,
     save_form_mapping,
+    stored_name_for,
     submit_check,
     upload_limit,
 )
@@ -276,8 +277,9 @@ def create_app(config: Config, key: bytes | None, trigger: Callable[[str], str] 
                 limit_mb=limit // (1024 * 1024),
                 error=refused.message,
             )
-        portal.checks.record(
+        portal.checks.keep(
             folder,
+            folder / "upload",
             StagedCheck(
                 check_id,
                 visitor.organisation,
@@ -286,6 +288,7 @@ def create_app(config: Config, key: bytes | None, trigger: Callable[[str], str] 
                 received.size,
                 choice,
                 now_text(),
+                stored_name_for(received.sent_as, folder / "upload"),
             ),
         )
         return RedirectResponse(f"/upload/{check_id}", 303)
@@ -303,7 +306,7 @@ def create_app(config: Config, key: bytes | None, trigger: Callable[[str], str] 
     ) -> Response:
         references, not_checked = portal.references()
         report, saved, mapping_error = run_check(
-            config, portal.paths.mappings, portal.checks.file(staged.check_id), staged, references
+            config, portal.paths.mappings, portal.checks.file(staged), staged, references
         )
         kinds = inbox_kinds(config, visitor.organisation)
         if not_checked:
@@ -336,7 +339,7 @@ def create_app(config: Config, key: bytes | None, trigger: Callable[[str], str] 
         staged = _staged(visitor, check_id)
         form = await _small_form(request, portal)
         references, _ = portal.references()
-        report, _, _ = run_check(config, portal.paths.mappings, portal.checks.file(check_id), staged, references)
+        report, _, _ = run_check(config, portal.paths.mappings, portal.checks.file(staged), staged, references)
         if report.kind is None:
             raise PageError(400, "No kind", "Choose the kind of file first: the mapping is saved for one kind.")
         try:
@@ -351,7 +354,7 @@ def create_app(config: Config, key: bytes | None, trigger: Callable[[str], str] 
         staged = _staged(visitor, check_id)
         await _small_form(request, portal)
         references, _ = portal.references()
-        path = portal.checks.file(check_id)
+        path = portal.checks.file(staged)
         report, _, _ = run_check(config, portal.paths.mappings, path, staged, references)
         source = inbox_kinds(config, visitor.organisation).get(report.kind or "")
         if source is None or report.whole_file_refused:

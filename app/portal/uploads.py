@@ -20,12 +20,12 @@ from pathlib import Path
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from app.check import CheckReport, check_file
+from app.check import CheckReport, check_file, check_survey_export
 from din.config import Config, SourceConfig
 from din.contract import KINDS
 from sources.inbox import Submission, now_text, safe_file_name, submit
 from transforms.column_mapping import ColumnMapping, ColumnMappingError, load_mapping, mapping_problems, save_mapping
-from transforms.readers import ReadOptions
+from transforms.readers import SNIFF_BYTES, ReadOptions, detect_format
 from warehouse.landing import file_sha256
 from warehouse.references import ReferenceKeys
 
@@ -173,6 +173,7 @@ class StagedCheck:
     size: int
     kind_choice: str | None  # what the contributor chose; None: let the headers decide
     uploaded_at: str
+    stored_name: str  # the file's safe name in the check folder (and in the inbox once submitted)
 
 
 class CheckStore:
@@ -188,11 +189,13 @@ class CheckStore:
         folder.mkdir(parents=True, mode=0o700)
         return check_id, folder
 
-    def record(self, folder: Path, staged: StagedCheck) -> None:
+    def keep(self, folder: Path, received: Path, staged: StagedCheck) -> None:
+        """Give the received file its safe name and record who sent it."""
+        os.replace(received, folder / staged.stored_name)
         (folder / "check.json").write_text(json.dumps(asdict(staged)), encoding="utf-8")
 
-    def file(self, check_id: str) -> Path:
-        return self.dir / check_id / "upload"
+    def file(self, staged: StagedCheck) -> Path:
+        return self.dir / staged.check_id / staged.stored_name
 
     def get(self, check_id: str, organisation: str) -> StagedCheck | None:
         """The check, when it exists and belongs to `organisation` (else None: the same answer either way)."""
@@ -202,7 +205,9 @@ class CheckStore:
             staged = StagedCheck(**json.loads((self.dir / check_id / "check.json").read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError):
             return None
-        return staged if staged.organisation == organisation and self.file(check_id).is_file() else None
+        if staged.organisation != organisation or safe_file_name(staged.stored_name) != staged.stored_name:
+            return None
+        return staged if self.file(staged).is_file() else None
 
     def discard(self, check_id: str) -> None:
         if CHECK_ID.fullmatch(check_id):
@@ -218,6 +223,18 @@ class CheckStore:
 
 
 # --- the check ----------------------------------------------------------------------------------
+
+
+def stored_name_for(sent_as: str, received: Path) -> str:
+    """A safe name for the file: from the name it was sent as, its suffix from its content when the
+    name has none the readers know (a workbook sent as `feedback` is kept as `feedback.xlsx`)."""
+    with open(received, "rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    detected = detect_format("", head)
+    return safe_file_name(sent_as, fallback_suffix=FORMAT_SUFFIXES.get(detected, ".csv"))
+
+
+FORMAT_SUFFIXES = {"csv": ".csv", "xlsx": ".xlsx", "json": ".json", "ndjson": ".ndjson", "parquet": ".parquet"}
 
 
 def inbox_kinds(config: Config, organisation: str) -> dict[str, SourceConfig]:
@@ -242,20 +259,28 @@ def run_check(
     config: Config, mappings_dir: Path, path: Path, staged: StagedCheck, references: ReferenceKeys | None
 ) -> tuple[CheckReport, ColumnMapping | None, str | None]:
     """The check of a staged file, as the run will read it: the organisation's saved mapping, the
-    inbox's format options, references from the warehouse. Also returns the saved mapping, and why
-    it could not be used (if it could not)."""
+    inbox's format options (a survey-tool inbox through its adapter), references from the warehouse.
+    Also returns the saved mapping, and why it could not be used (if it could not)."""
+    inboxes = inbox_kinds(config, staged.organisation)
+    chosen = inboxes.get(staged.kind_choice or "")
+    if chosen is not None and chosen.format.type == "survey":
+        return _survey_check(chosen, path, staged, references), None, None
     report = check_file(path, staged.kind_choice, name=staged.sent_as)
     kind = report.kind
+    if kind is None:
+        for source in (s for s in inboxes.values() if s.format.type == "survey" and staged.kind_choice is None):
+            survey = _survey_check(source, path, staged, references)
+            if not survey.whole_file_refused:
+                return survey, None, None
+        return report, None, None
     saved: ColumnMapping | None = None
     mapping_error = None
-    if kind is None:
-        return report, None, None
     try:
         saved = load_mapping(mappings_dir, staged.organisation, kind)
     except ColumnMappingError as error:
         mapping_error = str(error)
-    source = inbox_kinds(config, staged.organisation).get(kind)
-    fmt = source.format if source is not None else None
+    inbox = inboxes.get(kind)
+    fmt = inbox.format if inbox is not None else None
     options = ReadOptions(fmt.type, fmt.sheet, fmt.delimiter, fmt.encoding) if fmt is not None else None
     report = check_file(
         path,
@@ -267,6 +292,17 @@ def run_check(
     )
     report.kind_guessed = staged.kind_choice is None
     return report, saved, mapping_error
+
+
+def _survey_check(
+    source: SourceConfig, path: Path, staged: StagedCheck, references: ReferenceKeys | None
+) -> CheckReport:
+    """A survey-tool export for an inbox that reads one: the adapter's rows, checked."""
+    assert source.format.mapping is not None  # the config requires a mapping for survey sources
+    report = check_survey_export(path, source.format.mapping, references=references, name=staged.sent_as)
+    if not report.whole_file_refused:
+        report.kind, report.kind_guessed = source.kind, staged.kind_choice is None
+    return report
 
 
 def mapping_rows(report: CheckReport, saved: ColumnMapping | None) -> list[dict[str, object]]:
@@ -317,7 +353,7 @@ def submit_check(
 ) -> Submission:
     """Move the checked file into the source's inbox, under a safe name derived from its own."""
     folder = source.inbox_folder
-    stored = safe_file_name(staged.sent_as)
+    stored = staged.stored_name
     previous = folder / stored
     replaced_pending = False
     if previous.is_file():

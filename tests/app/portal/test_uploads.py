@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import polars as pl
 import pytest
 
-from app.portal.uploads import UploadRefused, receive_upload
+from app.portal.uploads import StagedCheck, UploadRefused, receive_upload, run_check, stored_name_for
+from din.config import load_config
+from tests.conftest import REPO, SHARED
 
 BOUNDARY = "----dinboundary"
 
@@ -68,3 +72,42 @@ def test_a_body_that_is_not_a_form_gets_a_4xx_not_a_crash(tmp_path: Path) -> Non
     with pytest.raises(UploadRefused) as refused:
         _receive(b"--" + BOUNDARY.encode() + b"\r\ngarbage without headers end", tmp_path / "u", 1000)
     assert refused.value.status == 400
+
+
+def _staged(tmp_path: Path, sent_as: str, content: bytes, kind: str | None) -> tuple[StagedCheck, Path]:
+    path = tmp_path / "received"
+    path.write_bytes(content)
+    stored = stored_name_for(sent_as, path)
+    target = tmp_path / stored
+    path.rename(target)
+    return StagedCheck(
+        "c" * 24, "ORG-A", "t0k3n1d", sent_as, len(content), kind, "2026-12-01T10:00:00Z", stored
+    ), target
+
+
+def test_a_file_sent_without_a_suffix_keeps_the_one_its_content_shows(tmp_path: Path) -> None:
+    workbook = tmp_path / "book.xlsx"
+    pl.DataFrame({"panel_id": ["p1"]}).write_excel(workbook)
+    staged, _ = _staged(tmp_path, "feedback export", workbook.read_bytes(), None)
+    assert staged.stored_name == "feedback_export.xlsx"
+    assert _staged(tmp_path, "notes", b"panel_id,workshop_id\np1,W1\n", None)[0].stored_name == "notes.csv"
+
+
+def test_a_survey_tool_export_is_checked_through_its_inbox_adapter(tmp_path: Path) -> None:
+    shutil.copy(REPO / "examples" / "mappings" / "qualtrics.yaml", tmp_path / "qualtrics.yaml")
+    (tmp_path / "din.yaml").write_text(
+        "mode: demo\ndata_dir: data\nsources:\n"
+        "  - {name: a-survey, organisation: ORG-A, kind: responses, location: 'inbox://', "
+        "format: {type: survey, mapping: qualtrics.yaml}}\n"
+    )
+    config = load_config(tmp_path / "din.yaml")
+    sample = (SHARED / "samples" / "survey-exports" / "qualtrics_choice_text.csv").read_bytes()
+    for choice in ("responses", None):
+        staged, path = _staged(tmp_path, "W2_March 12, 2024_18.30.csv", sample, choice)
+        report, saved, error = run_check(config, tmp_path / "mappings", path, staged, None)
+        assert report.kind == "responses" and saved is None and error is None
+        assert "read as a qualtrics export: 6 respondent(s); excluded 1 incomplete, 1 preview" in report.notes
+        assert report.rows > 6 and not report.whole_file_refused
+    broken, path = _staged(tmp_path, "not-a-survey.csv", b"a,b\n1,2\n", "responses")
+    report, _, _ = run_check(config, tmp_path / "mappings", path, broken, None)
+    assert report.whole_file_refused and report.problems[0].rule == "survey_export_unreadable"
