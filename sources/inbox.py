@@ -5,7 +5,9 @@ submitted file gets the same landing, provenance and immutability as any other d
 portal writes here, and never under a name a contributor chose: the stored name is made of letters,
 digits, '.', '_' and '-' only (`safe_file_name`), so a re-submitted file of the same name supersedes
 the earlier delivery, as at any other source. What the portal knows of each submission (who sent it,
-the name as sent) sits beside it in `.submissions/`, which is never listed as a delivery.
+the name as sent) sits beside it in `.submissions/`, which is never listed as a delivery. Once a
+run has landed a file, the portal removes it from the inbox (`remove_landed`): its one copy is then
+the immutable landing copy.
 """
 
 from __future__ import annotations
@@ -118,6 +120,34 @@ def submissions(folder: Path) -> list[Submission]:
         if (folder / record.stored_name).is_file():
             records.append(record)
     return sorted(records, key=lambda r: r.submitted_at, reverse=True)
+
+
+def remove_landed(folder: Path, landed_sha256: set[str]) -> list[str]:
+    """Delete the inbox files (and their records) whose content is already in landing; returns their names.
+
+    Once landed, a submitted file lives on only in landing (immutable, content-addressed, where
+    erasure finds it), so the raw copy in the inbox is not kept."""
+    removed = []
+    for record in submissions(folder):
+        path = folder / record.stored_name
+        if record.sha256 in landed_sha256 and _sha256(path) == record.sha256:
+            path.unlink(missing_ok=True)
+            (folder / SUBMISSIONS / f"{record.stored_name}.json").unlink(missing_ok=True)
+            removed.append(record.stored_name)
+    return removed
+
+
+def _sha256(path: Path) -> str | None:
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except FileNotFoundError:
+        return None
+    return digest.hexdigest()
 
 
 def now_text() -> str:

@@ -30,7 +30,7 @@ from din.paths import DataPaths
 from din.sql import literal
 from expectations.suites import load_suite
 from expectations.validate import reason
-from sources.inbox import Submission, submissions
+from sources.inbox import Submission, remove_landed, submissions
 from transforms.column_mapping import ColumnMappingError, load_mapping
 from transforms.headers import match_headers
 from transforms.readers import ROW, ReadError, ReadOptions, read_table
@@ -196,6 +196,16 @@ def waiting_submissions(config: Config, organisation: str, delivered: Sequence[D
             continue
         waiting += [s for s in submissions(source.inbox_folder) if (source.name, s.sha256) not in landed]
     return sorted(waiting, key=lambda s: s.submitted_at, reverse=True)
+
+
+def tidy_inboxes(config: Config, organisation: str, delivered: Sequence[DeliveryRow]) -> list[str]:
+    """Remove from the organisation's inboxes the files a run has landed (read from the warehouse)."""
+    removed = []
+    for source in config.inbox_sources:
+        if source.organisation == organisation:
+            landed = {d.sha256 for d in delivered if d.source == source.name}
+            removed += remove_landed(source.inbox_folder, landed)
+    return removed
 
 
 def feedback_runs(delivered: Sequence[DeliveryRow]) -> list[str]:

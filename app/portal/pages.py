@@ -397,6 +397,8 @@ def create_app(config: Config, key: bytes | None, trigger: Callable[[str], str] 
         visitor = _contributor(portal, request)
         with _operations(portal) as (con, live):
             delivered = delivery_data.organisation_deliveries(con, visitor.organisation) if con is not None else []
+            if con is not None and live:  # under the writer lock: no run is listing the inbox now
+                delivery_data.tidy_inboxes(config, visitor.organisation, delivered)
         return render(
             request,
             "deliveries.html",

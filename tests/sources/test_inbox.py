@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sources import open_reader
-from sources.inbox import InboxReader, Submission, safe_file_name, submissions, submit
+from sources.inbox import InboxReader, Submission, remove_landed, safe_file_name, submissions, submit
 
 
 @pytest.mark.parametrize(
@@ -62,3 +62,19 @@ def test_submit_refuses_a_name_that_is_not_a_safe_name(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a stored name"):
         submit(tmp_path / "inbox", staged, _submission("../escape.csv"))
     assert not (tmp_path / "escape.csv").exists()
+
+
+def test_files_already_landed_leave_the_inbox_and_nothing_else_does(tmp_path: Path) -> None:
+    import hashlib
+
+    inbox = tmp_path / "inbox"
+    staged = tmp_path / "staged"
+    for name, content in (("landed.csv", b"a\n1\n"), ("waiting.csv", b"a\n2\n")):
+        staged.write_bytes(content)
+        submit(inbox, staged, _submission(name, hashlib.sha256(content).hexdigest()))
+    landed = {hashlib.sha256(b"a\n1\n").hexdigest()}
+    assert remove_landed(inbox, landed) == ["landed.csv"]
+    assert sorted(p.name for p in inbox.iterdir() if p.is_file()) == ["waiting.csv"]
+    assert [s.stored_name for s in submissions(inbox)] == ["waiting.csv"]
+    (inbox / "waiting.csv").write_bytes(b"a\n1\n")  # replaced behind the record's back: kept, not guessed at
+    assert remove_landed(inbox, landed) == []

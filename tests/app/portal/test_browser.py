@@ -140,7 +140,11 @@ def test_a_contributor_checks_maps_and_delivers_and_sees_the_outcome(browser: ob
 
     consolidate_again(demo)  # the next run: it lands the inbox files and reads them with the saved mapping
 
+    inbox = demo.data_dir / "inbox" / "forth-environment-portal"
+    assert (inbox / "feedback_portal.csv").is_file()
     forth.page.goto(demo.url + "/deliveries")
+    assert not (inbox / "feedback_portal.csv").exists()  # landed: its one copy is now the landing copy
+    assert list((demo.data_dir / "landing" / "objects").rglob("*.csv"))
     row = forth.page.get_by_role("row").filter(has_text="feedback_portal.csv")
     assert "accepted" in row.inner_text() and "Waiting for the next run" not in forth.text()
     north.page.goto(demo.url + "/deliveries")
