@@ -122,7 +122,12 @@ def create_app(config: Config, key: bytes | None, trigger: Callable[[str], str] 
     app.state.portal = portal
 
     def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        visitor = _visitor(portal, request)
+        try:
+            visitor = _visitor(portal, request)
+        except Exception:  # an error page must render even when the token store is what failed
+            if template != "error.html":
+                raise
+            visitor = None
         nonce = request.cookies.get(CSRF_COOKIE) or getattr(request.state, "csrf_nonce", None) or new_nonce()
         request.state.csrf_nonce = nonce
         body = environment.get_template(template).render(

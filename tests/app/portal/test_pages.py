@@ -192,3 +192,19 @@ def test_while_a_run_holds_the_warehouse_pages_show_the_last_publish(app, demo: 
     assert busy.status_code == 200 and "A run is in progress" in busy.text
     assert "A run is in progress" not in live
     assert re.findall(r'href="/deliveries/(\d+)"', busy.text) == re.findall(r'href="/deliveries/(\d+)"', live)
+
+
+def test_an_error_inside_the_portal_is_a_clear_500_page_without_a_traceback(demo: DemoPortal, tmp_path: Path) -> None:
+    import shutil
+
+    broken = DemoPortal(demo.root, demo.config, tmp_path / "data")
+    shutil.copytree(demo.data_dir / "published", broken.data_dir / "published", symlinks=True)
+    (broken.data_dir / "portal").mkdir(parents=True)
+    (broken.data_dir / "portal" / "tokens.json").write_text("{not json")
+    client = TestClient(portal_app(broken), raise_server_exceptions=False)
+    from app.portal.auth import Signer
+
+    client.cookies.set("din_session", Signer(broken.data_dir / "portal").sign({"tid": "abcd1234", "exp": 2**40}))
+    response = client.get("/upload")
+    assert response.status_code == 500 and "Something went wrong" in response.text
+    assert "Traceback" not in response.text and "tokens.json" not in response.text
