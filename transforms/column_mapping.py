@@ -65,18 +65,21 @@ def load_mapping(mappings_dir: Path, organisation: str, kind: str) -> ColumnMapp
     path = mapping_path(mappings_dir, organisation, kind)
     if not path.is_file():
         return None
+    # Named relative to the data folder: the message reaches the organisation's feedback.
+    where = f"the saved column mapping of {organisation} for {kind} (mappings/{path.parent.name}/{path.name})"
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
-        raise ColumnMappingError(f"{path}: the saved column mapping cannot be read ({error})") from None
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise ColumnMappingError(f"{where} cannot be read ({problem}); save the mapping again in the portal") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("columns"), dict):
-        raise ColumnMappingError(f"{path}: expected `columns:` mapping their headers to our columns")
+        raise ColumnMappingError(f"{where}: expected `columns:` mapping their headers to our columns")
     if raw.get("organisation") != organisation or raw.get("kind") != kind:
-        raise ColumnMappingError(f"{path}: it is the mapping of {raw.get('organisation')} for {raw.get('kind')}")
+        raise ColumnMappingError(f"{where}: it is the mapping of {raw.get('organisation')} for {raw.get('kind')}")
     columns = {str(k): v for k, v in raw["columns"].items()}
     problems = mapping_problems(kind, columns)
     if problems:
-        raise ColumnMappingError(f"{path}: " + "; ".join(problems) + ". Save the mapping again in the portal.")
+        raise ColumnMappingError(f"{where}: " + "; ".join(problems) + ". Save the mapping again in the portal.")
     return ColumnMapping(organisation, kind, columns)
 
 

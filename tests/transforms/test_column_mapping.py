@@ -63,3 +63,32 @@ def test_a_damaged_or_foreign_mapping_file_is_refused_when_loaded(tmp_path: Path
     with pytest.raises(ColumnMappingError, match="cannot be read"):
         load_mapping(tmp_path, "ORG-A", "attendance")
     assert load_mapping(tmp_path, "ORG-C", "attendance") is None
+
+
+def test_a_saved_mapping_that_cannot_be_used_refuses_the_file_with_its_reason(tmp_path: Path) -> None:
+    from din.config import FormatOptions
+    from transforms.delivery import DeliveryOutcome, DeliveryToProcess, FileProblem, read_delivery
+    from warehouse.batches import saved_mappings
+    from warehouse.manifest import PendingDelivery
+
+    path = mapping_path(tmp_path / "mappings", "ORG-A", "attendance")
+    path.parent.mkdir(parents=True)
+    path.write_text("organisation: ORG-A\nkind: attendance\ncolumns: {'Here?': presence}\n")
+    landing = tmp_path / "attendance.csv"
+    landing.write_text("panel_id,workshop_id,panellist_ref,Here?\np1,W1,P1,yes\np1,W1,P2,no\n")
+    pending = PendingDelivery(1, "alpha", "ORG-A", "attendance", "attendance.csv", str(landing), 10, None)
+    found = saved_mappings(tmp_path / "mappings", [pending])
+    error = found[("ORG-A", "attendance")]
+    assert isinstance(error, str) and "presence" in error
+    delivery = DeliveryToProcess(
+        1, "alpha", "attendance", "attendance.csv", str(landing), 10, FormatOptions(), {}, error
+    )
+    problem = read_delivery(delivery, DeliveryOutcome(1))
+    assert isinstance(problem, FileProblem) and problem.rules == ("column_mapping_invalid",)
+    assert problem.rows == (2, 3) and "Save the mapping again in the portal" in problem.reasons[0]
+    assert str(tmp_path) not in problem.reasons[0]  # the reason reaches the partner: no server paths
+    good = DeliveryToProcess(
+        1, "alpha", "attendance", "attendance.csv", str(landing), 10, FormatOptions(), {"Here?": "attended"}
+    )
+    frames = read_delivery(good, DeliveryOutcome(1))
+    assert isinstance(frames, dict) and frames["attendance"]["attended"].to_list() == ["true", "false"]
