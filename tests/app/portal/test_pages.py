@@ -208,3 +208,44 @@ def test_an_error_inside_the_portal_is_a_clear_500_page_without_a_traceback(demo
     response = client.get("/upload")
     assert response.status_code == 500 and "Something went wrong" in response.text
     assert "Traceback" not in response.text and "tokens.json" not in response.text
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "json", "ndjson", "parquet", "cp1252.csv"])
+def test_every_format_the_readers_accept_can_be_checked(app, demo: DemoPortal, tmp_path: Path, fmt: str) -> None:
+    from tests.support.portal import GOOD_FEEDBACK
+
+    frame = pl.read_csv(io.StringIO(GOOD_FEEDBACK.replace("Portal delivery", "Café visit")), infer_schema=False)
+    path = tmp_path / f"feedback.{fmt}"
+    if fmt == "xlsx":
+        frame.write_excel(path)
+    elif fmt == "json":
+        path.write_text(frame.write_json())
+    elif fmt == "ndjson":
+        frame.write_ndjson(path)
+    elif fmt == "parquet":
+        frame.write_parquet(path)
+    else:
+        path.write_bytes(frame.write_csv(separator=";").encode("cp1252"))
+    client = signed_in(app, demo, "ORG-ENV-FOR", "contributor")
+    page = upload(client, path.name, path.read_bytes())
+    assert page.status_code == 200
+    assert "No problems found: all 2 rows would be accepted" in page.text, page.text
+    assert "Kind: <strong>project_feedback</strong> (told from the headers)" in page.text
+
+
+def test_a_deliverys_problems_download_as_excel_with_formulas_escaped(app, demo: DemoPortal) -> None:
+    from tests.support.portal import consolidate_again
+
+    north = signed_in(app, demo, "ORG-FAC-NTH", "contributor")
+    checked = upload(north, "late_answers.csv", FAULTY_RESPONSES.encode(), "responses")
+    north.post(str(checked.url) + "/submit", data={"csrf": _csrf(checked.text)})
+    consolidate_again(demo)
+    listed = north.get("/deliveries").text
+    delivery = re.search(r'href="/deliveries/(\d+)">\d+</a></td><td>late_answers.csv', listed)
+    assert delivery is not None, listed
+    workbook = openpyxl.load_workbook(io.BytesIO(north.get(f"/deliveries/{delivery.group(1)}/problems.xlsx").content))
+    rows = [[c.value for c in row] for row in workbook.active.iter_rows()]
+    assert rows[0] == ["row", "column", "value as typed", "rule", "what is wrong"]
+    values = [r[2] for r in rows[1:]]
+    assert "din-pilot-2026 + P031" in values and "31/04/2026 11:20" in values
+    assert '\'=HYPERLINK("http://x")' in values and not any(str(v).startswith("=") for v in values)
