@@ -457,13 +457,16 @@ def write_feedback_reports(con: duckdb.DuckDBPyConnection, run_id: str, out_dir:
     return reports
 
 
+def organisation_run_deliveries(con: duckdb.DuckDBPyConnection, run_id: str, organisation: str) -> list[DeliveryRecord]:
+    """The organisation's deliveries processed in `run_id`, by file."""
+    found = _deliveries(con, "processed_run_id = ? AND organisation = ?", [run_id, organisation])
+    return sorted(found, key=lambda d: (d.file, d.delivery_id))
+
+
 def organisation_feedback_html(con: duckdb.DuckDBPyConnection, run_id: str, organisation: str) -> str | None:
     """The feedback page of one organisation on one run (the portal serves it), or None when the
     organisation had no delivery processed in that run. Only its own deliveries are read."""
-    own = sorted(
-        _deliveries(con, "processed_run_id = ? AND organisation = ?", [run_id, organisation]),
-        key=lambda d: (d.file, d.delivery_id),
-    )
+    own = organisation_run_deliveries(con, run_id, organisation)
     if not own:
         return None
     run = RunFacts(run_id, run_started(con, run_id), previous_deliveries(con, run_id), schema_drift(con, run_id))

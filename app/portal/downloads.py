@@ -44,19 +44,22 @@ def table_file(parquet: Path, name: str, fmt: str, folder: Path) -> Path:
     return out
 
 
-def problems_file(rows: Iterable[tuple[object, ...]], name: str, fmt: str, folder: Path) -> Path:
-    """A delivery's problem rows (row, column, value as typed, rule, reason) as CSV or XLSX."""
+def problems_file(
+    rows: Iterable[tuple[object, ...]], name: str, fmt: str, folder: Path, with_file: bool = False
+) -> Path:
+    """Problem rows (row, column, value as typed, rule, reason; first the file when `with_file`) as CSV or XLSX."""
     out = folder / f"{name}.{fmt}"
+    header = ("file", *PROBLEM_COLUMNS) if with_file else PROBLEM_COLUMNS
     if fmt == "csv":
         with open(out, "w", encoding="utf-8-sig", newline="") as handle:
             writer = csv.writer(handle, lineterminator="\r\n")
-            writer.writerow(PROBLEM_COLUMNS)
+            writer.writerow(header)
             for row in rows:
                 writer.writerow(["" if v is None else neutralise(str(v)) for v in row])
         return out
     frame = pl.DataFrame(
         [["" if v is None else str(v) for v in row] for row in rows],
-        schema=dict.fromkeys(PROBLEM_COLUMNS, pl.String),
+        schema=dict.fromkeys(header, pl.String),
         orient="row",
     )
     write_xlsx(frame, out, "problems")  # neutralises every text cell

@@ -460,6 +460,32 @@ def create_app(config: Config, key: bytes | None, trigger: Callable[[str], str] 
             raise StarletteHTTPException(404)
         return HTMLResponse(html, headers={"Content-Security-Policy": DOCUMENT_POLICY})
 
+    @app.get("/feedback/{run_id}/rejected_rows.csv")
+    async def feedback_csv(request: Request, run_id: str) -> Response:
+        """Every row of the run's deliveries that was set aside, values as typed (never a pseudonym)."""
+        visitor = _contributor(portal, request)
+        folder = scratch()
+        with _operations(portal) as (con, _):
+            own = (
+                [
+                    d
+                    for d in delivery_data.organisation_deliveries(con, visitor.organisation)
+                    if d.processed_run_id == run_id
+                ]
+                if con is not None
+                else []
+            )
+            if con is None or not own:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise StarletteHTTPException(404)
+            rows = [
+                (d.file, p.row, p.column, p.value, p.rule, p.reason)
+                for d in own
+                for p in delivery_data.problem_rows(con, config, portal.paths, d, visitor.organisation)
+            ]
+        out = problems_file(rows, "rejected_rows", "csv", folder, with_file=True)
+        return _download(out, f"rejected_rows-{run_id}.csv", "csv", folder)
+
     # --- report authors: the catalog -------------------------------------------------------------
 
     @app.get("/catalog", response_class=HTMLResponse)
