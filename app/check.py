@@ -10,6 +10,11 @@ A survey or deliberation tool's export (Qualtrics, SurveyMonkey, Microsoft Forms
 Mentimeter, Polis) is recognised from its header rows and read by its adapter: with the source's
 mapping (`--source`), a mapping file (`--mapping`), or else a preview mapping that loads every
 question, which counts respondents and answers but cannot know the panel and workshop.
+
+References are checked against the network's reference keys (`references`: the warehouse's, in the
+portal, or the identifier-free export `din references export` writes) or the files of a folder; with
+neither, they are not checked and the report says so. Every value in a problem is the cell as the
+contributor typed it.
 """
 
 from __future__ import annotations
@@ -23,17 +28,18 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from din.config import FormatOptions
-from din.contract import KINDS, ColumnType
+from din.contract import FILE_UNREADABLE, KINDS, SURVEY_EXPORT_UNREADABLE, ColumnType
 from expectations.engine import DELIVERY, ROW_ID
 from expectations.suites import KEY_SEPARATOR, load_suite
-from expectations.validate import validate
+from expectations.validate import reason, validate
 from transforms.delivery import DeliveryOutcome, DeliveryToProcess, FileProblem, read_delivery
 from transforms.headers import closest, guess_kind, match_headers
 from transforms.normalise import canonical_frame
-from transforms.readers import ReadError, ReadOptions, read_table
+from transforms.readers import ROW, ReadError, ReadOptions, read_table
 
 if TYPE_CHECKING:
     from transforms.adapters import SurveyMapping
+    from warehouse.references import ReferenceKeys
 
 GROUPS = {
     "file": "File problems",
@@ -55,6 +61,10 @@ PREVIEW_PANELLIST = {
     "polis": "participant",
 }
 PREVIEW_PANEL, PREVIEW_WORKSHOP = "(panel from the mapping)", "(workshop from the mapping)"
+NOT_CHECKED = (
+    "references (workshops, projects, panellists) were not checked: "
+    "pass --reference with the network's reference export"
+)
 
 
 @dataclass(frozen=True)
@@ -93,13 +103,32 @@ class CheckReport:
     excluded: dict[str, int] = field(default_factory=dict)
     counts: list[KindCount] = field(default_factory=list)
     refused: bool = False  # the run would refuse the whole file
+    headers: list[str] = field(default_factory=list)  # the header row as delivered
+    mapping: dict[str, str] = field(default_factory=dict)  # delivered header -> our column, as matched
+    references_checked: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def whole_file_refused(self) -> bool:
+        """A problem with the file itself (unreadable, kind unknown, columns missing): no row is used."""
+        return self.refused or any(p.group == "file" for p in self.problems)
+
+    @property
+    def rows_accepted(self) -> int:
+        """Rows the run would accept as the file stands."""
+        if self.whole_file_refused:
+            return 0
+        if self.counts:
+            return sum(c.accepted for c in self.counts)
+        return self.rows - len({p.row for p in self.problems if p.row is not None})
+
     def as_json(self) -> str:
-        return json.dumps({**asdict(self), "ok": self.ok}, indent=2, ensure_ascii=False)
+        return json.dumps(
+            {**asdict(self), "ok": self.ok, "rows_accepted": self.rows_accepted}, indent=2, ensure_ascii=False
+        )
 
     def as_text(self) -> str:
         lines = [self._headline()]
@@ -120,7 +149,8 @@ class CheckReport:
                 f"{count.set_aside}"
             )
         if self.ok:
-            lines.append("  no problems found: the file is ready to send")
+            checked = "" if self.references_checked or not self.kind else " (references not checked)"
+            lines.append(f"  no problems found{checked}: the file is ready to send")
             return "\n".join(lines)
         lines.append(f"  {len(self.problems)} problem(s):")
         for group, title in GROUPS.items():
@@ -151,13 +181,21 @@ def check_file(
     options: ReadOptions | FormatOptions | None = None,
     limits: Mapping[str, int] | None = None,
     read_with: str | None = None,
+    *,
+    references: ReferenceKeys | None = None,
+    columns: Mapping[str, str] | None = None,
+    name: str | None = None,
 ) -> CheckReport:
-    """Check one file as the run would read it, against its kind's suite (references only with `reference_dir`).
+    """Check one file as the run would read it, against its kind's suite.
 
     `options` are the source's format options (`--source`), or a mapping (`--mapping`); a tool's
-    export is recognised without them. `limits` are din.yaml's `limits`."""
+    export is recognised without them. `limits` are din.yaml's `limits`. References are checked
+    against `references` or the files of `reference_dir` (neither: not checked, and the report says
+    so). `columns` is the organisation's column mapping saved in the portal; `name` the file's name as
+    its owner knows it."""
     fmt = _format_options(options)
-    report = CheckReport(str(path), kind_name, kind_guessed=False, read_with=read_with)
+    check = _Check(reference_dir, limits, references, dict(columns or {}), name or path.name)
+    report = CheckReport(name or str(path), kind_name, kind_guessed=False, read_with=read_with)
     tool = _tool(path, fmt)
     if tool is not None and fmt.type != "survey" and _has_a_kinds_columns(path, kind_name, fmt):
         tool = None  # a contract file whose first header happens to look like a tool's (`Timestamp`, ...)
@@ -170,27 +208,43 @@ def check_file(
                 "mapping: ...}}` to read it as one"
             )
     if fmt.type == "survey":
-        return _check_export(path, report, fmt, tool, reference_dir, limits)
-    return _check_table(path, report, fmt, reference_dir, limits)
+        return _check_export(path, report, fmt, tool, check)
+    return _check_table(path, report, fmt, check)
 
 
-def _check_table(
-    path: Path,
-    report: CheckReport,
-    fmt: FormatOptions,
-    reference_dir: Path | None,
-    limits: Mapping[str, int] | None,
+def check_survey_export(
+    path: Path, mapping_path: Path, *, references: ReferenceKeys | None = None, name: str | None = None
 ) -> CheckReport:
+    """Check a survey-tool export the way a survey source reads it: through its adapter and `mapping_path`
+    (the source's `format.mapping`), then each kind it yields against that kind's suite."""
+    options = FormatOptions(type="survey", mapping=mapping_path)
+    return check_file(path, None, None, options, references=references, name=name)
+
+
+@dataclass(frozen=True)
+class _Check:
+    """How one check compares what it reads: reference keys, limits, the saved mapping, the file's name."""
+
+    reference_dir: Path | None
+    limits: Mapping[str, int] | None
+    references: ReferenceKeys | None
+    columns: dict[str, str]
+    name: str
+
+
+def _check_table(path: Path, report: CheckReport, fmt: FormatOptions, check: _Check) -> CheckReport:
     """A file of one of the contract's kinds."""
     try:
-        raw = read_table(path, path.name, ReadOptions(fmt.type, fmt.sheet, fmt.delimiter, fmt.encoding))
+        raw = read_table(path, check.name, ReadOptions(fmt.type, fmt.sheet, fmt.delimiter, fmt.encoding))
     except ReadError as error:
         report.refused = True
-        report.problems.append(Problem("file", "file_unreadable", None, None, None, str(error)))
+        report.problems.append(Problem("file", FILE_UNREADABLE, None, None, None, str(error)))
         return report
     report.notes.extend(raw.notes)
+    report.headers = list(raw.headers)
+    columns = {**check.columns, **fmt.columns}  # the source's own mapping wins over a saved one
     if report.kind is None:
-        guessed, share = guess_kind(list(fmt.columns.values()) + list(raw.headers))
+        guessed, share = guess_kind(list(columns.values()) + list(raw.headers))
         if guessed is None or share < 0.5:
             report.problems.append(
                 Problem(
@@ -210,21 +264,17 @@ def _check_table(
         report.notes.append(
             "the source's format.columns: " + ", ".join(f"'{h}' is `{c}`" for h, c in fmt.columns.items())
         )
+    match = match_headers(raw.headers, KINDS[str(report.kind)], columns)
+    report.mapping = dict(match.mapping)
     outcome = DeliveryOutcome(0)
-    parsed = read_delivery(_delivery(path, str(report.kind), fmt), outcome)
+    parsed = read_delivery(_delivery(path, str(report.kind), fmt, check), outcome)
     if outcome.extra_columns:
         report.notes.append(f"extra column(s) not in the contract, ignored: {', '.join(outcome.extra_columns)}")
-    return _judge(report, parsed, reference_dir, limits)
+    typed = _TypedCells(raw.frame, dict(match.mapping))
+    return _judge(report, parsed, check, typed)
 
 
-def _check_export(
-    path: Path,
-    report: CheckReport,
-    fmt: FormatOptions,
-    tool: str | None,
-    reference_dir: Path | None,
-    limits: Mapping[str, int] | None,
-) -> CheckReport:
+def _check_export(path: Path, report: CheckReport, fmt: FormatOptions, tool: str | None, check: _Check) -> CheckReport:
     """A survey or deliberation tool's export, read by its adapter as a survey source would read it."""
     from transforms.adapters import MappingError, load_mapping
 
@@ -244,14 +294,12 @@ def _check_export(
         )
     else:
         report.problems.append(
-            Problem(
-                "file", "survey_export_unreadable", None, None, None, "not the export of a tool this pipeline reads"
-            )
+            Problem("file", SURVEY_EXPORT_UNREADABLE, None, None, None, "not the export of a tool this pipeline reads")
         )
         return report
     report.tool = mapping.tool
     outcome = DeliveryOutcome(0)
-    parsed = read_delivery(_delivery(path, report.kind or "responses", fmt), outcome, mapping)
+    parsed = read_delivery(_delivery(path, report.kind or "responses", fmt, check), outcome, mapping)
     report.tool = outcome.tool or mapping.tool
     report.respondents, report.answers, report.excluded = outcome.respondents, outcome.answers, outcome.excluded
     report.notes.extend(outcome.notes)
@@ -260,14 +308,25 @@ def _check_export(
     unexplained = [c for c in outcome.extra_columns if not any(repr(c) in note for note in outcome.notes)]
     if unexplained:
         report.notes.append(f"column(s) the mapping does not name, not loaded: {', '.join(unexplained)}")
-    return _judge(report, parsed, reference_dir, limits)
+    return _judge(report, parsed, check, None)
+
+
+class _TypedCells:
+    """The cells of a file as its owner typed them, by spreadsheet row and our column name."""
+
+    def __init__(self, frame: pl.DataFrame, mapping: dict[str, str]) -> None:
+        self.frame, self.mapping = frame, mapping
+
+    def rows(self, rows: list[int]) -> dict[int, dict[str, str | None]]:
+        header_of = {column: header for header, column in self.mapping.items()}
+        wanted = self.frame.filter(pl.col(ROW).is_in(rows)).select(
+            pl.col(ROW), *(pl.col(header).alias(column) for column, header in header_of.items())
+        )
+        return {row[ROW]: {c: row[c] for c in header_of} for row in wanted.iter_rows(named=True)}
 
 
 def _judge(
-    report: CheckReport,
-    parsed: dict[str, pl.DataFrame] | FileProblem,
-    reference_dir: Path | None,
-    limits: Mapping[str, int] | None,
+    report: CheckReport, parsed: dict[str, pl.DataFrame] | FileProblem, check: _Check, typed: _TypedCells | None
 ) -> CheckReport:
     """What the run would accept and set aside of what was read (or why it would refuse the file)."""
     if report.kind is None and not isinstance(parsed, FileProblem) and parsed:
@@ -278,47 +337,65 @@ def _judge(
             report.problems.append(Problem("file", rule, None, None, None, reason))
         return report
     for kind_name, frame in parsed.items():
-        report.counts.append(_validate(report, kind_name, frame, reference_dir, limits))
+        report.counts.append(_validate(report, kind_name, frame, check, typed if kind_name == report.kind else None))
     return report
 
 
 def _validate(
-    report: CheckReport,
-    kind_name: str,
-    frame: pl.DataFrame,
-    reference_dir: Path | None,
-    limits: Mapping[str, int] | None,
+    report: CheckReport, kind_name: str, frame: pl.DataFrame, check: _Check, typed: _TypedCells | None
 ) -> KindCount:
+    """Validate one kind's rows; each problem with the value as typed (a table) or as the adapter read it."""
     kind = KINDS[kind_name]
     frame = frame.with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW_ID), pl.lit(0, dtype=pl.Int64).alias(DELIVERY)
     )
     suite = load_suite(kind.name)
     known: dict[str, list[str]] = {}
-    if reference_dir is None:
-        suite = {**suite, "expectations": [e for e in suite["expectations"] if e["meta"]["check"] != "reference"]}
+    if check.references is not None:
+        frame, known = check.references.comparable(frame, kind), check.references.known_for(kind)
+        report.references_checked = True
+        note = f"references checked against {check.references.origin}"
+        if kind.references and note not in report.notes:
+            report.notes.append(note)
+    elif check.reference_dir is not None:
+        known = _known_from_folder(check.reference_dir, kind.name)
+        report.references_checked = True
     else:
-        known = _known_from_folder(reference_dir, kind.name)
-    verdict = validate(frame, kind, known, suite=suite, limits={k: float(v) for k, v in (limits or {}).items()})
+        suite = {**suite, "expectations": [e for e in suite["expectations"] if e["meta"]["check"] != "reference"]}
+        if kind.references and NOT_CHECKED not in report.notes:
+            report.notes.append(NOT_CHECKED)
+    limits = {k: float(v) for k, v in (check.limits or {}).items()}
+    verdict = validate(frame, kind, known, suite=suite, limits=limits)
     meta = {e["meta"]["rule"]: e["meta"] for e in suite["expectations"]}
+    cells = typed.rows(verdict.quarantined["source_row"].to_list()) if typed is not None else {}
     for record in verdict.quarantined.sort("source_row").iter_rows(named=True):
         values = json.loads(record["values"])
-        for rule, reason in zip(record["rules"], record["reasons"], strict=True):
+        as_typed = cells.get(record["source_row"])
+        for rule, given in zip(record["rules"], record["reasons"], strict=True):
             columns = meta[rule]["columns"]
-            value = " + ".join(str(values.get(c)) for c in columns) if values else None
-            check = meta[rule]["check"] if meta[rule]["check"] in GROUPS else "file"
+            if as_typed is not None:  # the cell as typed, never a normalised value or a pseudonym
+                value: str | None = " + ".join(_cell_text(as_typed.get(c)) for c in columns)
+                why = reason(meta[rule], value if any(as_typed.get(c) not in (None, "") for c in columns) else None)
+            else:
+                value = " + ".join(str(values.get(c)) for c in columns) if values else None
+                why = given
+            group = meta[rule]["check"] if meta[rule]["check"] in GROUPS else "file"
             report.problems.append(
                 Problem(
-                    check,
+                    group,
                     rule,
                     record["source_row"],
                     ", ".join(columns),
                     value,
-                    reason if kind_name == report.kind else f"{kind_name}: {reason}",
+                    why if kind_name == report.kind else f"{kind_name}: {why}",
                     _suggestion(kind.name, rule, columns, values),
                 )
             )
     return KindCount(kind_name, frame.height, verdict.accepted.height, verdict.quarantined.height)
+
+
+def _cell_text(value: str | None) -> str:
+    return "(empty)" if value is None or value == "" else value
 
 
 def _format_options(options: ReadOptions | FormatOptions | None) -> FormatOptions:
@@ -370,10 +447,13 @@ def _preview_mapping(tool: str) -> SurveyMapping:
     )
 
 
-def _delivery(path: Path, kind: str, fmt: FormatOptions) -> DeliveryToProcess:
+def _delivery(path: Path, kind: str, fmt: FormatOptions, check: _Check) -> DeliveryToProcess:
     """The file as a delivery of a source with these options, with the files beside it as its export's others."""
     siblings = tuple((p.name, str(p)) for p in sorted(path.parent.iterdir()) if p.is_file() and p != path)
-    return DeliveryToProcess(0, "din check", kind, str(path), str(path), path.stat().st_size, fmt, siblings)
+    original = str(path.with_name(check.name))  # its extension, as its owner named it, decides the format
+    return DeliveryToProcess(
+        0, "din check", kind, original, str(path), path.stat().st_size, fmt, siblings, columns=check.columns
+    )
 
 
 def _suggestion(kind_name: str, rule: str, columns: list[str], values: dict[str, Any]) -> str | None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from din.config import DEMO_CONFIG, ConfigError, load_config
+from din.config import DEMO_CONFIG, Config, ConfigError, load_config
 from din.errors import DinError
 from din.exit_codes import ExitCode, exit_code_for
 from din.paths import DataPaths
@@ -85,7 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--date-order", choices=DATE_ORDERS, help="read slashed dates day_first or month_first (as format.date_order)"
     )
-    check.add_argument("--reference", type=Path, help="folder of reference data and rosters to check references")
+    check.add_argument(
+        "--reference",
+        type=Path,
+        help="the network's reference export (`din references export`), or a folder of reference data and rosters",
+    )
     check.add_argument("--format", choices=("text", "json"), default="text")
     add("tables", _tables, "List the published tables with their row counts.")
     query = add("query", _query, "Run read-only SQL over the published catalog.")
@@ -103,6 +107,43 @@ def _parser() -> argparse.ArgumentParser:
     forget = add("forget", _forget, "Erase one panellist from landing copies, the warehouse and published data.")
     forget.add_argument("panellist_ref", help="the recruiter's reference, as on the roster")
     forget.add_argument("--panel", required=True, help="the panel the panellist belongs to")
+    serve = add("serve", _serve, "Serve the web portal: contributors check and deliver files, readers find tables.")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="the port (default 8765)")
+    serve.add_argument(
+        "--demo-tokens",
+        action="store_true",
+        help="demo only: run the demo if nothing is published, then issue and print a token per role",
+    )
+    tokens = commands.add_parser("tokens", help="Portal tokens: issue, list, revoke (stored only as hashes).")
+    tokens_commands = tokens.add_subparsers(dest="tokens_command", required=True)
+    for name, handler, text in (
+        ("new", _tokens_new, "Issue a token for ORG; it is printed once and stored only as a hash."),
+        ("list", _tokens_list, "List the tokens issued (never the tokens themselves)."),
+        ("revoke", _tokens_revoke, "Revoke every active token of ORG (or one, with --id)."),
+    ):
+        sub = tokens_commands.add_parser(name, help=text, description=text)
+        sub.add_argument("organisation", metavar="ORG", nargs="?" if name == "list" else None)
+        sub.add_argument("--config", default=os.environ.get("DIN_CONFIG", str(DEMO_CONFIG)))
+        sub.add_argument("--data-dir")
+        sub.set_defaults(handler=handler)
+        if name == "new":
+            sub.add_argument("--role", choices=("contributor", "reader", "restricted"), default="contributor")
+            sub.add_argument("--label", default="", help="a note for the list, such as who holds the token")
+        if name == "revoke":
+            sub.add_argument("--id", dest="token_id", help="revoke only this token (see `din tokens list`)")
+    references = commands.add_parser("references", help="Reference data for contributors' checks.")
+    references_commands = references.add_subparsers(dest="references_command", required=True)
+    export_refs = references_commands.add_parser(
+        "export",
+        help="Write the identifier-free reference export that `din check --reference` reads.",
+        description="Write the identifier-free reference export that `din check --reference` reads: workshop, "
+        "project and organisation ids, and panellist references only as keyed hashes.",
+    )
+    export_refs.add_argument("--out", type=Path, required=True, help="the JSON file to write")
+    export_refs.add_argument("--config", default=os.environ.get("DIN_CONFIG", str(DEMO_CONFIG)))
+    export_refs.add_argument("--data-dir")
+    export_refs.set_defaults(handler=_references_export)
     keys = commands.add_parser("keys", help="Pseudonymisation keys.")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     new = keys_commands.add_parser("new", help="Print a fresh random key (store it outside the repository).")
@@ -189,7 +230,20 @@ def _check(args: argparse.Namespace) -> int:
         read_with = f"with the mapping {args.mapping.name}"
     if args.date_order:
         options = replace(options, date_order=args.date_order)
-    report = check_file(args.file, kind, args.reference, options, limits, read_with)
+    reference_dir, references = args.reference, None
+    if args.reference is not None and args.reference.is_file():
+        from warehouse.references import ReferenceExportError, read_export
+
+        try:
+            references = read_export(args.reference)
+        except ReferenceExportError as error:
+            print(f"din: {error}", file=sys.stderr)
+            return EXIT_ERROR
+        reference_dir = None
+    elif args.reference is not None and not args.reference.is_dir():
+        print(f"din: {args.reference}: no such reference export or folder", file=sys.stderr)
+        return EXIT_ERROR
+    report = check_file(args.file, kind, reference_dir, options, limits, read_with, references=references)
     print(report.as_json() if args.format == "json" else report.as_text())
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
@@ -326,6 +380,138 @@ def _export(args: argparse.Namespace) -> int:
         print(f"din: {error}", file=sys.stderr)
         return EXIT_ERROR
     print(written)
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.data_dir)
+    from din.settings import configure_environment
+
+    configure_environment(config.data_dir)
+    paths = DataPaths(config.data_dir)
+    if args.demo_tokens:
+        if not config.is_demo:
+            raise ConfigError(f"{config.path} is not in demo mode: issue real tokens with `din tokens new ORG`")
+        if not paths.current.exists():
+            print("nothing published yet: running the demo first (about a minute)")
+            status = _run(args)
+            if status not in (EXIT_OK, EXIT_SOURCE_ERRORS):
+                return status
+        _print_demo_tokens(config, paths)
+    from din.errors import PseudonymKeyError
+    from din.keys import resolve_key
+
+    try:
+        key: bytes | None = resolve_key(config).secret
+    except PseudonymKeyError as error:
+        key = None
+        print(f"din: warning: {error} Reference checks in the portal are off.", file=sys.stderr)
+    import uvicorn
+
+    from app.portal.pages import create_app
+    from app.portal.trigger import deployment_trigger
+
+    app = create_app(config, key, deployment_trigger if config.portal.deployment else None)
+    print(f"portal: http://{args.host}:{args.port}/  (data: {config.data_dir}; stop with Ctrl-C)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", proxy_headers=True, server_header=False)
+    return EXIT_OK
+
+
+def _print_demo_tokens(config: Config, paths: DataPaths) -> None:
+    """Demo only: fresh tokens for every organisation with a portal inbox, and a reader of each tier."""
+    from app.portal.auth import TokenStore
+
+    store = TokenStore(paths.portal)
+    print("demo tokens (earlier demo tokens are revoked; paste one at the sign-in page):")
+    holders = [(s.organisation, "contributor") for s in config.inbox_sources]
+    holders += [("demo-readers", "reader"), ("demo-analysts", "restricted")]
+    for organisation, role in dict.fromkeys(holders):
+        for record in store.records():
+            if record.organisation == organisation and record.label == "demo" and record.active:
+                store.revoke(organisation, record.token_id)
+        token, _ = store.issue(organisation, role, label="demo")
+        print(f"  {role:<12} {organisation:<16} {token}")
+
+
+def _tokens_new(args: argparse.Namespace) -> int:
+    from app.portal.auth import TokenError, TokenStore
+
+    config = load_config(args.config, args.data_dir)
+    organisations = sorted({s.organisation for s in config.all_sources})
+    if args.role == "contributor" and args.organisation not in organisations:
+        import difflib
+
+        near = difflib.get_close_matches(args.organisation, organisations, n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        print(
+            f"din: {args.organisation!r} delivers nothing in {config.path}{hint}; contributors are the "
+            f"organisations of its sources: {', '.join(organisations)}",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    try:
+        token, record = TokenStore(DataPaths(config.data_dir).portal).issue(args.organisation, args.role, args.label)
+    except TokenError as error:
+        print(f"din: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    print(token)
+    print(
+        f"token {record.token_id} for {record.organisation} ({record.role}): shown once, stored only as a hash; "
+        f"revoke with `din tokens revoke {record.organisation} --id {record.token_id}`",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _tokens_list(args: argparse.Namespace) -> int:
+    from app.portal.auth import TokenStore
+
+    config = load_config(args.config, args.data_dir)
+    records = TokenStore(DataPaths(config.data_dir).portal).records()
+    print(f"{'id':<9} {'organisation':<20} {'role':<12} {'created':<21} {'revoked':<21} label")
+    for r in records:
+        if args.organisation and r.organisation != args.organisation:
+            continue
+        print(
+            f"{r.token_id:<9} {r.organisation:<20} {r.role:<12} {r.created_at:<21} {r.revoked_at or '-':<21} {r.label}"
+        )
+    return EXIT_OK
+
+
+def _tokens_revoke(args: argparse.Namespace) -> int:
+    from app.portal.auth import TokenStore
+
+    config = load_config(args.config, args.data_dir)
+    revoked = TokenStore(DataPaths(config.data_dir).portal).revoke(args.organisation, args.token_id)
+    if not revoked:
+        which = f"token {args.token_id} of " if args.token_id else "active tokens of "
+        print(f"din: no {which}{args.organisation} to revoke (see `din tokens list`)", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"revoked {len(revoked)} token(s) of {args.organisation}: {', '.join(r.token_id for r in revoked)}")
+    return EXIT_OK
+
+
+def _references_export(args: argparse.Namespace) -> int:
+    import duckdb
+
+    config = load_config(args.config, args.data_dir)
+    from din.keys import resolve_key
+    from warehouse.references import write_export
+
+    key = resolve_key(config)
+    paths = DataPaths(config.data_dir)
+    if not paths.warehouse.is_file():
+        raise ConfigError(f"nothing has been run under {config.data_dir} yet; run `din run` first")
+    from din.lock import writer_lock
+
+    with writer_lock(paths.lock, config.lock_timeout_seconds):  # a run never finds the file held open
+        con = duckdb.connect(str(paths.warehouse), read_only=True)
+        try:
+            counts = write_export(con, config, key.secret, args.out)
+        finally:
+            con.close()
+    print(f"{args.out}: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
+    print("hand it to contributors: `din check FILE --reference " + args.out.name + "` (no names, no contact details)")
     return EXIT_OK
 
 

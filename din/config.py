@@ -22,6 +22,7 @@ from din.contract import KINDS, LIMITS, REFERENCE_KINDS
 from din.errors import ConfigError
 from din.source_options import (
     FORMAT_OPTIONS,
+    PORTAL_OPTIONS,
     SOURCE_OPTIONS,
     STORAGE_OPTIONS,
     OptionError,
@@ -29,9 +30,10 @@ from din.source_options import (
     scheme,
 )
 
-__all__ = ["Config", "ConfigError", "FormatOptions", "RemoteStorage", "SourceConfig", "load_config"]
+__all__ = ["Config", "ConfigError", "FormatOptions", "PortalSettings", "RemoteStorage", "SourceConfig", "load_config"]
 
 NETWORK_SCHEMES = ("https://", "http://", "s3://", "sftp://")
+INBOX = "inbox://"  # a portal inbox: `<data_dir>/inbox/<source name>/`, written by `din serve`
 VALIDATION_ENGINES = ("duckdb", "gx")
 TASK_RUNNERS = ("threads", "processes", "sequential")
 MODES = ("demo", "production")
@@ -67,6 +69,16 @@ class RemoteStorage:
 
 
 @dataclass(frozen=True)
+class PortalSettings:
+    """The `portal:` section: how `din serve` behaves (all optional)."""
+
+    max_upload_mb: int = 25
+    url: str | None = None  # the public address behind the reverse proxy; feedback links point there
+    deployment: str | None = None  # FLOW/DEPLOYMENT that the "process now" button runs
+    session_hours: int = 12
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     """One partner source (or one reference data source)."""
 
@@ -81,6 +93,18 @@ class SourceConfig:
     @property
     def is_network(self) -> bool:
         return self.location.startswith(NETWORK_SCHEMES)
+
+    @property
+    def is_inbox(self) -> bool:
+        """A portal inbox: contributors submit files to it through `din serve`."""
+        return self.location.startswith(INBOX)
+
+    @property
+    def inbox_folder(self) -> Path:
+        """The folder of a portal inbox (only for inbox sources)."""
+        if not self.is_inbox:
+            raise ValueError(f"source {self.name} is not an inbox")
+        return Path(self.location[len(INBOX) :])
 
 
 @dataclass(frozen=True)
@@ -102,6 +126,12 @@ class Config:
     max_workers: int = 2
     storage: RemoteStorage | None = None  # durable copies of landing and published data in a bucket
     limits: Mapping[str, int] = field(default_factory=dict)  # the network's own limits (contract `limits`)
+    portal: PortalSettings = field(default_factory=PortalSettings)
+
+    @property
+    def inbox_sources(self) -> tuple[SourceConfig, ...]:
+        """The sources contributors deliver to through the portal."""
+        return tuple(s for s in self.sources if s.is_inbox)
 
     @property
     def all_sources(self) -> tuple[SourceConfig, ...]:
@@ -151,6 +181,7 @@ def _build_config(config_path: Path, raw: dict[str, Any], data_dir_override: Any
         "sources",
         "storage",
         "limits",
+        "portal",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -175,16 +206,19 @@ def _build_config(config_path: Path, raw: dict[str, Any], data_dir_override: Any
             f"{config_path}: parallelism.runner must be one of {', '.join(TASK_RUNNERS)}, not {runner!r}."
         )
     max_workers = int(parallelism.get("max_workers", os.cpu_count() or 2))
+    data_dir = data_dir.resolve()
     reference = tuple(
-        _source(config_path, entry, index, reference=True) for index, entry in enumerate(raw.get("reference") or [])
+        _source(config_path, entry, index, reference=True, data_dir=data_dir)
+        for index, entry in enumerate(raw.get("reference") or [])
     )
     sources = tuple(
-        _source(config_path, entry, index, reference=False) for index, entry in enumerate(raw.get("sources") or [])
+        _source(config_path, entry, index, reference=False, data_dir=data_dir)
+        for index, entry in enumerate(raw.get("sources") or [])
     )
     _check_unique_names(config_path, reference + sources)
     return Config(
         path=config_path,
-        data_dir=data_dir.resolve(),
+        data_dir=data_dir,
         mode=mode,
         key_env=str(pseudo.get("key_env", DEFAULT_KEY_ENV)),
         key_block=pseudo.get("key_block"),
@@ -198,6 +232,24 @@ def _build_config(config_path: Path, raw: dict[str, Any], data_dir_override: Any
         title=str(raw.get("title", "DIN public engagement panel")),
         storage=_storage(config_path, raw.get("storage")),
         limits=_limits(config_path, raw.get("limits")),
+        portal=_portal(config_path, raw.get("portal")),
+    )
+
+
+def _portal(config_path: Path, raw: Any) -> PortalSettings:
+    """The `portal:` section, checked against din/source_options.py's PORTAL_OPTIONS."""
+    if raw is None:
+        return PortalSettings()
+    try:
+        options = check_options(raw, PORTAL_OPTIONS, "portal settings")
+    except OptionError as error:
+        raise ConfigError(f"{config_path}: portal: {error}.") from None
+    url = options.get("url")
+    return PortalSettings(
+        max_upload_mb=int(options.get("max_upload_mb", PortalSettings.max_upload_mb)),
+        url=str(url).rstrip("/") if url else None,
+        deployment=options.get("deployment"),
+        session_hours=int(options.get("session_hours", PortalSettings.session_hours)),
     )
 
 
@@ -273,7 +325,7 @@ def _overlaps(first: str, second: str) -> bool:
     return first == second or first.startswith(second + "/") or second.startswith(first + "/")
 
 
-def _source(config_path: Path, entry: Any, index: int, *, reference: bool) -> SourceConfig:
+def _source(config_path: Path, entry: Any, index: int, *, reference: bool, data_dir: Path) -> SourceConfig:
     section = "reference" if reference else "sources"
     if not isinstance(entry, dict):
         raise ConfigError(
@@ -303,7 +355,10 @@ def _source(config_path: Path, entry: Any, index: int, *, reference: bool) -> So
             f"{config_path}: reference source '{name}' has kind {kind!r}, which partners deliver; "
             f"move it under 'sources' (reference kinds: {', '.join(REFERENCE_KINDS)})."
         )
-    location = _location(config_path, name, str(entry["location"]))
+    if str(entry["location"]).startswith(INBOX):
+        location = _inbox(config_path, name, str(entry["location"]), reference, data_dir)
+    else:
+        location = _location(config_path, name, str(entry["location"]))
     where = scheme(location)
     try:
         options = check_options(entry.get("options") or {}, SOURCE_OPTIONS[where], f"{where} sources")
@@ -318,6 +373,26 @@ def _source(config_path: Path, entry: Any, index: int, *, reference: bool) -> So
         options=options,
         reference=reference,
     )
+
+
+def _inbox(config_path: Path, name: str, location: str, reference: bool, data_dir: Path) -> str:
+    """`inbox://` becomes `inbox://<data_dir>/inbox/<source name>`: the folder the portal writes into."""
+    if reference:
+        raise ConfigError(
+            f"{config_path}: reference source '{name}' cannot be a portal inbox; the network maintains "
+            "reference data itself (give it a folder or URL)."
+        )
+    if location != INBOX:
+        raise ConfigError(
+            f"{config_path}: source '{name}': write the location of a portal inbox as `inbox://` alone "
+            "(the portal keeps it under the data folder, in inbox/<source name>)."
+        )
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ConfigError(
+            f"{config_path}: source '{name}': an inbox source's name names its folder: use letters, digits, "
+            "'.', '_' and '-' only."
+        )
+    return INBOX + str(data_dir / "inbox" / name)
 
 
 def _location(config_path: Path, name: str, location: str) -> str:

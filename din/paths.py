@@ -41,6 +41,16 @@ class DataPaths:
         return self.root / "reports"
 
     @property
+    def mappings(self) -> Path:
+        """Column mappings saved through the portal: `<organisation>/<kind>.yaml` (their header -> our column)."""
+        return self.root / "mappings"
+
+    @property
+    def portal(self) -> Path:
+        """The portal's own state: token hashes, the cookie-signing key, files being checked."""
+        return self.root / "portal"
+
+    @property
     def lock(self) -> Path:
         return self.root / "warehouse.lock"
 

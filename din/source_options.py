@@ -116,9 +116,16 @@ _S3_COMMON = (
     Option("max_attempts", whole_number(1), "attempts per request, retries included"),
 )
 
+_MAX_UPLOAD = Option(
+    "max_upload_mb", whole_number(1, 4096), "the largest file the portal accepts (megabytes, default 25)"
+)
+
 #: Options per kind of source location (`local` takes none).
 SOURCE_OPTIONS: dict[str, tuple[Option, ...]] = {
     "local": (),
+    # The portal's inbox (`location: inbox://`): a folder under the data directory that `din serve`
+    # writes contributors' submitted files into; pulled like a local folder.
+    "inbox": (_MAX_UPLOAD,),
     "http": (
         Option("listing", http_listing, "auto (default), json (the URL answers with a JSON listing) or none"),
         Option("auth", http_auth, "bearer, basic or header authentication, with credential names"),
@@ -206,8 +213,31 @@ FORMAT_OPTIONS: tuple[Option, ...] = (
 )
 
 
+def url(name: str, value: Any) -> None:
+    if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s/@]+(/[^\s]*)?", value):
+        raise OptionError(f"option {name} must be an http(s):// address such as https://din.example.org")
+
+
+def deployment(name: str, value: Any) -> None:
+    if not isinstance(value, str) or not re.fullmatch(r"[^/\s]+/[^/\s]+", value):
+        raise OptionError(
+            f"option {name} must name a Prefect deployment as FLOW/DEPLOYMENT, such as consolidate/consolidate"
+        )
+
+
+#: Settings of the web portal (`portal:` in din.yaml; `din serve`).
+PORTAL_OPTIONS: tuple[Option, ...] = (
+    _MAX_UPLOAD,
+    Option("url", url, "the portal's public address (behind the reverse proxy): feedback links point there"),
+    Option("deployment", deployment, "the Prefect deployment a contributor's `Process now` button runs"),
+    Option("session_hours", whole_number(1, 720), "how long a sign-in lasts (hours, default 12)"),
+)
+
+
 def scheme(location: str) -> str:
-    """Which kind of source a location is: local, http, s3 or sftp."""
+    """Which kind of source a location is: local, inbox, http, s3 or sftp."""
+    if location.startswith("inbox://"):
+        return "inbox"
     if location.startswith(("https://", "http://")):
         return "http"
     if location.startswith("s3://"):

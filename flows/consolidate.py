@@ -157,7 +157,7 @@ def consolidate(config_path: str = str(DEMO_CONFIG), data_dir: str | None = None
         summary = run_consolidation(config, paths, key)
         reports, drift = feedback(paths, summary.run_id)
     summary_artifacts(summary)
-    _feedback_artifact(summary.run_id, reports, drift)
+    _feedback_artifact(summary.run_id, reports, drift, config.portal.url)
     result = summary.as_dict()
     result["feedback_reports"] = [
         {**r.__dict__, "html_path": str(r.html_path), "csv_path": str(r.csv_path)} for r in reports
@@ -294,11 +294,12 @@ def summary_artifacts(summary: RunSummary) -> None:
     )
 
 
-def _feedback_artifact(run_id: str, reports: list[OrgReport], drift: list[Drift]) -> None:
+def _feedback_artifact(run_id: str, reports: list[OrgReport], drift: list[Drift], portal_url: str | None) -> None:
     if not reports:
         return
     create_markdown_artifact(
         key="consolidate-feedback",
-        markdown=f"# Feedback to organisations, run {run_id}\n\n" + feedback_markdown(reports, drift),
+        markdown=f"# Feedback to organisations, run {run_id}\n\n"
+        + feedback_markdown(reports, drift, portal_url, run_id),
         description=f"Run {run_id}: one feedback report per organisation, and schema drift",
     )

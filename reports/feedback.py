@@ -459,6 +459,22 @@ def write_feedback_reports(con: duckdb.DuckDBPyConnection, run_id: str, out_dir:
     return reports
 
 
+def organisation_run_deliveries(con: duckdb.DuckDBPyConnection, run_id: str, organisation: str) -> list[DeliveryRecord]:
+    """The organisation's deliveries processed in `run_id`, by file."""
+    found = _deliveries(con, "processed_run_id = ? AND organisation = ?", [run_id, organisation])
+    return sorted(found, key=lambda d: (d.file, d.delivery_id))
+
+
+def organisation_feedback_html(con: duckdb.DuckDBPyConnection, run_id: str, organisation: str) -> str | None:
+    """The feedback page of one organisation on one run (the portal serves it), or None when the
+    organisation had no delivery processed in that run. Only its own deliveries are read."""
+    own = organisation_run_deliveries(con, run_id, organisation)
+    if not own:
+        return None
+    run = RunFacts(run_id, run_started(con, run_id), previous_deliveries(con, run_id), schema_drift(con, run_id))
+    return render_html(report_context(con, organisation, own, run))
+
+
 @dataclass(frozen=True)
 class RunFacts:
     """What every organisation's report of one run draws on."""
@@ -732,18 +748,26 @@ def _cell(value: object) -> str:
 # --- the run artifact ------------------------------------------------------------------------
 
 
-def feedback_markdown(reports: Sequence[OrgReport], drift: Sequence[Drift]) -> str:
-    """Markdown for the flow's Prefect artifact: one line per organisation's report, then the drift."""
+def feedback_markdown(
+    reports: Sequence[OrgReport], drift: Sequence[Drift], portal_url: str | None = None, run_id: str | None = None
+) -> str:
+    """Markdown for the flow's Prefect artifact: one line per organisation's report, then the drift.
+
+    With the portal's address (`portal.url`), the links open the organisation's feedback in the
+    portal (where the organisation signs in to see it); without, they name the files on the worker."""
     lines = [
         "| organisation | files | rows accepted | rows set aside | report | rejected rows |",
         "|---|---:|---:|---:|---|---|",
     ]
     for r in reports:
-        lines.append(
-            f"| {_md(r.organisation)} | {r.deliveries} | {r.rows_accepted} | {r.rows_quarantined} "
-            f"| [feedback.html]({r.html_path.resolve().as_uri()}) "
-            f"| [rejected_rows.csv]({r.csv_path.resolve().as_uri()}) |"
-        )
+        if portal_url and run_id:
+            links = f"[feedback]({portal_url}/feedback/{run_id}) | [deliveries]({portal_url}/deliveries)"
+        else:
+            links = (
+                f"[feedback.html]({r.html_path.resolve().as_uri()}) "
+                f"| [rejected_rows.csv]({r.csv_path.resolve().as_uri()})"
+            )
+        lines.append(f"| {_md(r.organisation)} | {r.deliveries} | {r.rows_accepted} | {r.rows_quarantined} | {links} |")
     if drift:
         lines += ["", "## Schema drift", ""]
         lines += [f"- **{_md(d.organisation)}** / {_md(d.source)}: {_md(d.message)}" for d in drift]

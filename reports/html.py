@@ -822,7 +822,7 @@ def _contents() -> str:
 
 
 CSS = """
-:root{--ink:#1f2933;--muted:#616e7c;--line:#e4e7eb;--bg:#f7f8fa;--accent:#2166ac}
+:root{--ink:#1f2933;--muted:#4f5b66;--line:#e4e7eb;--bg:#f7f8fa;--accent:#2166ac}
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
  color:var(--ink);background:var(--bg)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from din.config import INBOX
 from sources.base import (
     FetchResult,
     FetchState,
@@ -14,11 +15,13 @@ from sources.base import (
     SourceReader,
     SourceUnreachable,
 )
+from sources.inbox import InboxReader
 from sources.local import LocalReader
 
 __all__ = [
     "FetchResult",
     "FetchState",
+    "InboxReader",
     "LocalReader",
     "RemoteFile",
     "SourceAuthError",
@@ -33,6 +36,8 @@ def open_reader(
     location: str, options: Mapping[str, Any], credentials: Callable[[str], str] | None = None
 ) -> SourceReader:
     """The reader for `location`; network readers are imported only when a source needs one."""
+    if location.startswith(INBOX):
+        return InboxReader(location[len(INBOX) :])
     if location.startswith(("https://", "http://")):
         from sources.http import HttpReader
 

@@ -254,7 +254,11 @@ def _headers_section() -> str:
         "`duplicate_columns`); near "
         "misses are suggested, never matched silently. Missing optional columns are fine. Extra columns are "
         "kept in the landing copy of the file and listed in the delivery manifest (`extra_columns`), but not "
-        "loaded."
+        "loaded.\n\nAn organisation whose headers differ from ours can map them once in the portal (their header "
+        "→ our column, see [portal.md](portal.md)): the mapping is kept per organisation and kind and used for "
+        "every file of that kind it delivers. A saved mapping that can no longer be used (a column renamed in "
+        "the contract, say) quarantines the organisation's files of that kind whole (rule "
+        "`column_mapping_invalid`) until it is saved again."
     )
 
 

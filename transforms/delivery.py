@@ -11,7 +11,7 @@ for both) and decide what is accepted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,6 +46,8 @@ class DeliveryToProcess:
     size: int
     format: FormatOptions
     companions: tuple[tuple[str, str], ...] = ()  # (relative path, landing copy) of the files delivered beside it
+    columns: Mapping[str, str] = field(default_factory=dict)  # the organisation's column mapping saved in the portal
+    columns_error: str | None = None  # why its saved mapping could not be used (the file is refused)
 
 
 @dataclass
@@ -115,7 +117,15 @@ def read_delivery(
     outcome.format, outcome.encoding = raw.format, raw.encoding
     outcome.rows_read = raw.frame.height
     outcome.headers = list(raw.headers)
-    match = match_headers(raw.headers, kind, delivery.format.columns)
+    if delivery.columns_error is not None:
+        from transforms.column_mapping import MAPPING_INVALID
+
+        problem = FileProblem(
+            (MAPPING_INVALID,), (f"{name}: {delivery.columns_error}",), tuple(raw.frame[ROW].to_list())
+        )
+        return refuse(outcome, problem)
+    # The source's own mapping (din.yaml, set by the network's engineers) wins over one an organisation saved.
+    match = match_headers(raw.headers, kind, {**delivery.columns, **delivery.format.columns})
     outcome.extra_columns = list(match.extra)
     outcome.missing_optional_columns = list(match.missing_optional)
     if raw.frame.height == 0:

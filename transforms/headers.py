@@ -65,8 +65,9 @@ class HeaderMatch:
 def match_headers(headers: Sequence[str], kind: Kind, columns: Mapping[str, str] | None = None) -> HeaderMatch:
     """Line up `headers` with `kind`'s columns; near misses become suggestions, never silent matches.
 
-    `columns` is the source's own header for a contract column (`format.columns` in din.yaml): such a
-    header means that column, matched like any header (case-, space- and punctuation-insensitively)."""
+    `columns` is the source's own header for a contract column (`format.columns` in din.yaml, or the
+    organisation's mapping saved in the portal): such a header means that column, matched like any header
+    (case-, space- and punctuation-insensitively)."""
     declared = {header: column for header, column in (columns or {}).items()}
     declared_by_key = {normalise_header(header): column for header, column in declared.items()}
     canonical_by_key = {normalise_header(c.name): c.name for c in kind.columns}

@@ -7,6 +7,7 @@ and amortises the per-task overhead (one task per batch, never per row or per ti
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import duckdb
 
@@ -15,6 +16,7 @@ from din.contract import Kind
 from din.keys import PseudonymKey
 from din.paths import DataPaths
 from expectations.gate import BatchSpec
+from transforms.column_mapping import ColumnMappingError, load_mapping
 from transforms.delivery import DeliveryToProcess
 from warehouse.manifest import PendingDelivery, active_landing_paths, companion_files, pending_deliveries
 from warehouse.merge import write_known_references
@@ -56,9 +58,27 @@ def plan_level(
             config.validation_engine,
             dict(config.limits),
         )
-        for index, batch in enumerate(plan_batches(pending, formats, companions=companions))
+        for index, batch in enumerate(
+            plan_batches(pending, formats, companions=companions, mappings=saved_mappings(paths.mappings, pending))
+        )
     ]
     return pending, specs
+
+
+def saved_mappings(
+    mappings_dir: Path, pending: Sequence[PendingDelivery]
+) -> dict[tuple[str, str], Mapping[str, str] | str]:
+    """Each (organisation, kind)'s saved column mapping, or why it cannot be used."""
+    found: dict[tuple[str, str], Mapping[str, str] | str] = {}
+    for organisation, kind in sorted({(p.organisation, p.kind) for p in pending}):
+        try:
+            mapping = load_mapping(mappings_dir, organisation, kind)
+        except ColumnMappingError as error:
+            found[(organisation, kind)] = str(error)
+            continue
+        if mapping is not None:
+            found[(organisation, kind)] = mapping.columns
+    return found
 
 
 def plan_batches(
@@ -66,13 +86,16 @@ def plan_batches(
     formats: dict[str, FormatOptions],
     max_bytes: int = BATCH_BYTES,
     companions: Mapping[int, tuple[tuple[str, str], ...]] | None = None,
+    mappings: Mapping[tuple[str, str], Mapping[str, str] | str] | None = None,
 ) -> list[list[DeliveryToProcess]]:
     """Group pending deliveries into batches of one kind and at most `max_bytes` of files each.
 
-    `companions` are, per delivery, the files delivered beside it (a tool's export in several files)."""
+    `companions` are, per delivery, the files delivered beside it (a tool's export in several files);
+    `mappings`, per (organisation, kind), the column mapping saved in the portal, or why it is unusable."""
     batches: list[list[DeliveryToProcess]] = []
     by_kind: dict[str, list[DeliveryToProcess]] = {}
     for p in pending:
+        saved = (mappings or {}).get((p.organisation, p.kind), {})
         by_kind.setdefault(p.kind, []).append(
             DeliveryToProcess(
                 p.delivery_id,
@@ -83,6 +106,8 @@ def plan_batches(
                 p.size,
                 formats.get(p.source, FormatOptions()),
                 (companions or {}).get(p.delivery_id, ()),
+                columns=saved if not isinstance(saved, str) else {},
+                columns_error=saved if isinstance(saved, str) else None,
             )
         )
     for kind in sorted(by_kind):

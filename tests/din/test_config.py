@@ -196,3 +196,57 @@ def test_limits_name_a_contract_limit_and_are_whole_numbers(tmp_path: Path, limi
     assert load_config(write(tmp_path, "limits: {workshop_number_max: 12}\nsources: []\n")).limits == {
         "workshop_number_max": 12
     }
+
+
+def _inbox_config(tmp_path: Path, source: str, portal: str = "") -> Path:
+    path = tmp_path / "din.yaml"
+    path.write_text(f"data_dir: data\nsources:\n{source}\n{portal}", encoding="utf-8")
+    return path
+
+
+def test_an_inbox_source_lives_under_the_data_folder(tmp_path: Path) -> None:
+    path = _inbox_config(
+        tmp_path,
+        "  - {name: alpha-portal, organisation: ORG-A, kind: attendance, location: 'inbox://', "
+        "options: {max_upload_mb: 5}}",
+        "portal: {max_upload_mb: 10, url: 'https://din.example.org/', deployment: consolidate/consolidate}\n",
+    )
+    config = load_config(path)
+    source = config.source("alpha-portal")
+    assert source.is_inbox and not source.is_network
+    assert source.inbox_folder == (tmp_path / "data" / "inbox" / "alpha-portal").resolve()
+    assert config.inbox_sources == (source,) and source.options == {"max_upload_mb": 5}
+    assert (config.portal.max_upload_mb, config.portal.url, config.portal.deployment) == (
+        10,
+        "https://din.example.org",
+        "consolidate/consolidate",
+    )
+    moved = load_config(path, tmp_path / "elsewhere").source("alpha-portal")
+    assert moved.inbox_folder == (tmp_path / "elsewhere" / "inbox" / "alpha-portal").resolve()
+
+
+@pytest.mark.parametrize(
+    ("source", "portal", "fragment"),
+    [
+        ("  - {name: a, organisation: O, kind: attendance, location: 'inbox://x/y'}", "", "`inbox://` alone"),
+        ("  - {name: 'a b', organisation: O, kind: attendance, location: 'inbox://'}", "", "names its folder"),
+        (
+            "  - {name: a, organisation: O, kind: attendance, location: 'inbox://', options: {max_upload: 5}}",
+            "",
+            "did you mean max_upload_mb",
+        ),
+        (
+            "  - {name: a, organisation: O, kind: attendance, location: 'inbox://'}",
+            "portal: {deployment: nope}\n",
+            "FLOW/DEPLOYMENT",
+        ),
+        (
+            "  - {name: a, organisation: O, kind: attendance, location: 'inbox://'}",
+            "portal: {max_upload_mb: 0}\n",
+            "whole number from 1",
+        ),
+    ],
+)
+def test_inbox_and_portal_mistakes_stop_at_load(tmp_path: Path, source: str, portal: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        load_config(_inbox_config(tmp_path, source, portal))
