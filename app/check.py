@@ -338,6 +338,8 @@ def _judge(
         return report
     for kind_name, frame in parsed.items():
         report.counts.append(_validate(report, kind_name, frame, check, typed if kind_name == report.kind else None))
+    if not report.rows:  # a tool's export: the rows its adapter read
+        report.rows = sum(count.rows for count in report.counts)
     return report
 
 
@@ -375,7 +377,8 @@ def _validate(
             columns = meta[rule]["columns"]
             if as_typed is not None:  # the cell as typed, never a normalised value or a pseudonym
                 value: str | None = " + ".join(_cell_text(as_typed.get(c)) for c in columns)
-                why = reason(meta[rule], value if any(as_typed.get(c) not in (None, "") for c in columns) else None)
+                typed_value = value if any(as_typed.get(c) not in (None, "") for c in columns) else None
+                why = reason(meta[rule], typed_value, limits)
             else:
                 value = " + ".join(str(values.get(c)) for c in columns) if values else None
                 why = given

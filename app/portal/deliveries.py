@@ -289,10 +289,11 @@ def typed_cells(
     as a table, such as a survey-tool export read by an adapter)."""
     if delivery.kind not in KINDS or (delivery.format or "").startswith("survey"):
         return None
+    fmt = _format_of(config, delivery.source)
     frame = _landing_table(
         str(object_path(paths.landing, delivery.sha256, landing_suffix(delivery.file))),
         delivery.original_path,
-        _format_of(config, delivery.source),
+        ReadOptions(fmt.type, fmt.sheet, fmt.delimiter, fmt.encoding),
     )
     if frame is None:
         return None
@@ -302,7 +303,8 @@ def typed_cells(
     except ColumnMappingError:
         saved = None
     headers = [c for c in frame.columns if c != ROW]
-    match = match_headers(headers, kind, saved.columns if saved else None)
+    # as the run matched them: the source's own mapping wins over the one the organisation saved
+    match = match_headers(headers, kind, {**(saved.columns if saved else {}), **fmt.columns})
     header_of = {column: header for header, column in match.mapping.items()}
     wanted = frame.filter(pl.col(ROW).is_in([r for r in rows if r is not None]))
     return {
@@ -311,12 +313,10 @@ def typed_cells(
 
 
 @lru_cache(maxsize=8)
-def _landing_table(path: str, original_path: str, fmt: FormatOptions) -> pl.DataFrame | None:
+def _landing_table(path: str, original_path: str, options: ReadOptions) -> pl.DataFrame | None:
     """A landing copy read as text (cached: landing copies never change)."""
     try:
-        return read_table(
-            Path(path), original_path, ReadOptions(fmt.type, fmt.sheet, fmt.delimiter, fmt.encoding)
-        ).frame
+        return read_table(Path(path), original_path, options).frame
     except (ReadError, OSError):
         return None
 

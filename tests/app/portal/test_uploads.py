@@ -106,7 +106,8 @@ def test_a_survey_tool_export_is_checked_through_its_inbox_adapter(tmp_path: Pat
         staged, path = _staged(tmp_path, "W2_March 12, 2024_18.30.csv", sample, choice)
         report, saved, error = run_check(config, tmp_path / "mappings", path, staged, None)
         assert report.kind == "responses" and saved is None and error is None
-        assert "read as a qualtrics export: 6 respondent(s); excluded 1 incomplete, 1 preview" in report.notes
+        assert (report.tool, report.respondents) == ("qualtrics", 6)
+        assert report.excluded == {"incomplete": 1, "preview": 1}
         assert report.rows > 6 and not report.whole_file_refused
     broken, path = _staged(tmp_path, "not-a-survey.csv", b"a,b\n1,2\n", "responses")
     report, _, _ = run_check(config, tmp_path / "mappings", path, broken, None)
