@@ -81,14 +81,14 @@ def test_a_saved_mapping_that_cannot_be_used_refuses_the_file_with_its_reason(tm
     error = found[("ORG-A", "attendance")]
     assert isinstance(error, str) and "presence" in error
     delivery = DeliveryToProcess(
-        1, "alpha", "attendance", "attendance.csv", str(landing), 10, FormatOptions(), {}, error
+        1, "alpha", "attendance", "attendance.csv", str(landing), 10, FormatOptions(), columns_error=error
     )
     problem = read_delivery(delivery, DeliveryOutcome(1))
     assert isinstance(problem, FileProblem) and problem.rules == ("column_mapping_invalid",)
     assert problem.rows == (2, 3) and "Save the mapping again in the portal" in problem.reasons[0]
     assert str(tmp_path) not in problem.reasons[0]  # the reason reaches the partner: no server paths
     good = DeliveryToProcess(
-        1, "alpha", "attendance", "attendance.csv", str(landing), 10, FormatOptions(), {"Here?": "attended"}
+        1, "alpha", "attendance", "attendance.csv", str(landing), 10, FormatOptions(), columns={"Here?": "attended"}
     )
     frames = read_delivery(good, DeliveryOutcome(1))
     assert isinstance(frames, dict) and frames["attendance"]["attended"].to_list() == ["true", "false"]
