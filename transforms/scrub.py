@@ -406,3 +406,109 @@ class Scrubber:
         if not old:
             return None, total
         return pl.col(column).replace(old, new), total
+
+
+# --- one person's own identifiers (erasure) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PersonIdentifiers:
+    """What identifies one person in other people's text: roster names, e-mail addresses, phone numbers.
+
+    Postcodes are kept for the record (a check that nothing of the person is left) but never looked
+    for in text: neighbours share them."""
+
+    names: frozenset[str] = frozenset()
+    emails: frozenset[str] = frozenset()
+    phones: frozenset[str] = frozenset()
+    postcodes: frozenset[str] = frozenset()
+
+    def __or__(self, other: PersonIdentifiers) -> PersonIdentifiers:
+        return PersonIdentifiers(
+            self.names | other.names,
+            self.emails | other.emails,
+            self.phones | other.phones,
+            self.postcodes | other.postcodes,
+        )
+
+    @property
+    def searchable(self) -> tuple[str, ...]:
+        """Every identifier as typed, for a check that none is left anywhere."""
+        return tuple(sorted(self.names | self.emails | self.phones | self.postcodes))
+
+
+def email_key(text: str) -> str:
+    """An e-mail address as compared: spaces around `@` removed, case folded."""
+    return re.sub(f"{_WS}*@{_WS}*", "@", text.strip()).casefold()
+
+
+def phone_key(text: str) -> str:
+    """A phone number as compared: its national significant digits (`+44 (0)7700 900461` = `07700900461`)."""
+    digits = re.sub("[^0-9]", "", text)
+    if digits.startswith("0044"):
+        digits = digits[4:]
+    elif digits.startswith("44") and text.lstrip().startswith("+"):
+        digits = digits[2:]
+    return digits.lstrip("0")
+
+
+def _obfuscated_key(m: re.Match[str]) -> str:
+    domain = re.sub(_DOT, ".", m.group("domain"))
+    return f"{m.group('local')}@{domain}".casefold()
+
+
+class Mentions:
+    """Finds one person's name, e-mail addresses and phone numbers in anyone's text and replaces them
+    with the scrubber's placeholders. Used by an erasure on the landing copies, where the general
+    scrubber does not run: names are matched as the scrubber matches roster names (full name and
+    first + last, case- and accent-insensitive, on word boundaries); e-mails as written, spelled out or
+    not; phones by their digits, however they are grouped."""
+
+    def __init__(self, identifiers: PersonIdentifiers) -> None:
+        self.identifiers = identifiers
+        self._names = _Names(identifiers.names)
+        self._emails = frozenset(email_key(e) for e in identifiers.emails if "@" in e)
+        self._phones = frozenset(k for k in (phone_key(p) for p in identifiers.phones) if len(k) >= 9)
+        needles = []
+        if self._names.prefilter:
+            needles.append(self._names.prefilter)
+        needles += [re.escape(_fold(e.split("@")[0])) for e in self._emails]
+        # the last six digits of each phone, with up to three separators between any two of them
+        needles += ["[^0-9]{0,3}".join(k[-6:]) for k in self._phones]
+        self._prefilter = re.compile("|".join(needles), re.IGNORECASE) if needles else None
+
+    def __bool__(self) -> bool:
+        return self._prefilter is not None
+
+    def might_mention(self, text: str) -> bool:
+        """A cheap test: False means `redact` would change nothing."""
+        return self._prefilter is not None and bool(text) and self._prefilter.search(_fold(text)) is not None
+
+    def redact(self, text: str) -> tuple[str, int]:
+        """`text` with the person's identifiers replaced, and how many were."""
+        if not self.might_mention(text):
+            return text, 0
+        total = 0
+        if self._emails:
+            spans = [m.span() for m in _EMAIL_RE.finditer(text) if email_key(m.group()) in self._emails]
+            spans += [
+                m.span()
+                for m in _OBFUSCATED_RE.finditer(text)
+                if _obfuscated_ok(m) and _obfuscated_key(m) in self._emails
+            ]
+            spans = _disjoint(spans)
+            text, total = _replace_spans(text, spans, PLACEHOLDERS["email"]), total + len(spans)
+        if self._phones:
+            spans = [(s, e) for s, e in _phone_spans(text) if phone_key(text[s:e]) in self._phones]
+            text, total = _replace_spans(text, spans, PLACEHOLDERS["phone"]), total + len(spans)
+        text, n = self._names.scrub(text)
+        return text, total + n
+
+
+def _disjoint(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Spans sorted, overlapping ones dropped (the earlier, longer one wins)."""
+    kept: list[tuple[int, int]] = []
+    for start, end in sorted(spans, key=lambda s: (s[0], -s[1])):
+        if not kept or start >= kept[-1][1]:
+            kept.append((start, end))
+    return kept
