@@ -106,6 +106,9 @@ class Layout:
     delimiter: str | None = None
     survey_column: str | None = None  # a survey-tool export: the mapping's panellist column
     survey_panel: str | None = None  # ... and the panel its respondents belong to
+    #: Columns a blanked record keeps (normalised headers): in a long layout (Mentimeter) the question
+    #: cells say what the survey asked, not who answered, and the adapter learns its questions from them.
+    keep: frozenset[str] = frozenset()
 
     @classmethod
     def for_file(
@@ -183,6 +186,7 @@ class _Columns:
     panellist: Hashable
     panel: Hashable | None
     identifiers: tuple[tuple[Hashable, str], ...]
+    kept: frozenset[Hashable] = frozenset()  # cells a blanked record keeps (`Layout.keep`)
 
 
 class _Matcher:
@@ -205,7 +209,8 @@ class _Matcher:
         identifiers = tuple(
             (c, IDENTIFIER_HEADERS[key]) for c, k in keys.items() for key in k if key in IDENTIFIER_HEADERS
         )
-        return _Columns(panellist, panel, identifiers)
+        kept = frozenset(c for c, k in keys.items() if k & self.layout.keep)
+        return _Columns(panellist, panel, identifiers, kept)
 
     def find_header(self, rows: Iterable[Mapping[Hashable, str]]) -> tuple[int, _Columns] | None:
         """(position, columns) of the first of the leading rows that names the panellist column."""
@@ -376,9 +381,7 @@ def _redact_csv(data: bytes, name: str, layout: Layout, matcher: _Matcher, menti
         if header is None:
             header = matcher.columns(cells) if number <= HEADER_SCAN_ROWS else None
         elif matcher.is_person(header, cells, f"row {number}"):
-            terminator = _TERMINATOR.search(record)
-            tail = terminator.group() if terminator else ""
-            out += [text[done:start], delimiter * (len(fields) - 1) if len(fields) > 1 else '""', tail]
+            out += [text[done:start], _blank_record(record, fields, delimiter, header.kept)]
             done = end
             continue
         if mentions is not None and mentions.might_mention(record):
@@ -391,6 +394,19 @@ def _redact_csv(data: bytes, name: str, layout: Layout, matcher: _Matcher, menti
         return matcher.result(data)
     out.append(text[done:])
     return matcher.result(_encode(bom, "".join(out), codec), replaced)
+
+
+def _blank_record(record: str, fields: Sequence[str], delimiter: str, kept: frozenset[Hashable]) -> str:
+    """The record with every field emptied (but the ones kept), its delimiters and line ending left."""
+    terminator = _TERMINATOR.search(record)
+    tail = terminator.group() if terminator else ""
+    if len(fields) < 2:
+        return '""' + tail  # one empty field: a record, not an empty line
+    content = record[: len(record) - len(tail)]
+    spans = _field_spans(content, delimiter) if kept else []
+    if len(spans) != len(fields):
+        return delimiter * (len(fields) - 1) + tail
+    return delimiter.join(content[a:b] if i in kept else "" for i, (a, b) in enumerate(spans)) + tail
 
 
 def _redact_record(record: str, fields: Sequence[str], delimiter: str, mentions: Mentions) -> tuple[str, int]:
@@ -694,9 +710,12 @@ def _redact_sheet(
         values: dict[Hashable, str] = {c.column: c.text for c in cells}
         where = f"sheet {name!r} row {number}"
         if header is not None and position > header[0] and matcher.is_person(header[1], values, where):
-            blanked.update(c.shared for c in cells if c.shared is not None)
-            orphaned |= _shared_formula_masters(cells)
-            new_body = "".join(_blank_cell(c, c.match.group("p")) for c in cells)
+            keep = [c for c in cells if c.column in header[1].kept]
+            gone = [c for c in cells if c.column not in header[1].kept]
+            blanked.update(c.shared for c in gone if c.shared is not None)
+            kept.update(c.shared for c in keep if c.shared is not None)
+            orphaned |= _shared_formula_masters(gone)
+            new_body = "".join(c.match.group() if c in keep else _blank_cell(c, c.match.group("p")) for c in cells)
             edits.append((match.start(), match.end(), _splice_row(match, new_body)))
             continue
         kept.update(c.shared for c in cells if c.shared is not None)
