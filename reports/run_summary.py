@@ -29,6 +29,13 @@ def summary_text(summary: RunSummary) -> str:
         lines.append(
             "identifiers scrubbed from free text: " + ", ".join(f"{k} {v}" for k, v in sorted(scrubbed.items()))
         )
+    blocked = {s.source: s.rows_blocked for s in summary.sources if s.rows_blocked}
+    if blocked:
+        lines.append(
+            f"ATTENTION: {sum(blocked.values())} row(s) of erased panellists were dropped unread ("
+            + ", ".join(f"{source} {count}" for source, count in sorted(blocked.items()))
+            + "): the organisations still send them; their feedback pages ask them to delete those rows"
+        )
     lines.append(
         f"published version: {summary.published_version or '(none)'}; "
         f"withdrawn panellists excluded: {summary.withdrawn_panellists}"
@@ -48,6 +55,7 @@ def source_rows(summary: RunSummary) -> list[dict[str, Any]]:
             "files superseded": s.files_superseded,
             "rows accepted": s.rows_accepted,
             "rows quarantined": s.rows_quarantined,
+            "rows of erased panellists dropped": s.rows_blocked,
             "identifiers scrubbed": ", ".join(f"{k} {v}" for k, v in sorted(s.identifiers_scrubbed.items())),
             "error": s.error or "",
         }

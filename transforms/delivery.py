@@ -1,7 +1,8 @@
 """One landed delivery, from its landing copy to canonical frames that are safe to store.
 
     read_delivery   landing copy → canonical frames by kind (or the reason the whole file is refused)
-    protect         drop direct identifiers → pseudonymise panellist references → scrub free text
+    protect         drop direct identifiers → drop erased panellists' rows → pseudonymise panellist
+                    references → scrub free text
 
 A delivery normally yields rows of its source's kind; a survey-tool export may also yield
 project_feedback rows. Nothing here writes anywhere: the validation gate (`expectations.gate`)
@@ -25,6 +26,7 @@ from transforms.pseudonymise import pseudonymise
 from transforms.readers import ROW, ReadError, ReadOptions, read_table
 
 if TYPE_CHECKING:
+    from transforms.blocklist import Blocklist
     from transforms.scrub import Scrubber
 
 
@@ -49,6 +51,7 @@ class DeliveryOutcome:
     rows_read: int = 0
     rows_accepted: int = 0
     rows_quarantined: int = 0
+    rows_blocked: int = 0  # rows of erased panellists, dropped unread (`transforms.blocklist`)
     format: str | None = None
     encoding: str | None = None
     headers: list[str] | None = None  # the header row as delivered; None when the file could not be read
@@ -136,12 +139,21 @@ def _survey_delivery(delivery: DeliveryToProcess, outcome: DeliveryOutcome) -> d
 
 
 def protect(
-    frame: pl.DataFrame, kind: Kind, key_secret: bytes, scrubber: Scrubber | None, outcome: DeliveryOutcome
+    frame: pl.DataFrame,
+    kind: Kind,
+    key_secret: bytes,
+    scrubber: Scrubber | None,
+    outcome: DeliveryOutcome,
+    blocklist: Blocklist | None = None,
 ) -> pl.DataFrame:
-    """Drop direct identifiers, pseudonymise panellist references, scrub free text (counting what was
-    replaced on `outcome`). `scrubber` may be None only for kinds without free text."""
+    """Drop direct identifiers and the rows of erased panellists (counted on `outcome`), pseudonymise
+    panellist references, scrub free text (counting what was replaced on `outcome`). `scrubber` may be
+    None only for kinds without free text."""
     frame = frame.drop([c for c in kind.direct_identifiers if c in frame.columns])
     if kind.pseudonymised_columns:
+        if blocklist:
+            frame, blocked = blocklist.drop(frame)
+            outcome.rows_blocked += blocked
         frame = pseudonymise(frame, key_secret)
     if kind.free_text_columns:
         if scrubber is None:

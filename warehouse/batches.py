@@ -15,6 +15,7 @@ from din.contract import Kind
 from din.keys import PseudonymKey
 from din.paths import DataPaths
 from expectations.gate import BatchSpec
+from transforms.blocklist import Blocklist
 from transforms.delivery import DeliveryToProcess
 from warehouse.manifest import PendingDelivery, active_landing_paths, pending_deliveries
 from warehouse.merge import write_known_references
@@ -30,11 +31,12 @@ def plan_level(
     level: int,
     kinds: Sequence[Kind],
     key: PseudonymKey,
+    blocklist: Blocklist | None = None,
 ) -> tuple[list[PendingDelivery], list[BatchSpec]]:
     """The level's pending deliveries and the batches to validate them in (none when nothing is pending).
 
     Writes the keys the level's references may take, and names the roster's landing copies (their
-    names scrub free text), for the batches to read."""
+    names scrub free text), for the batches to read; `blocklist` drops erased panellists' rows."""
     pending = pending_deliveries(con, [k.name for k in kinds])
     if not pending:
         return [], []
@@ -52,6 +54,7 @@ def plan_level(
             roster,
             key.secret,
             config.validation_engine,
+            blocklist or Blocklist(),
         )
         for index, batch in enumerate(plan_batches(pending, formats))
     ]

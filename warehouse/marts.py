@@ -26,7 +26,7 @@ from din.contract import ACCEPTABILITY, KINDS, SECTORS, Column, ColumnType, Kind
 from din.sql import literal, quote
 
 MODELS_DIR = Path(__file__).with_name("models")
-SCHEMA_VERSION = 1  # bump (and note in CHANGELOG.md) when a published column changes on purpose
+SCHEMA_VERSION = 2  # bump (and note in CHANGELOG.md) when a published column changes on purpose
 TIERS = ("open", "restricted", "ops")
 PSEUDONYM_COLUMN = "panellist_pseudonym"
 PROVENANCE_COLUMNS = ("source_name", "delivery_id", "delivery_sha256", "source_row", "run_id")

@@ -4,6 +4,7 @@ DuckDB stays local (one writer, one file); what cannot be recreated is mirrored 
 
     <landing>/objects/<2 hex>/<sha256><suffix>   every landed object, uploaded once (content-addressed)
     <landing>/deliveries.jsonl                    the delivery log, uploaded after the objects it names
+    <landing>/erasures/blocklist.json             the erasure register (`warehouse.blocklist`), before the log
     <published>/versions/<version>/...            each published version; `.complete` is written last
     <published>/CURRENT                           the version to read, written after `.complete`
 
@@ -29,6 +30,7 @@ from din.paths import DataPaths
 from sources.base import SourceError
 from sources.credentials import Resolver, Secrets, describe
 from sources.object_storage import classify, filesystem
+from warehouse.blocklist import REGISTER, read_register, register_path, write_private
 from warehouse.landing import file_sha256
 from warehouse.manifest import LANDING_LOG
 from warehouse.publish import KEEP_VERSIONS, current_version
@@ -60,6 +62,7 @@ def push_landing(storage: RemoteStorage, landing_dir: Path, *, credentials: Reso
     root = _root(storage.landing, "landing")
     with _bucket(storage, credentials, storage.landing) as fs:
         uploaded = _upload_missing(fs, root, landing_dir)
+        _push_register(fs, root, landing_dir)
         _push_log(fs, root, landing_dir)
     log.info("landing: %d object(s) uploaded to %s", uploaded, storage.landing)
     return uploaded
@@ -78,6 +81,7 @@ def pull_landing(storage: RemoteStorage, landing_dir: Path, *, credentials: Reso
         remote = _listed(fs, root, "objects")
         missing = sorted(wanted & remote)
         _download_objects(fs, root, landing_dir, missing)
+        _pull_register(fs, root, landing_dir)
         if newer is not None:
             _write_atomically(path, newer)
     if wanted - remote:
@@ -96,6 +100,7 @@ def forget_remote(
     if storage.landing:
         root = _root(storage.landing, "landing")
         with _bucket(storage, credentials, storage.landing) as fs:
+            _push_register(fs, root, landing_dir)
             deleted = _forget_landing(fs, root, landing_dir)
     if storage.published:
         push_published(storage, published_dir, version, credentials=credentials)
@@ -126,6 +131,45 @@ def _forget_landing(fs: s3fs.S3FileSystem, root: str, landing_dir: Path) -> int:
     if doomed:
         fs.rm(doomed)
     return len(doomed)
+
+
+def _push_register(fs: s3fs.S3FileSystem, root: str, landing_dir: Path) -> None:
+    """Upload the erasure register unless the bucket's is the same; never drop erasures the bucket knows."""
+    path = register_path(landing_dir)
+    if not path.is_file():
+        return
+    local = path.read_bytes()
+    remote = _read_or_none(fs, f"{root}/{REGISTER}")
+    if remote == local:
+        return
+    if remote is not None and not _tokens(remote) <= read_register(landing_dir).tokens:
+        raise RemoteStorageError(
+            f"s3://{root}/{REGISTER} records erasures that {path} lacks; it is not overwritten. Restore landing "
+            "from the bucket first (din rebuild), then repeat."
+        )
+    fs.pipe_file(f"{root}/{REGISTER}", local)
+
+
+def _pull_register(fs: s3fs.S3FileSystem, root: str, landing_dir: Path) -> None:
+    """Restore the erasure register from the bucket when this machine lacks it, or lacks erasures it records."""
+    remote = _read_or_none(fs, f"{root}/{REGISTER}")
+    if remote is None:
+        return
+    path = register_path(landing_dir)
+    if not path.is_file() or not _tokens(remote) <= read_register(landing_dir).tokens:
+        if path.is_file() and not read_register(landing_dir).tokens <= _tokens(remote):
+            raise RemoteStorageError(
+                f"{path} and s3://{root}/{REGISTER} each record erasures the other lacks; nothing was restored. "
+                "Compare them by hand."
+            )
+        write_private(path, remote)
+
+
+def _tokens(data: bytes) -> frozenset[str]:
+    try:
+        return frozenset(str(e["token"]) for e in json.loads(data).get("entries") or [])
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise RemoteStorageError("the bucket's erasure register is not readable; nothing was restored") from None
 
 
 def _identity(entry: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -33,6 +33,7 @@ class SourceSummary:
     rows_read: int = 0
     rows_accepted: int = 0
     rows_quarantined: int = 0
+    rows_blocked: int = 0  # rows of erased panellists, dropped when read
     identifiers_scrubbed: dict[str, int] = field(default_factory=dict)  # placeholder type -> replacements
     error: str | None = None
 
@@ -142,12 +143,12 @@ def count_deliveries(summary: RunSummary, con: duckdb.DuckDBPyConnection, delive
     """Add the processed deliveries' counts (files, rows, scrubbed identifiers) to the run summary."""
     rows = con.execute(
         """SELECT source, supersedes IS NOT NULL, coalesce(rows_read, 0), coalesce(rows_accepted, 0),
-                  coalesce(rows_quarantined, 0), scrub_counts
+                  coalesce(rows_quarantined, 0), scrub_counts, coalesce(rows_blocked, 0)
            FROM ops.deliveries WHERE list_contains(?, delivery_id)""",
         [delivery_ids],
     ).fetchall()
     by_name = {s.source: s for s in summary.sources}
-    for source, superseding, read, accepted, quarantined, scrubbed in rows:
+    for source, superseding, read, accepted, quarantined, scrubbed, blocked in rows:
         entry = by_name.get(source)
         if entry is None:
             continue
@@ -156,6 +157,7 @@ def count_deliveries(summary: RunSummary, con: duckdb.DuckDBPyConnection, delive
         entry.rows_read += int(read)
         entry.rows_accepted += int(accepted)
         entry.rows_quarantined += int(quarantined)
+        entry.rows_blocked += int(blocked)
         for placeholder, count in json.loads(scrubbed or "{}").items():
             if count:
                 entry.identifiers_scrubbed[placeholder] = entry.identifiers_scrubbed.get(placeholder, 0) + count
