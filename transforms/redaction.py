@@ -156,7 +156,7 @@ class RedactionError(ValueError):
 def redact(data: bytes, name: str, layout: Layout, person: Person, mentions: Mentions | None = None) -> Redaction:
     """`data` (a landing copy of the delivered file `name`) without the person, and what was found.
 
-    With `mentions` None the file is only searched (the result's `data` is then meaningless)."""
+    With `mentions` None only the person's own records are blanked."""
     handlers: dict[str, Callable[[bytes, str, Layout, _Matcher, Mentions | None], Redaction]] = {
         "csv": _redact_csv,
         "xlsx": _redact_xlsx,
@@ -330,7 +330,8 @@ def _csv_records(text: str, delimiter: str) -> Iterator[tuple[int, int, list[str
 
     position = 0
     try:
-        for fields in csv.reader(lines(), delimiter=delimiter):
+        # strict: a quote left open (the pipeline's reader refuses such a file) must not hide records
+        for fields in csv.reader(lines(), delimiter=delimiter, strict=True):
             length = sum(sizes)
             sizes.clear()
             yield position, position + length, fields
@@ -802,15 +803,13 @@ def _redact_xlsx(data: bytes, name: str, layout: Layout, matcher: _Matcher, ment
         replaced += n
         if new != xml:
             changed[part] = new
-    if mentions is None:
-        return matcher.result(data)
     shared, n = _redact_shared(book, blanked - kept, mentions)
     replaced += n
     if shared is not None and book.shared_part is not None:
         changed[book.shared_part] = shared
     sheet_parts = {part for _, part in book.sheets} | {book.shared_part}
     for part, content in book.members.items():
-        if part in sheet_parts or not part.endswith((".xml", ".rels")):
+        if mentions is None or part in sheet_parts or not part.endswith((".xml", ".rels")):
             continue
         try:
             xml = content.decode("utf-8")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from transforms.scrub import PLACEHOLDERS, Scrubber, ScrubCounts
+from transforms.scrub import PLACEHOLDERS, Mentions, PersonIdentifiers, Scrubber, ScrubCounts, email_key, phone_key
 
 SAMPLES = Path(__file__).parents[2] / ".." / "shared" / "samples" / "survey-exports"
 FREE_TEXT_QUESTION = (
@@ -349,3 +349,59 @@ def test_frame_keeps_nulls_other_columns_and_null_columns() -> None:
 def test_frame_rejects_non_text_columns() -> None:
     with pytest.raises(TypeError, match="'id' is Int64"):
         Scrubber().scrub_frame(pl.DataFrame({"id": [1]}), ["id"])
+
+
+# --- one person's mentions (erasure) ------------------------------------------------------------------
+
+ROWAN = PersonIdentifiers(
+    frozenset({"Rowan Kerr", "Rowan Alasdair Kerr"}),
+    frozenset({"rowan.kerr@example.org"}),
+    frozenset({"07700 900385"}),
+    frozenset({"KY1 1ER"}),
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I agreed with Rowan Kerr that", "I agreed with [name] that"),
+        ("ROWAN  KERR said so", "[name] said so"),
+        ("Rówan Kérr too", "[name] too"),
+        ("Rowan Alasdair Kerr, in full", "[name], in full"),
+        ("write to Rowan.Kerr@Example.org", "write to [email]"),
+        ("rowan.kerr (at) example (dot) org", "[email]"),
+        ("rowan.kerr at example dot org", "[email]"),
+        ("call +44 (0)7700 900 385 or 07700900385", "call [phone] or [phone]"),
+    ],
+)
+def test_mentions_of_one_person_are_replaced_however_they_are_written(text: str, expected: str) -> None:
+    assert Mentions(ROWAN).redact(text)[0] == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Rowan said so",  # a first name alone: not them for certain
+        "Kerry Rowan and Mr Kerr",
+        "Rowan Kerridge",
+        "rowan.kerr@example.com is someone else",
+        "07700 900386 is another number",
+        "KY1 1ER is a postcode neighbours share",
+        "",
+    ],
+)
+def test_mentions_leave_everyone_else_alone(text: str) -> None:
+    mentions = Mentions(ROWAN)
+    assert mentions.redact(text) == (text, 0)
+
+
+def test_mentions_prefilter_never_skips_what_redact_would_change() -> None:
+    mentions = Mentions(ROWAN)
+    for text in ("ask ROWAN KERR", "rowan.kerr at example dot org", "07700-900-385", "Rówan Kérr"):
+        assert mentions.might_mention(text)
+    assert not Mentions(PersonIdentifiers())
+
+
+def test_phone_and_email_keys_compare_numbers_and_addresses_as_written_differently() -> None:
+    assert phone_key("+44 (0)7700 900461") == phone_key("07700 900461") == phone_key("0044 7700 900461")
+    assert email_key(" Rowan.Kerr @ Example.org ") == "rowan.kerr@example.org"
