@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from din.errors import DinError
 from din.paths import DataPaths
 from transforms.scrub import Mentions
 from warehouse.erasure import ErasureContext
@@ -88,6 +90,8 @@ def scrub_database(path: Path, exact: Sequence[str], mentions: Mentions, *, dry_
     )
     changed = 0
     try:
+        if not dry_run:
+            con.execute("PRAGMA secure_delete = ON")  # the old texts' bytes are overwritten, not just freed
         tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         for table, wanted in TEXT_COLUMNS.items():
             if table not in tables:
@@ -107,9 +111,29 @@ def scrub_database(path: Path, exact: Sequence[str], mentions: Mentions, *, dry_
                         con.execute(f'UPDATE "{table}" SET "{column}" = ? WHERE rowid = ?', [new, rowid])
         if not dry_run:
             con.commit()
+            if changed:
+                _checkpoint(con, path)
     finally:
         con.close()
     return changed
+
+
+def _checkpoint(con: sqlite3.Connection, path: Path, attempts: int = 60) -> None:
+    """Write the write-ahead log into the database and empty it: its older frames still hold the old texts."""
+    for _ in range(attempts):
+        busy, _, _ = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if not busy:
+            return
+        time.sleep(0.5)
+    raise PrefectDatabaseBusy(
+        f"{path} is in use (a Prefect server holds it open), so its write-ahead log, which still holds the old "
+        "texts, could not be emptied. Stop the server (or wait until it is idle) and run the same `din forget` "
+        "again: it finishes the job."
+    )
+
+
+class PrefectDatabaseBusy(DinError):
+    """Prefect's database could not be checkpointed: the erasure is resumed by running it again."""
 
 
 def _needles(exact: Sequence[str], mentions: Mentions) -> list[str]:

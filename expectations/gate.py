@@ -74,7 +74,7 @@ def process_batch(spec: BatchSpec) -> BatchResult:
         for kind_name, frame in parsed.items():
             kind = KINDS[kind_name]
             if kind.free_text_columns and scrubber is None:
-                scrubber = scrubber_for(spec.roster_paths)
+                scrubber = scrubber_for(spec.roster_paths, spec.blocklist)
             frame = protect(frame, kind, spec.key_secret, scrubber, outcome, spec.blocklist)
             frame = frame.with_columns(
                 pl.int_range(next_row_id, next_row_id + frame.height, dtype=pl.Int64).alias(ROW_ID),

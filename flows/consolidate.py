@@ -39,7 +39,7 @@ from sources import SourceError
 from sources.credentials import resolve_credential
 from transforms.blocklist import Blocklist
 from warehouse.batches import plan_level
-from warehouse.erasure import before_run
+from warehouse.erasure import before_run, redact_blocked
 from warehouse.manifest import KnownFile, PendingDelivery, known_files
 from warehouse.merge import merge_level
 from warehouse.publish import publish_if_changed
@@ -112,6 +112,14 @@ def merge_task(
 ) -> None:
     merge_level(con, results, pending, run_id)
     faults.checkpoint("merge")
+
+
+@task(name="redact-blocked", cache_policy=NO_CACHE)
+def redact_blocked_task(
+    con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, key: PseudonymKey, blocklist: Blocklist
+) -> int:
+    """Landing copies that hold rows of erased panellists (sent again) are redacted; returns how many."""
+    return redact_blocked(con, config, paths, key, blocklist)
 
 
 @task(name="publish", cache_policy=NO_CACHE)
@@ -188,6 +196,9 @@ def run_consolidation(config: Config, paths: DataPaths, key: PseudonymKey, pull_
                     pull(con, config, paths, summary)
             with _stage(summary, "validate_and_merge"):
                 validate_and_merge(con, config, paths, summary, key, blocklist)
+            if blocklist:
+                with _stage(summary, "redact_blocked"):
+                    redact_blocked_task(con, config, paths, key, blocklist)
             with _stage(summary, "publish"):
                 publish_task(con, config, paths, summary, key)
             if config.storage is not None and config.storage.published:

@@ -17,8 +17,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from transforms.scrub import ErasedMentions
 
 PREFIX = "er_"
 LENGTH = 32  # hex characters kept: 128 bits
@@ -38,10 +42,18 @@ def erasure_token(key: bytes, panel_id: str, identity: str) -> str:
 
 @dataclass(frozen=True)
 class Blocklist:
-    """The tokens of every erased identity, and the key that makes them (never shown)."""
+    """The tokens of every erased identity and of the erased people's names, e-mails and phones
+    (`transforms.scrub.mention_tokens`), and the key that makes them (never shown)."""
 
     key: bytes = field(repr=False, default=b"")
     tokens: frozenset[str] = frozenset()
+    mentions: frozenset[str] = frozenset()
+
+    def erased_mentions(self) -> ErasedMentions:
+        """What finds the erased people's names, e-mails and phones in anyone's text."""
+        from transforms.scrub import ErasedMentions
+
+        return ErasedMentions(self.key, self.mentions)
 
     def __bool__(self) -> bool:
         return bool(self.tokens)

@@ -164,11 +164,13 @@ def protect(
     return frame
 
 
-def scrubber_for(roster_paths: Sequence[str]) -> Scrubber:
-    """A Scrubber that knows the roster's names (read from its landing copies, held in memory only)."""
+def scrubber_for(roster_paths: Sequence[str], blocklist: Blocklist | None = None) -> Scrubber:
+    """A Scrubber that knows the roster's names (read from its landing copies, held in memory only) and,
+    by token, the names of people erased before (no longer on any roster)."""
     from transforms.scrub import Scrubber
 
-    return Scrubber(roster_names(roster_paths))
+    erased = blocklist.erased_mentions() if blocklist is not None and blocklist.mentions else None
+    return Scrubber(roster_names(roster_paths), erased)
 
 
 def roster_names(paths: Sequence[str]) -> list[str]:

@@ -42,12 +42,13 @@ import zipfile
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from xml.sax.saxutils import escape
 
 from din.contract import normalise_header
+from transforms.blocklist import Blocklist
 from transforms.readers import EXTENSIONS, sniff_delimiter
-from transforms.scrub import Mentions, PersonIdentifiers, email_key, phone_key
+from transforms.scrub import PersonIdentifiers, email_key, phone_key
 
 HEADER_SCAN_ROWS = 15  # a survey tool may put a preamble above its header (Mentimeter)
 #: Headers whose cells, in the person's own records, identify them (harvested for mention redaction).
@@ -87,6 +88,15 @@ class Person:
         value = value.strip()
         return bool(value) and (value in self.refs or ("@" in value and email_key(value) in self.emails))
 
+    def matches(self, panel: str | None, value: str | None) -> bool:
+        """Whether a record of `panel` (None: a table that does not say) with this panellist cell is theirs."""
+        return (panel is None or panel.strip() == self.panel_id) and self.is_identity(value)
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """What a line of text that is not a table must hold, as a whole word, to be about them."""
+        return tuple(sorted(self.refs | self.emails))
+
     def could_be_in(self, text: str) -> bool:
         """A cheap test: False means no cell of `text` can hold one of the person's identities."""
         if any(ref and ref in text for ref in self.refs):
@@ -95,6 +105,30 @@ class Person:
             folded = text.casefold()
             return any(email.split("@")[0] in folded for email in self.emails)
         return False
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Everyone erased before (`transforms.blocklist`): a record is theirs when its panel and panellist cell
+    make a blocked token. Nobody's reference is known, so only tables can be searched."""
+
+    blocklist: Blocklist
+
+    def is_identity(self, value: str | None) -> bool:
+        return False  # a bare value says nothing without its panel
+
+    def matches(self, panel: str | None, value: str | None) -> bool:
+        return panel is not None and self.blocklist.blocks(panel, value)
+
+    def could_be_in(self, text: str) -> bool:
+        return bool(self.blocklist)
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return ()
+
+
+Whom = Person | Blocked
 
 
 @dataclass(frozen=True)
@@ -153,11 +187,19 @@ class RedactionError(ValueError):
     """A file that cannot be redacted in its format (the caller falls back or reports it)."""
 
 
-def redact(data: bytes, name: str, layout: Layout, person: Person, mentions: Mentions | None = None) -> Redaction:
+class MentionFinder(Protocol):
+    """What finds (and replaces) mentions of someone in a text: `transforms.scrub.Mentions` and kin."""
+
+    def might_mention(self, text: str) -> bool: ...
+
+    def redact(self, text: str) -> tuple[str, int]: ...
+
+
+def redact(data: bytes, name: str, layout: Layout, person: Whom, mentions: MentionFinder | None = None) -> Redaction:
     """`data` (a landing copy of the delivered file `name`) without the person, and what was found.
 
     With `mentions` None only the person's own records are blanked."""
-    handlers: dict[str, Callable[[bytes, str, Layout, _Matcher, Mentions | None], Redaction]] = {
+    handlers: dict[str, Callable[[bytes, str, Layout, _Matcher, MentionFinder | None], Redaction]] = {
         "csv": _redact_csv,
         "xlsx": _redact_xlsx,
         "json": _redact_json,
@@ -192,7 +234,7 @@ class _Columns:
 class _Matcher:
     """Finds a table's panellist column and tells the person's records from everyone else's."""
 
-    def __init__(self, layout: Layout, person: Person) -> None:
+    def __init__(self, layout: Layout, person: Whom) -> None:
         self.layout, self.person = layout, person
         self.wanted = normalise_header(layout.survey_column) if layout.survey_column else _PANELLIST
         self.rows: list[str] = []
@@ -225,14 +267,12 @@ class _Matcher:
     def is_person(self, columns: _Columns, cells: Mapping[Hashable, str], where: str) -> bool:
         """Whether a record is the person's; if so, remember where it was and what identified them."""
         value = cells.get(columns.panellist)
-        if not self.person.is_identity(value):
-            return False
         if self.layout.survey_column:
-            if (self.layout.survey_panel or "").strip() != self.person.panel_id:
-                return False
-        elif columns.panel is not None and (cells.get(columns.panel) or "").strip() != self.person.panel_id:
+            panel: str | None = self.layout.survey_panel or ""
+        else:
+            panel = cells.get(columns.panel) if columns.panel is not None else None
+        if value is None or not self.person.matches(panel, value):
             return False
-        assert value is not None
         self.rows.append(where)
         self.identities.add(value.strip())
         self.identifiers = self.identifiers | _harvest(columns, cells, value.strip())
@@ -362,7 +402,7 @@ def _csv_field(original: str, value: str, delimiter: str) -> str:
     return value
 
 
-def _redact_csv(data: bytes, name: str, layout: Layout, matcher: _Matcher, mentions: Mentions | None) -> Redaction:
+def _redact_csv(data: bytes, name: str, layout: Layout, matcher: _Matcher, mentions: MentionFinder | None) -> Redaction:
     bom, text, codec = decode(data, layout.encoding)
     if "\x00" in text[:4096]:
         raise RedactionError("binary data, not text")
@@ -410,7 +450,7 @@ def _blank_record(record: str, fields: Sequence[str], delimiter: str, kept: froz
     return delimiter.join(content[a:b] if i in kept else "" for i, (a, b) in enumerate(spans)) + tail
 
 
-def _redact_record(record: str, fields: Sequence[str], delimiter: str, mentions: Mentions) -> tuple[str, int]:
+def _redact_record(record: str, fields: Sequence[str], delimiter: str, mentions: MentionFinder) -> tuple[str, int]:
     terminator = _TERMINATOR.search(record)
     tail = terminator.group() if terminator else ""
     content = record[: len(record) - len(tail)]
@@ -431,7 +471,9 @@ def _redact_record(record: str, fields: Sequence[str], delimiter: str, mentions:
 # --- text that is not a table ---------------------------------------------------------------------
 
 
-def _redact_lines(data: bytes, layout: Layout, matcher: _Matcher, mentions: Mentions | None, why: str) -> Redaction:
+def _redact_lines(
+    data: bytes, layout: Layout, matcher: _Matcher, mentions: MentionFinder | None, why: str
+) -> Redaction:
     """A text file the pipeline cannot read as a table: blank each line holding one of the person's
     references as a whole word; replace mentions elsewhere."""
     try:
@@ -441,7 +483,7 @@ def _redact_lines(data: bytes, layout: Layout, matcher: _Matcher, mentions: Ment
     if "\x00" in text[:4096]:
         return matcher.result(data, note=f"could not be read ({why}); left as it was")
     person = matcher.person
-    words = [re.escape(r) for r in person.refs if r] + [re.escape(e) for e in person.emails]
+    words = [re.escape(w) for w in person.words if w]
     pattern = re.compile(rf"(?<![\w@.-])(?:{'|'.join(words)})(?![\w@-])", re.IGNORECASE) if words else None
     out, replaced = [], 0
     for number, line in enumerate(io.StringIO(text, newline=""), start=1):
@@ -625,7 +667,7 @@ def _with_body(match: re.Match[str], tag: str, body: str) -> str:
     return f"<{prefix}{tag}{match.group('attrs')}>{escape(body)}</{prefix}{tag}>"
 
 
-def _redact_cell(cell: _Cell, mentions: Mentions) -> tuple[str, int]:
+def _redact_cell(cell: _Cell, mentions: MentionFinder) -> tuple[str, int]:
     """The cell's XML with mentions replaced in its own text: an inline string, a formula's text result,
     the formula itself (shared strings are redacted once, in their own part)."""
     xml = cell.match.group()
@@ -686,7 +728,7 @@ def _orphan_formulas(xml: str, groups: set[str]) -> str:
 
 
 def _redact_sheet(
-    name: str, xml: str, book: _Workbook, matcher: _Matcher, mentions: Mentions | None
+    name: str, xml: str, book: _Workbook, matcher: _Matcher, mentions: MentionFinder | None
 ) -> tuple[str, set[int], set[int], int]:
     """The worksheet's XML without the person; the shared strings its blanked and kept cells use; mentions."""
     blanked: set[int] = set()
@@ -738,7 +780,7 @@ def _redact_sheet(
     return xml[: found.start("body")] + new_body + xml[found.end("body") :], blanked, kept, replaced
 
 
-def _redact_shared(book: _Workbook, unused: set[int], mentions: Mentions | None) -> tuple[str | None, int]:
+def _redact_shared(book: _Workbook, unused: set[int], mentions: MentionFinder | None) -> tuple[str | None, int]:
     """The shared strings part with strings only the person used emptied and mentions replaced."""
     xml = _xml(book.members, book.shared_part)
     out, done, replaced = [], 0, 0
@@ -766,7 +808,7 @@ def _redact_shared(book: _Workbook, unused: set[int], mentions: Mentions | None)
     return "".join(out), replaced
 
 
-def _redact_other_part(xml: str, mentions: Mentions, person: Person) -> tuple[str, int]:
+def _redact_other_part(xml: str, mentions: MentionFinder, person: Whom) -> tuple[str, int]:
     """Another part of the workbook (comments, pivot caches, document properties, relationships):
     mentions replaced in its text and in the attributes that hold typed text; a pivot cache's items
     that are one of the person's references emptied."""
@@ -789,7 +831,9 @@ def _redact_other_part(xml: str, mentions: Mentions, person: Person) -> tuple[st
     return xml, total
 
 
-def _redact_xlsx(data: bytes, name: str, layout: Layout, matcher: _Matcher, mentions: Mentions | None) -> Redaction:
+def _redact_xlsx(
+    data: bytes, name: str, layout: Layout, matcher: _Matcher, mentions: MentionFinder | None
+) -> Redaction:
     infos, book = _open_workbook(data)
     changed: dict[str, str] = {}
     blanked: set[int] = set()
@@ -938,7 +982,7 @@ def _json_string(original: str, value: str) -> str:
 
 
 def _json_edits(
-    text: str, document: _Node, matcher: _Matcher, mentions: Mentions | None, where: Callable[[int], str]
+    text: str, document: _Node, matcher: _Matcher, mentions: MentionFinder | None, where: Callable[[int], str]
 ) -> tuple[list[tuple[int, int, str]], int]:
     """(start, end, replacement) edits that take the person out of one JSON document; mentions replaced."""
     edits: list[tuple[int, int, str]] = []
@@ -970,7 +1014,9 @@ def _apply(text: str, edits: Sequence[tuple[int, int, str]]) -> str:
     return "".join(out)
 
 
-def _redact_json(data: bytes, name: str, layout: Layout, matcher: _Matcher, mentions: Mentions | None) -> Redaction:
+def _redact_json(
+    data: bytes, name: str, layout: Layout, matcher: _Matcher, mentions: MentionFinder | None
+) -> Redaction:
     bom, text, codec = decode(data, layout.encoding or "utf-8")
     if not (matcher.person.could_be_in(text) or (mentions is not None and mentions.might_mention(text))):
         return matcher.result(data)
@@ -983,7 +1029,9 @@ def _redact_json(data: bytes, name: str, layout: Layout, matcher: _Matcher, ment
     return matcher.result(_encode(bom, _apply(text, edits), codec), replaced)
 
 
-def _redact_ndjson(data: bytes, name: str, layout: Layout, matcher: _Matcher, mentions: Mentions | None) -> Redaction:
+def _redact_ndjson(
+    data: bytes, name: str, layout: Layout, matcher: _Matcher, mentions: MentionFinder | None
+) -> Redaction:
     bom, text, codec = decode(data, layout.encoding or "utf-8")
     if not (matcher.person.could_be_in(text) or (mentions is not None and mentions.might_mention(text))):
         return matcher.result(data)
@@ -1037,7 +1085,9 @@ def _looks_like_ndjson(head: bytes) -> bool:
 # --- Parquet --------------------------------------------------------------------------------------
 
 
-def _redact_parquet(data: bytes, name: str, layout: Layout, matcher: _Matcher, mentions: Mentions | None) -> Redaction:
+def _redact_parquet(
+    data: bytes, name: str, layout: Layout, matcher: _Matcher, mentions: MentionFinder | None
+) -> Redaction:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq

@@ -9,6 +9,9 @@ from the bucket, or a key rotation still finds it. It holds
   key derived from the pseudonymisation key whose id is `sealed_with`;
 - `entries`: one per erased identity: its erasure token, panel, erasure id and date, never a
   reference or a pseudonym;
+- `mentions`: keyed tokens of the erased people's names, e-mails and phones
+  (`transforms.scrub.mention_tokens`), with which the scrubber still finds their names in other
+  people's free text once no roster lists them;
 - `redactions`: the SHA-256 of each file an erasure rewrote, mapped to the SHA-256 of its redacted
   copy, so that a partner re-sending the original bytes lands the redacted copy instead (the pull
   sees no new content: nothing of the person comes back, not even in someone else's free text).
@@ -53,6 +56,7 @@ class Register:
     sealed_key: bytes | None = field(default=None, repr=False)
     entries: list[dict[str, Any]] = field(default_factory=list)
     redactions: dict[str, str] = field(default_factory=dict)
+    mentions: list[str] = field(default_factory=list)  # tokens of erased people's names, e-mails, phones
 
     @property
     def tokens(self) -> frozenset[str]:
@@ -76,6 +80,7 @@ def read_register(landing_dir: Path) -> Register:
             base64.b64decode(sealed) if sealed else None,
             list(raw.get("entries") or []),
             dict(raw.get("redactions") or {}),
+            list(raw.get("mentions") or []),
         )
     except (ValueError, TypeError, AttributeError) as error:
         raise BlocklistKeyError(
@@ -92,6 +97,7 @@ def write_register(landing_dir: Path, register: Register) -> None:
         "sealed_key": base64.b64encode(register.sealed_key).decode() if register.sealed_key else None,
         "entries": register.entries,
         "redactions": dict(sorted(register.redactions.items())),
+        "mentions": sorted(register.mentions),
     }
     write_private(register_path(landing_dir), json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
 
@@ -142,13 +148,14 @@ def open_blocklist(landing_dir: Path, key: PseudonymKey, previous: PseudonymKey 
     register = read_register(landing_dir)
     if register.sealed_key is None:
         return Blocklist()
+    mentions = frozenset(register.mentions)
     if register.sealed_with == key.key_id:
-        return Blocklist(_unseal(register.sealed_key, key), register.tokens)
+        return Blocklist(_unseal(register.sealed_key, key), register.tokens, mentions)
     if previous is not None and register.sealed_with == previous.key_id:
         blocklist_key = _unseal(register.sealed_key, previous)
         register.sealed_key, register.sealed_with = _seal(blocklist_key, key), key.key_id
         write_register(landing_dir, register)
-        return Blocklist(blocklist_key, register.tokens)
+        return Blocklist(blocklist_key, register.tokens, mentions)
     raise BlocklistKeyError(
         f"the erasure register ({register_path(landing_dir)}) is sealed with pseudonymisation key "
         f"{register.sealed_with}, and this run's key is {key.key_id}. If the key was rotated, set the previous "
@@ -165,7 +172,7 @@ def blocklist_for_erasure(landing_dir: Path, key: PseudonymKey) -> Blocklist:
     blocklist_key = secrets.token_bytes(32)
     register.sealed_key, register.sealed_with = _seal(blocklist_key, key), key.key_id
     write_register(landing_dir, register)
-    return Blocklist(blocklist_key, register.tokens)
+    return Blocklist(blocklist_key, register.tokens, frozenset(register.mentions))
 
 
 def add_erasure(
@@ -173,6 +180,7 @@ def add_erasure(
     key: PseudonymKey,
     entries: Iterable[Mapping[str, Any]],
     redactions: Mapping[str, str],
+    mentions: Iterable[str] = (),
 ) -> Register:
     """Record erased tokens and redacted files (idempotent: a token or a file already there stays once).
 
@@ -182,6 +190,7 @@ def add_erasure(
         open_blocklist(landing_dir, key)  # raises with the explanation
     known = register.tokens
     register.entries += [dict(e) for e in entries if e["token"] not in known]
+    register.mentions = sorted(set(register.mentions) | set(mentions))
     for original, redacted in redactions.items():
         if original == redacted:
             continue

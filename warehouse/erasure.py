@@ -52,8 +52,8 @@ from expectations.gate import BatchSpec, process_batch
 from transforms.blocklist import Blocklist, erasure_token
 from transforms.disclosure import DisclosureRule
 from transforms.pseudonymise import pseudonym
-from transforms.redaction import Layout, Person, Redaction, redact
-from transforms.scrub import Mentions, PersonIdentifiers, email_key
+from transforms.redaction import Blocked, Layout, Person, Redaction, redact
+from transforms.scrub import AnyMentions, Mentions, PersonIdentifiers, email_key, mention_tokens
 from warehouse.batches import plan_batches
 from warehouse.blocklist import (
     FOLDER,
@@ -240,6 +240,7 @@ class Journal:
     token: str  # the erasure token of the reference asked for: a rerun finds its journal by it
     tokens: list[str]  # every identity's token (what the blocklist gains)
     pseudonyms: list[str]  # every identity's pseudonym under the current key (what must go from the warehouse)
+    mention_tokens: list[str]  # keyed tokens of their name, e-mails, phones (the scrubber's, for later files)
     requested_by: str
     requested_at: str
     changes: list[FileChange] = field(default_factory=list)
@@ -359,6 +360,22 @@ def _writer(data: bytes) -> Callable[[BinaryIO], bool]:
     return write
 
 
+def _write_log(landing: Path, entries: Sequence[Mapping[str, Any]]) -> None:
+    """Replace the landing log atomically, through a private temporary file; its mode stays."""
+    log_path = landing / LANDING_LOG
+    if not log_path.exists():
+        return
+    mode = log_path.stat().st_mode & 0o777
+    temporary = landing / f".{LANDING_LOG}.{secrets.token_hex(4)}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("".join(json_text(e) + "\n" for e in entries))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(temporary, mode)
+    os.replace(temporary, log_path)
+
+
 def rewrite_landing(ctx: ErasureContext) -> dict[str, Any]:
     """The landing log names the redacted copies; the register gains the person's tokens and the redactions."""
     landing = ctx.paths.landing
@@ -368,17 +385,7 @@ def rewrite_landing(ctx: ErasureContext) -> dict[str, Any]:
         change = moved.get(str(entry.get("sha256")))
         if change is not None:
             entry.update(sha256=change.new_sha256, landing_path=change.new_relative, size=change.new_size)
-    log_path = landing / LANDING_LOG
-    if log_path.exists():
-        mode = log_path.stat().st_mode & 0o777
-        temporary = landing / f".{LANDING_LOG}.{secrets.token_hex(4)}"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write("".join(json_text(e) + "\n" for e in entries))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, log_path)
+    _write_log(landing, entries)
     erased_at = ctx.journal.requested_at
     add_erasure(
         landing,
@@ -388,6 +395,7 @@ def rewrite_landing(ctx: ErasureContext) -> dict[str, Any]:
             for t in ctx.journal.tokens
         ],
         {c.sha256: c.new_sha256 for c in ctx.journal.changes},
+        ctx.journal.mention_tokens,
     )
     return {"files_redacted": len(ctx.journal.changes), "tokens_added": len(ctx.journal.tokens)}
 
@@ -652,6 +660,89 @@ BUILT_IN: dict[str, Step] = {
 }
 
 
+# --- erased panellists sent again -------------------------------------------------------------------
+
+
+def redact_blocked(
+    con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, key: PseudonymKey, blocklist: Blocklist
+) -> int:
+    """After a run: landing copies of deliveries whose rows of erased panellists were dropped (a partner
+    sent them again, in a changed file) are redacted as an erasure redacts them, so that landing does not
+    keep them either; mentions of them (their names, e-mails, phones from the rows dropped) in the run's
+    other files go too. Their warehouse rows need no change: the blocked rows were never loaded, and a
+    blank row reads as padding. Idempotent: a copy already redacted is known by the register. Returns
+    how many copies were redacted."""
+    if not blocklist:
+        return 0
+    done = set(read_register(paths.landing).redactions.values())
+    blocked = con.execute(
+        """SELECT DISTINCT sha256 FROM ops.deliveries
+           WHERE coalesce(rows_blocked, 0) > 0 AND status IN ('processed', 'superseded')"""
+    ).fetchall()
+    shas = {sha for (sha,) in blocked if sha not in done}
+    if not shas:
+        return 0
+    copies = [c for c in landing_copies(paths.landing) if c.sha256 in shas]
+    whom = Blocked(blocklist)
+    identifiers = PersonIdentifiers()
+    for copy in copies:
+        data = (paths.landing / copy.relative).read_bytes()
+        identifiers = identifiers | redact(data, copy.name, layout_for(copy, config, data), whom).identifiers
+    mentions = AnyMentions(Mentions(identifiers), blocklist.erased_mentions())
+    if mentions:  # the run's other files may mention them: those are redacted too
+        runs = con.execute(
+            "SELECT DISTINCT sha256 FROM ops.deliveries WHERE processed_run_id IN (SELECT processed_run_id "
+            "FROM ops.deliveries WHERE list_contains(?, sha256))",
+            [sorted(shas)],
+        ).fetchall()
+        wanted = {sha for (sha,) in runs} - done
+        copies = [c for c in landing_copies(paths.landing) if c.sha256 in wanted]
+    moved: dict[str, tuple[LandingCopy, Path, int, str]] = {}
+    for copy in copies:
+        data = (paths.landing / copy.relative).read_bytes()
+        redaction = redact(data, copy.name, layout_for(copy, config, data), whom, mentions)
+        if not redaction.changed:
+            continue
+        landed = land(paths.landing, _writer(redaction.data), Path(copy.relative).suffix)
+        assert landed is not None
+        moved[copy.sha256] = (copy, landed.path, landed.size, landed.sha256)
+    if not moved:
+        return 0
+    add_erasure(paths.landing, key, [], {old: new for old, (_, _, _, new) in moved.items()})
+    entries = read_landing_log(paths.landing)
+    for entry in entries:
+        if str(entry.get("sha256")) in moved:
+            _, path, size, sha = moved[str(entry["sha256"])]
+            entry.update(sha256=sha, landing_path=path.relative_to(paths.landing).as_posix(), size=size)
+    _write_log(paths.landing, entries)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for old, (_, path, size, sha) in moved.items():
+            con.execute(
+                "UPDATE ops.deliveries SET sha256 = ?, landing_path = ?, size = ? WHERE sha256 = ?",
+                [sha, str(path), size, old],
+            )
+            con.execute("UPDATE ops.source_files SET sha256 = ? WHERE sha256 = ?", [sha, old])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    for copy, _, _, _ in moved.values():
+        original = paths.landing / copy.relative
+        if original.exists():
+            os.chmod(original, 0o600)
+            original.unlink()
+    if config.storage is not None and config.storage.landing:
+        from warehouse.remote import forget_remote_landing
+
+        forget_remote_landing(config.storage, paths.landing)
+    log.warning(
+        "%d landing cop(ies) held rows of erased panellists sent again: redacted (their rows were not loaded)",
+        len(moved),
+    )
+    return len(moved)
+
+
 # --- the command --------------------------------------------------------------------------------
 
 
@@ -734,6 +825,7 @@ def forget_panellist(
                 token,
                 sorted({erasure_token(blocklist.key, panel_id, i) for i in identities}),
                 pseudonyms,
+                sorted(mention_tokens(blocklist.key, findings.identifiers)),
                 requested_by,
                 now().isoformat(),
             )

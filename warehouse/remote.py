@@ -110,6 +110,17 @@ def forget_remote(
     return deleted
 
 
+def forget_remote_landing(storage: RemoteStorage, landing_dir: Path, *, credentials: Resolver | None = None) -> int:
+    """After a run redacted landing copies (rows of erased panellists sent again): the bucket's landing
+    forgets the originals too. Returns how many objects were deleted."""
+    if not storage.landing:
+        return 0
+    root = _root(storage.landing, "landing")
+    with _bucket(storage, credentials, storage.landing) as fs:
+        _push_register(fs, root, landing_dir)
+        return _forget_landing(fs, root, landing_dir)
+
+
 def _forget_landing(fs: s3fs.S3FileSystem, root: str, landing_dir: Path) -> int:
     """Replace the bucket's log with the local (redacted) one, after checking it is the same history."""
     path = landing_dir / LANDING_LOG

@@ -10,7 +10,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from transforms.scrub import PLACEHOLDERS, Mentions, PersonIdentifiers, Scrubber, ScrubCounts, email_key, phone_key
+from transforms.scrub import (
+    PLACEHOLDERS,
+    ErasedMentions,
+    Mentions,
+    PersonIdentifiers,
+    Scrubber,
+    ScrubCounts,
+    email_key,
+    mention_tokens,
+    phone_key,
+)
 
 SAMPLES = Path(__file__).parents[2] / ".." / "shared" / "samples" / "survey-exports"
 FREE_TEXT_QUESTION = (
@@ -405,3 +415,32 @@ def test_mentions_prefilter_never_skips_what_redact_would_change() -> None:
 def test_phone_and_email_keys_compare_numbers_and_addresses_as_written_differently() -> None:
     assert phone_key("+44 (0)7700 900461") == phone_key("07700 900461") == phone_key("0044 7700 900461")
     assert email_key(" Rowan.Kerr @ Example.org ") == "rowan.kerr@example.org"
+
+
+def test_erased_people_are_found_by_token_alone_in_anyones_text() -> None:
+    key = b"b" * 32
+    erased = ErasedMentions(key, mention_tokens(key, ROWAN))
+    assert erased.redact("I agreed with Rowan Kerr, and rówan alasdair KERR too") == (
+        "I agreed with [name], and [name] too",
+        2,
+    )
+    assert erased.redact("mail rowan.kerr (at) example (dot) org or ring 07700 900 385") == (
+        "mail [email] or ring [phone]",
+        2,
+    )
+    assert erased.redact("Rowan said; Kerr too; Kerry Rowan; Rowan Kerridge") == (
+        "Rowan said; Kerr too; Kerry Rowan; Rowan Kerridge",
+        0,
+    )
+    assert ErasedMentions(b"x" * 32, mention_tokens(key, ROWAN)).redact("Rowan Kerr")[1] == 0  # another key: nothing
+    tokens = " ".join(mention_tokens(key, ROWAN))
+    assert "kerr" not in tokens.lower() and "900385" not in tokens
+
+
+def test_the_scrubber_scrubs_erased_names_no_roster_lists_any_more() -> None:
+    key = b"b" * 32
+    scrubber = Scrubber(["Morag Henderson"], ErasedMentions(key, mention_tokens(key, ROWAN)))
+    frame = pl.DataFrame({"t": ["ask Rowan Kerr", "ask Rowan Kerr", "Morag Henderson and Rowan Kerr", "fine", None]})
+    scrubbed, found = scrubber.scrub_frame(frame, ["t"])
+    assert scrubbed["t"].to_list() == ["ask [name]", "ask [name]", "[name] and [name]", "fine", None]
+    assert found == counts(name=4)
