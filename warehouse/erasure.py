@@ -804,10 +804,12 @@ def forget_panellist(
     with writer_lock(paths.lock, config.lock_timeout_seconds):
         for leftover in clear_erasure_leftovers(paths) + clear_leftovers(paths):
             log.info("removed %s, left behind by an interrupted run or erasure", leftover)
-        blocklist = blocklist_for_erasure(paths.landing, key)
-        token = erasure_token(blocklist.key, panel_id, panellist_ref)
+        register = read_register(paths.landing)  # no register yet: nobody was erased, no journal can exist
+        previous = resolve_previous_key(config)
+        known = open_blocklist(paths.landing, key, previous) if register.sealed_key is not None else None
+        token = erasure_token(known.key, panel_id, panellist_ref) if known is not None else None
         pending = pending_journals(paths.landing)
-        journal = next((j for j in pending if j.token == token), None)
+        journal = next((j for j in pending if token is not None and j.token == token), None)
         if journal is None and pending:
             raise ErasureIncomplete(incomplete_message(pending[0]))
         resumed = journal is not None
@@ -815,9 +817,11 @@ def forget_panellist(
             findings = find_person(config, paths.landing, panel_id, panellist_ref)
             pseudonyms = sorted({pseudonym(key.secret, panel_id, i) for i in findings.identities})
             if not findings.changes and not _in_warehouse(paths, panel_id, pseudonyms):
-                if token in blocklist.tokens:
+                if known is not None and token in known.tokens:
                     return ErasureReport(None, panel_id, requested_by, now().isoformat(), already_erased=True)
                 raise PanellistNotFound(_not_found_message(paths, panel_id, panellist_ref))
+            blocklist = blocklist_for_erasure(paths.landing, key)  # its key is made at the first erasure
+            token = erasure_token(blocklist.key, panel_id, panellist_ref)
             identities = findings.identities | {e for e in findings.identifiers.emails}
             journal = Journal(
                 "erasure-" + secrets.token_hex(6),
