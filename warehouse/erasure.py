@@ -631,7 +631,8 @@ def forget_in_bucket(ctx: ErasureContext) -> dict[str, Any]:
     if storage is None:
         return {"configured": False}
     assert ctx.journal.version is not None
-    deleted = forget_remote(storage, ctx.paths.landing, ctx.paths.published, ctx.journal.version)
+    gone = [c.relative for c in ctx.journal.changes]
+    deleted = forget_remote(storage, ctx.paths.landing, ctx.paths.published, ctx.journal.version, gone=gone)
     return {"configured": True, "landing_objects_deleted": deleted, "version_kept": ctx.journal.version}
 
 
@@ -735,7 +736,7 @@ def redact_blocked(
     if config.storage is not None and config.storage.landing:
         from warehouse.remote import forget_remote_landing
 
-        forget_remote_landing(config.storage, paths.landing)
+        forget_remote_landing(config.storage, paths.landing, [c.relative for c, _, _, _ in moved.values()])
     log.warning(
         "%d landing cop(ies) held rows of erased panellists sent again: redacted (their rows were not loaded)",
         len(moved),

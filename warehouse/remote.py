@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from din import faults
 from din.config import RemoteStorage
 from din.errors import DinError
 from din.paths import DataPaths
@@ -91,17 +92,25 @@ def pull_landing(storage: RemoteStorage, landing_dir: Path, *, credentials: Reso
 
 
 def forget_remote(
-    storage: RemoteStorage, landing_dir: Path, published_dir: Path, version: str, *, credentials: Resolver | None = None
+    storage: RemoteStorage,
+    landing_dir: Path,
+    published_dir: Path,
+    version: str,
+    *,
+    credentials: Resolver | None = None,
+    gone: Sequence[str] = (),
 ) -> int:
     """After `din forget`: the bucket forgets too. Uploads the redacted landing objects and the rewritten
-    log, deletes the objects the log no longer names (and this machine no longer holds), then pushes
-    `version` and deletes every other remote version. Returns how many landing objects were deleted."""
+    log, deletes the objects the log no longer names (and this machine no longer holds) and the objects
+    `gone` names (landing keys the erasure replaced: found again when a first attempt was interrupted
+    after the log was replaced), then pushes `version` and deletes every other remote version. Returns
+    how many landing objects were deleted."""
     deleted = 0
     if storage.landing:
         root = _root(storage.landing, "landing")
         with _bucket(storage, credentials, storage.landing) as fs:
             _push_register(fs, root, landing_dir)
-            deleted = _forget_landing(fs, root, landing_dir)
+            deleted = _forget_landing(fs, root, landing_dir, gone)
     if storage.published:
         push_published(storage, published_dir, version, credentials=credentials)
         with _bucket(storage, credentials, storage.published) as fs:
@@ -110,18 +119,20 @@ def forget_remote(
     return deleted
 
 
-def forget_remote_landing(storage: RemoteStorage, landing_dir: Path, *, credentials: Resolver | None = None) -> int:
+def forget_remote_landing(
+    storage: RemoteStorage, landing_dir: Path, gone: Sequence[str], *, credentials: Resolver | None = None
+) -> int:
     """After a run redacted landing copies (rows of erased panellists sent again): the bucket's landing
-    forgets the originals too. Returns how many objects were deleted."""
+    forgets the originals (`gone`) too. Returns how many objects were deleted."""
     if not storage.landing:
         return 0
     root = _root(storage.landing, "landing")
     with _bucket(storage, credentials, storage.landing) as fs:
         _push_register(fs, root, landing_dir)
-        return _forget_landing(fs, root, landing_dir)
+        return _forget_landing(fs, root, landing_dir, gone)
 
 
-def _forget_landing(fs: s3fs.S3FileSystem, root: str, landing_dir: Path) -> int:
+def _forget_landing(fs: s3fs.S3FileSystem, root: str, landing_dir: Path, gone: Sequence[str] = ()) -> int:
     """Replace the bucket's log with the local (redacted) one, after checking it is the same history."""
     path = landing_dir / LANDING_LOG
     local = path.read_bytes() if path.is_file() else b""
@@ -133,10 +144,12 @@ def _forget_landing(fs: s3fs.S3FileSystem, root: str, landing_dir: Path) -> int:
             "Restore landing from the bucket (din rebuild) and repeat the erasure."
         )
     kept = _logged_keys(after, landing_dir)
-    stale = sorted(k for k in _logged_keys(before, landing_dir) - kept if not (landing_dir / k).exists())
+    candidates = _logged_keys(before, landing_dir) | set(gone)
+    stale = sorted(k for k in candidates - kept if not (landing_dir / k).exists())
     _upload_missing(fs, root, landing_dir)
     if remote != local:
         fs.pipe_file(f"{root}/{LANDING_LOG}", local)
+    faults.checkpoint("forget-remote-log")  # the bucket's log names the redacted copies; the originals are still there
     present = _listed(fs, root, "objects")
     doomed = [f"{root}/{key}" for key in stale if key in present]
     if doomed:

@@ -88,6 +88,9 @@ def erased(tmp_path_factory: pytest.TempPathFactory) -> Erased:
     network = write_mixed_network(tmp_path_factory.mktemp("mixed"))
     run(network)
     careless_flow()
+    for command in (["report"], ["report", "--project", "PRJ-1"], ["export", "responses", "--format", "csv"]):
+        assert din(network.config, *command).returncode == 0
+    assert din(network.config, "export", "panellists", "--format", "xlsx").returncode == 0
     before = network.root / "before"
     shutil.copytree(network.data_dir, before, symlinks=True)
     database = prefect_database()
@@ -270,6 +273,12 @@ def test_ops_erasures_records_who_asked_when_and_what_by_erasure_token_only(eras
     }
     touched = json.loads(entry["touched"])
     assert touched["versions"]["deleted"] == 1 and touched["reports"]["feedback_runs"] == 1
+    assert sorted(touched["reports"]["regenerated"]) == [
+        "exports/panellists.xlsx",
+        "exports/responses.csv",
+        "project-PRJ-1.html",
+        "report.html",
+    ]
     assert touched["prefect"]["records"] >= 2
     assert not any(trace in str(entry) for trace in NEEDLES)
 
@@ -397,8 +406,12 @@ def test_the_bucket_forgets_too(tmp_path: Path, s3: S3Server, monkeypatch: pytes
     run(network)
     bucket = lambda: [(f"s3:{k}", v) for k, v in remote_objects(s3, f"s3://{s3.bucket}/erasure").items()]  # noqa: E731
     assert traces(tmp_path / "nothing", NEEDLES, bucket())
+    killed = din(network.config, "forget", ERASED["ref"], "--panel", PANEL, DIN_INJECT_KILL="forget-remote-log")
+    assert killed.returncode == -9  # the bucket's log was replaced, its original copies not yet deleted
+    assert traces(tmp_path / "nothing", NEEDLES, bucket())
     result = din(network.config, "forget", ERASED["ref"], "--panel", PANEL)
     assert result.returncode == 0, result.stderr
+    assert "finishing an interrupted erasure" in result.stdout
     assert "object storage:" in result.stdout
     assert traces(network.data_dir, NEEDLES, bucket()) == []
     objects = remote_objects(s3, f"s3://{s3.bucket}/erasure/landing")
