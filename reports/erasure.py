@@ -146,7 +146,10 @@ def erasure_text(report: ErasureReport) -> str:
     else:
         lines.append(f"  published: version {report.version} without them; {versions} other version(s) deleted")
     found = report.results.get("reports") or {}
-    if found and not found.get("skipped"):
+    if would:
+        lines.append("  reports: every run's feedback pages, and what din report and din export wrote, made again")
+        lines.append("  prefect: Prefect's records searched for them, and their mentions replaced")
+    elif found and not found.get("skipped"):
         lines.append(
             f"  reports: feedback of {found.get('feedback_runs', 0)} run(s) rewritten; "
             f"{len(found.get('regenerated', []))} report(s) regenerated"
