@@ -441,11 +441,6 @@ class PersonIdentifiers:
             self.postcodes | other.postcodes,
         )
 
-    @property
-    def searchable(self) -> tuple[str, ...]:
-        """Every identifier as typed, for a check that none is left anywhere."""
-        return tuple(sorted(self.names | self.emails | self.phones | self.postcodes))
-
 
 def email_key(text: str) -> str:
     """An e-mail address as compared: spaces around `@` removed, case folded."""

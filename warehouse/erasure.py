@@ -166,10 +166,6 @@ class Findings:
     identities: set[str] = field(default_factory=set)  # panellist cells as typed, the reference included
     identifiers: PersonIdentifiers = field(default_factory=PersonIdentifiers)
 
-    @property
-    def rows(self) -> int:
-        return sum(len(r.rows) for _, r in self.changes)
-
 
 def find_person(config: Config, landing_dir: Path, panel_id: str, panellist_ref: str) -> Findings:
     """Search every landing copy: first for the person's own records (which say who they are: names,
@@ -317,11 +313,6 @@ class ErasureContext:
     journal: Journal
     panellist_ref: str
     identifiers: PersonIdentifiers  # the person's names, e-mails, phones, postcodes (held in memory only)
-
-    @property
-    def needles(self) -> tuple[str, ...]:
-        """Everything of the person that must not be left anywhere: reference, pseudonyms, identifiers."""
-        return tuple(sorted({self.panellist_ref, *self.journal.pseudonyms, *self.identifiers.searchable}))
 
 
 Step = Callable[[ErasureContext], dict[str, Any]]
