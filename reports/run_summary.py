@@ -34,7 +34,8 @@ def summary_text(summary: RunSummary) -> str:
         lines.append(
             f"ATTENTION: {sum(blocked.values())} row(s) of erased panellists were dropped unread ("
             + ", ".join(f"{source} {count}" for source, count in sorted(blocked.items()))
-            + "): the organisations still send them; their feedback pages ask them to delete those rows"
+            + "): the organisations still send them; their landing copies were redacted, and their feedback "
+            "pages ask them to delete those rows"
         )
     lines.append(
         f"published version: {summary.published_version or '(none)'}; "
