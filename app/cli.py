@@ -248,7 +248,15 @@ def _forget(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.data_dir)
     from app.forget import forget
 
-    print(forget(config, args.panel, args.panellist_ref, args.requested_by, dry_run=args.dry_run))
+    summary, unchecked = forget(config, args.panel, args.panellist_ref, args.requested_by, dry_run=args.dry_run)
+    print(summary)
+    if unchecked:
+        print(
+            f"din: {len(unchecked)} landing file(s) could not be read, so could not be checked for this panellist "
+            f"({', '.join(unchecked)}): open them by hand, or delete them if they are not needed",
+            file=sys.stderr,
+        )
+        return EXIT_SOURCE_ERRORS
     return EXIT_OK
 
 

@@ -14,8 +14,9 @@ from warehouse.erasure import forget_panellist
 
 def forget(
     config: Config, panel_id: str, panellist_ref: str, requested_by: str | None, *, dry_run: bool = False
-) -> str:
-    """Erase (or, with `dry_run`, say what erasing would change) and return the summary to print."""
+) -> tuple[str, list[str]]:
+    """Erase (or, with `dry_run`, say what erasing would change); returns the summary to print and the
+    landing copies that could not be read at all (the person may be in them: someone must look)."""
     from app.prefect_records import clean_prefect
     from reports.erasure import erasure_text, refresh_reports
 
@@ -27,4 +28,4 @@ def forget(
         steps={"reports": refresh_reports, "prefect": clean_prefect},
         dry_run=dry_run,
     )
-    return erasure_text(report)
+    return erasure_text(report), report.unchecked

@@ -133,7 +133,8 @@ def erasure_text(report: ErasureReport) -> str:
             + f": {entry['rows_blanked']} row(s), {entry['mentions_replaced']} mention(s)"
         )
     for note in report.notes:
-        lines.append(f"    NEEDS ATTENTION {note['file']}: {note['note']}")
+        source = f" ({note['source']})" if note.get("source") else ""
+        lines.append(f"    {'NEEDS ATTENTION ' if note.get('unchecked') else ''}{note['file']}{source}: {note['note']}")
     removed = report.rows_removed
     if removed:
         lines.append(

@@ -43,7 +43,7 @@ import duckdb
 from din import faults
 from din.config import Config, FormatOptions
 from din.contract import KINDS, kinds_by_level
-from din.errors import DinError
+from din.errors import DinError, WarehouseBusy
 from din.keys import PseudonymKey, resolve_key, resolve_previous_key
 from din.lock import writer_lock
 from din.paths import DataPaths
@@ -162,7 +162,7 @@ class Findings:
 
     person: Person
     changes: list[tuple[LandingCopy, Redaction]] = field(default_factory=list)
-    notes: list[tuple[LandingCopy, str]] = field(default_factory=list)  # copies that could not be checked
+    notes: list[tuple[LandingCopy, Redaction]] = field(default_factory=list)  # copies read line by line, or not
     identities: set[str] = field(default_factory=set)  # panellist cells as typed, the reference included
     identifiers: PersonIdentifiers = field(default_factory=PersonIdentifiers)
 
@@ -187,7 +187,7 @@ def find_person(config: Config, landing_dir: Path, panel_id: str, panellist_ref:
             findings.identities |= redaction.identities
             findings.identifiers = findings.identifiers | redaction.identifiers
         if redaction.note:
-            findings.notes.append((copy, redaction.note))
+            findings.notes.append((copy, redaction))
     return findings
 
 
@@ -240,7 +240,7 @@ class Journal:
     requested_by: str
     requested_at: str
     changes: list[FileChange] = field(default_factory=list)
-    notes: list[dict[str, str]] = field(default_factory=list)  # copies that could not be checked, and why
+    notes: list[dict[str, Any]] = field(default_factory=list)  # copies that could not be read as tables, and how
     done: list[str] = field(default_factory=list)
     version: str | None = None  # the version published without the person
     results: dict[str, Any] = field(default_factory=dict)  # each step's account (counts only)
@@ -338,9 +338,14 @@ def stage(config: Config, paths: DataPaths, findings: Findings, journal: Journal
             )
         )
         faults.checkpoint("forget-stage")  # a redacted copy is in landing; no journal yet
-    journal.notes = [{"file": copy.label, "source": copy.source or "", "note": note} for copy, note in findings.notes]
+    journal.notes = [_note(copy, redaction) for copy, redaction in findings.notes]
     journal.save(paths.landing)
     return journal
+
+
+def _note(copy: LandingCopy, redaction: Redaction) -> dict[str, Any]:
+    """A copy that could not be read as a table: how it was handled, and whether it needs a person's eyes."""
+    return {"file": copy.label, "source": copy.source or "", "note": redaction.note, "unchecked": redaction.unchecked}
 
 
 def _writer(data: bytes) -> Callable[[BinaryIO], bool]:
@@ -747,7 +752,7 @@ class ErasureReport:
     requested_by: str
     requested_at: str
     files: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[dict[str, str]] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
     version: str | None = None
     resumed: bool = False
@@ -762,6 +767,11 @@ class ErasureReport:
     @property
     def landing_files_redacted(self) -> int:
         return len(self.files)
+
+    @property
+    def unchecked(self) -> list[str]:
+        """Landing copies that could not be read at all: the person may be in them (they need a person's eyes)."""
+        return [str(n["file"]) for n in self.notes if n.get("unchecked")]
 
 
 def clear_erasure_leftovers(paths: DataPaths) -> list[Path]:
@@ -903,7 +913,12 @@ def _dry_run(
     pseudonyms = sorted({pseudonym(key.secret, panel_id, i) for i in findings.identities})
     in_warehouse: dict[str, int] = {}
     if paths.warehouse.exists():
-        con = connect(paths.warehouse, read_only=True)
+        try:
+            con = connect(paths.warehouse, read_only=True)
+        except duckdb.IOException:
+            raise WarehouseBusy(
+                "a run is writing to the warehouse; try the dry run again when it has finished"
+            ) from None
         try:
             in_warehouse = person_rows_in_warehouse(con, panel_id, pseudonyms)
         finally:
@@ -934,7 +949,7 @@ def _dry_run(
         requested_by,
         now().isoformat(),
         files,
-        [{"file": c.label, "source": c.source or "", "note": n} for c, n in findings.notes],
+        [_note(c, r) for c, r in findings.notes],
         results,
         dry_run=True,
     )

@@ -60,3 +60,39 @@ def test_another_erasure_is_refused_while_one_is_unfinished(tmp_path: Path) -> N
     result = din("forget", "P2", "--panel", "p1", "--config", str(network.config))
     assert result.returncode == 2
     assert "erasure-0123456789ab" in result.stderr and "was interrupted" in result.stderr
+
+
+def test_a_landing_copy_that_cannot_be_read_is_named_and_the_exit_code_says_so(tmp_path: Path) -> None:
+    from tests.support.network import ROSTER
+    from warehouse.landing import land_local_file
+    from warehouse.manifest import append_landing_log
+
+    network = write_network(tmp_path)
+    landing = network.data_dir / "landing"
+    delivered = {"roster.csv": ROSTER.encode(), "old_roster.xlsx": b"PK\x03\x04 a workbook cut short"}
+    for number, (name, body) in enumerate(delivered.items(), start=1):
+        path = tmp_path / name
+        path.write_bytes(body)
+        landed = land_local_file(landing, path, path.suffix)
+        entry = {"delivery_id": number, "source": "recruiter-roster", "relative_path": name, "original_path": name}
+        append_landing_log(
+            landing,
+            [
+                {
+                    **entry,
+                    "sha256": landed.sha256,
+                    "size": landed.size,
+                    "landing_path": landed.path.relative_to(landing).as_posix(),
+                }
+            ],
+        )
+    result = din("forget", "P1", "--panel", "p1", "--config", str(network.config))
+    assert result.returncode == 3, result.stderr
+    assert "NEEDS ATTENTION old_roster.xlsx (recruiter-roster): could not be read" in result.stdout.replace(
+        "\n    ", " "
+    )
+    assert (
+        "1 landing file(s) could not be read, so could not be checked for this panellist (old_roster.xlsx)"
+        in result.stderr
+    )
+    assert "roster.csv (recruiter-roster): 1 row(s)" in result.stdout

@@ -72,7 +72,7 @@ def redact(data: bytes, name: str, layout: Layout, person: Whom, mentions: Menti
         return handler(data, name, layout, matcher, mentions)
     except RedactionError as error:
         if layout.format in ("xlsx", "parquet"):
-            return Redaction(data, note=f"could not be read ({error}); left as it was")
+            return Redaction(data, note=f"could not be read ({error}); left as it was", unchecked=True)
         return redact_lines(data, layout, matcher, mentions, str(error))
 
 

@@ -143,6 +143,7 @@ class Redaction:
     identifiers: PersonIdentifiers = field(default_factory=PersonIdentifiers)  # harvested from their records
     mentions: int = 0  # identifiers replaced in other people's cells
     note: str | None = None  # how the file was handled when it could not be read as a table
+    unchecked: bool = False  # it could not be read at all: the person may be in it, it was left as it was
 
     @property
     def changed(self) -> bool:
@@ -221,8 +222,8 @@ class Matcher:
         self.identifiers = self.identifiers | _harvest(columns, cells, value.strip())
         return True
 
-    def result(self, data: bytes, mentions: int = 0, note: str | None = None) -> Redaction:
-        return Redaction(data, list(self.rows), set(self.identities), self.identifiers, mentions, note)
+    def result(self, data: bytes, mentions: int = 0, note: str | None = None, unchecked: bool = False) -> Redaction:
+        return Redaction(data, list(self.rows), set(self.identities), self.identifiers, mentions, note, unchecked)
 
 
 def _header_keys(text: str) -> set[str]:

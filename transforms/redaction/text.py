@@ -145,9 +145,9 @@ def redact_lines(data: bytes, layout: Layout, matcher: Matcher, mentions: Mentio
     try:
         bom, text, codec = decode(data, layout.encoding)
     except RedactionError:
-        return matcher.result(data, note=f"could not be read ({why}); left as it was")
+        return matcher.result(data, note=f"could not be read ({why}); left as it was", unchecked=True)
     if "\x00" in text[:4096]:
-        return matcher.result(data, note=f"could not be read ({why}); left as it was")
+        return matcher.result(data, note=f"could not be read ({why}); left as it was", unchecked=True)
     person = matcher.person
     words = [re.escape(w) for w in person.words if w]
     pattern = re.compile(rf"(?<![\w@.-])(?:{'|'.join(words)})(?![\w@-])", re.IGNORECASE) if words else None
