@@ -104,7 +104,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "xlsx"), required=True)
     export.add_argument("--tier", choices=("open", "restricted", "ops"), help="only look in this tier (default: all)")
     export.add_argument("--out", type=Path, help="the file to write (default: reports/exports/TABLE.FORMAT)")
-    forget = add("forget", _forget, "Erase one panellist from landing copies, the warehouse and published data.")
+    forget = add(
+        "forget",
+        _forget,
+        "Erase one panellist from everything the network holds: landing copies, the warehouse, every published "
+        "version, reports and feedback, the bucket and Prefect's records; later deliveries of their rows are dropped.",
+    )
     forget.add_argument("panellist_ref", help="the recruiter's reference, as on the roster")
     forget.add_argument("--panel", required=True, help="the panel the panellist belongs to")
     serve = add("serve", _serve, "Serve the web portal: contributors check and deliver files, readers find tables.")
@@ -144,6 +149,10 @@ def _parser() -> argparse.ArgumentParser:
     export_refs.add_argument("--config", default=os.environ.get("DIN_CONFIG", str(DEMO_CONFIG)))
     export_refs.add_argument("--data-dir")
     export_refs.set_defaults(handler=_references_export)
+    forget.add_argument(
+        "--requested-by", help="who asked for the erasure, for the audit record (default: your user name)"
+    )
+    forget.add_argument("--dry-run", action="store_true", help="list what would change, and change nothing")
     keys = commands.add_parser("keys", help="Pseudonymisation keys.")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     new = keys_commands.add_parser("new", help="Print a fresh random key (store it outside the repository).")
@@ -153,6 +162,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
     config = load_config(args.config, args.data_dir)  # fail fast on config mistakes, before Prefect loads
+    from warehouse.erasure import refuse_if_erasure_pending
+
+    refuse_if_erasure_pending(DataPaths(config.data_dir).landing)  # before Prefect loads, too
     from din.settings import configure_environment
 
     configure_environment(config.data_dir)
@@ -328,17 +340,17 @@ def _runs(args: argparse.Namespace) -> int:
 
 def _forget(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.data_dir)
-    from warehouse.erasure import forget_panellist
+    from app.forget import forget
 
-    report = forget_panellist(config, args.panel, args.panellist_ref)
-    removed = sum(report.rows_removed.values())
-    print(
-        f"{report.erasure_id}: removed {removed} row(s) "
-        f"({', '.join(f'{k} {v}' for k, v in report.rows_removed.items() if v)}), "
-        f"redacted {report.landing_files_redacted} landing file(s), republished; older versions deleted"
-    )
-    if removed == 0:
-        print("note: nobody with that reference was found on that panel", file=sys.stderr)
+    summary, unchecked = forget(config, args.panel, args.panellist_ref, args.requested_by, dry_run=args.dry_run)
+    print(summary)
+    if unchecked:
+        print(
+            f"din: {len(unchecked)} landing file(s) could not be read, so could not be checked for this panellist "
+            f"({', '.join(unchecked)}): open them by hand, or delete them if they are not needed",
+            file=sys.stderr,
+        )
+        return EXIT_SOURCE_ERRORS
     return EXIT_OK
 
 

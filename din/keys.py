@@ -15,11 +15,23 @@ from din.config import Config
 from din.errors import PseudonymKeyError
 from din.secrets import SecretStoreUnavailable, lookup_secret
 
-__all__ = ["DEMO_KEY", "MIN_KEY_CHARS", "PseudonymKey", "PseudonymKeyError", "new_key", "resolve_key"]
+__all__ = [
+    "DEMO_KEY",
+    "MIN_KEY_CHARS",
+    "PREVIOUS_SUFFIX",
+    "PseudonymKey",
+    "PseudonymKeyError",
+    "new_key",
+    "resolve_key",
+    "resolve_previous_key",
+]
 
 #: Public and worthless by design: pseudonyms made with it protect nothing. Demo data only.
 DEMO_KEY = b"DEMO-KEY-NOT-SECRET--din-engagement-example-data-only"
 MIN_KEY_CHARS = 32
+#: Where the key before a rotation is found, for the one run that seals the erasure register again:
+#: the environment variable `<key_env>_PREVIOUS`, or the Prefect Secret block `<key_block>-previous`.
+PREVIOUS_SUFFIX = "_PREVIOUS"
 
 
 @dataclass(frozen=True)
@@ -66,3 +78,17 @@ def resolve_key(config: Config) -> PseudonymKey:
         f"outside the repository). Nothing was published. {config.path} is not in demo mode, "
         "so the demo key is not allowed."
     )
+
+
+def resolve_previous_key(config: Config) -> PseudonymKey | None:
+    """The pseudonymisation key before a rotation, when one is set (`<key_env>_PREVIOUS`); else None.
+
+    Only the erasure register needs it, once, to be sealed again under the new key."""
+    block = f"{config.key_block}-previous" if config.key_block else None
+    try:
+        value = lookup_secret(config.key_env + PREVIOUS_SUFFIX, block)
+    except SecretStoreUnavailable as error:
+        raise PseudonymKeyError(f"the previous pseudonymisation key could not be read: {error}") from None
+    if not value or not value.strip():
+        return None
+    return PseudonymKey(value.strip().encode(), is_demo=False)

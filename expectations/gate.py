@@ -20,6 +20,7 @@ from din.contract import KINDS, Kind
 from expectations.engine import DELIVERY, ROW_ID
 from expectations.suites import suite_name
 from expectations.validate import QUARANTINE_SCHEMA, file_quarantine, validate
+from transforms.blocklist import Blocklist
 from transforms.delivery import DeliveryOutcome, DeliveryToProcess, FileProblem, protect, read_delivery, scrubber_for
 from transforms.normalise import typed
 from transforms.readers import ROW
@@ -41,6 +42,7 @@ class BatchSpec:
     key_secret: bytes = field(repr=False)
     engine: str = "duckdb"
     limits: Mapping[str, int] = field(default_factory=dict)  # din.yaml `limits`
+    blocklist: Blocklist = field(default_factory=Blocklist)  # erased panellists: their rows are dropped
 
 
 @dataclass
@@ -53,7 +55,8 @@ class BatchResult:
 
 
 def process_batch(spec: BatchSpec) -> BatchResult:
-    """Parse, normalise, pseudonymise, scrub and validate a batch; write accepted and quarantined rows.
+    """Parse, normalise, drop erased panellists' rows, pseudonymise, scrub and validate a batch; write
+    accepted and quarantined rows.
 
     Each kind's rows are validated against that kind's suite."""
     outcomes: dict[int, DeliveryOutcome] = {}
@@ -73,8 +76,8 @@ def process_batch(spec: BatchSpec) -> BatchResult:
         for kind_name, frame in parsed.items():
             kind = KINDS[kind_name]
             if kind.free_text_columns and scrubber is None:
-                scrubber = scrubber_for(spec.roster_paths)
-            frame = protect(frame, kind, spec.key_secret, scrubber, outcome)
+                scrubber = scrubber_for(spec.roster_paths, spec.blocklist)
+            frame = protect(frame, kind, spec.key_secret, scrubber, outcome, spec.blocklist)
             frame = frame.with_columns(
                 pl.int_range(next_row_id, next_row_id + frame.height, dtype=pl.Int64).alias(ROW_ID),
                 pl.lit(delivery.delivery_id, dtype=pl.Int64).alias(DELIVERY),

@@ -38,7 +38,9 @@ from reports.feedback import Drift, OrgReport, feedback_markdown, write_run_feed
 from reports.run_summary import source_rows, summary_markdown
 from sources import SourceError
 from sources.credentials import resolve_credential
+from transforms.blocklist import Blocklist
 from warehouse.batches import plan_level
+from warehouse.erasure import before_run, redact_blocked
 from warehouse.manifest import KnownFile, PendingDelivery, known_files
 from warehouse.merge import merge_level
 from warehouse.publish import publish_if_changed
@@ -113,6 +115,14 @@ def merge_task(
     faults.checkpoint("merge")
 
 
+@task(name="redact-blocked", cache_policy=NO_CACHE)
+def redact_blocked_task(
+    con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, key: PseudonymKey, blocklist: Blocklist
+) -> int:
+    """Landing copies that hold rows of erased panellists (sent again) are redacted; returns how many."""
+    return redact_blocked(con, config, paths, key, blocklist)
+
+
 @task(name="publish", cache_policy=NO_CACHE)
 def publish_task(
     con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, summary: RunSummary, key: PseudonymKey
@@ -171,6 +181,7 @@ def run_consolidation(config: Config, paths: DataPaths, key: PseudonymKey, pull_
     logger = _logger()
     con = connect(paths.warehouse)
     try:
+        blocklist = before_run(config, paths, key)  # no erasure half done; erased panellists stay out
         create_schema(con)
         mark_abandoned_runs(con)
         for leftover in clear_leftovers(paths):
@@ -185,7 +196,10 @@ def run_consolidation(config: Config, paths: DataPaths, key: PseudonymKey, pull_
                 with _stage(summary, "pull"):
                     pull(con, config, paths, summary)
             with _stage(summary, "validate_and_merge"):
-                validate_and_merge(con, config, paths, summary, key)
+                validate_and_merge(con, config, paths, summary, key, blocklist)
+            if blocklist:
+                with _stage(summary, "redact_blocked"):
+                    redact_blocked_task(con, config, paths, key, blocklist)
             with _stage(summary, "publish"):
                 publish_task(con, config, paths, summary, key)
             if config.storage is not None and config.storage.published:
@@ -246,12 +260,17 @@ def _source_error_text(error: BaseException) -> str:
 
 
 def validate_and_merge(
-    con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, summary: RunSummary, key: PseudonymKey
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    paths: DataPaths,
+    summary: RunSummary,
+    key: PseudonymKey,
+    blocklist: Blocklist | None = None,
 ) -> None:
     """Level by level (reference data first, then the roster, then what refers to it)."""
     logger = _logger()
     for level, kinds in enumerate(kinds_by_level()):
-        pending, specs = plan_level(con, config, paths, summary.run_id, level, kinds, key)
+        pending, specs = plan_level(con, config, paths, summary.run_id, level, kinds, key, blocklist)
         if not pending:
             continue
         futures = validate_batch_task.map(specs)

@@ -16,6 +16,7 @@ from din.keys import resolve_key
 from din.lock import writer_lock
 from din.paths import DataPaths
 from flows.consolidate import run_consolidation, summary_artifacts
+from warehouse.erasure import before_run
 from warehouse.rebuild import prepare_rebuild, swap_in
 
 
@@ -26,6 +27,7 @@ def rebuild(config_path: str = str(DEMO_CONFIG), data_dir: str | None = None) ->
     key = resolve_key(config)
     live = DataPaths(config.data_dir)
     with writer_lock(live.lock, config.lock_timeout_seconds):
+        before_run(config, live, key)  # no erasure half done; the blocklist opens (sealed again after a rotation)
         aside = prepare_rebuild(config, live)
         summary = run_consolidation(config, aside, key, pull_sources=False)
         swap_in(aside, live)

@@ -71,6 +71,7 @@ class DeliveryRecord:
     missing_optional_columns: tuple[str, ...]
     message: str | None
     headers: tuple[str, ...] | None  # None: not recorded (file unreadable, or before headers were kept)
+    rows_blocked: int = 0  # rows of erased panellists, dropped unread
 
 
 @dataclass(frozen=True)
@@ -97,17 +98,24 @@ _DELIVERY_COLUMNS = """delivery_id, source, organisation, kind, relative_path, s
 
 def has_headers(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether ops.deliveries records each delivery's headers (the `headers` column)."""
+    return _has_column(con, "headers")
+
+
+def _has_column(con: duckdb.DuckDBPyConnection, column: str) -> bool:
     found = con.execute(
         """SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database()
-           AND schema_name = 'ops' AND table_name = 'deliveries' AND column_name = 'headers'"""
+           AND schema_name = 'ops' AND table_name = 'deliveries' AND column_name = ?""",
+        [column],
     ).fetchall()
     return bool(found[0][0])
 
 
 def _deliveries(con: duckdb.DuckDBPyConnection, where: str, params: Sequence[Any]) -> list[DeliveryRecord]:
     headers = "headers" if has_headers(con) else "NULL::VARCHAR[]"
+    blocked = "coalesce(rows_blocked, 0)" if _has_column(con, "rows_blocked") else "0"
     rows = con.execute(
-        f"SELECT {_DELIVERY_COLUMNS}, {headers} FROM ops.deliveries WHERE {where} ORDER BY delivery_id", list(params)
+        f"SELECT {_DELIVERY_COLUMNS}, {headers}, {blocked} FROM ops.deliveries WHERE {where} ORDER BY delivery_id",
+        list(params),
     ).fetchall()
     return [_record(row) for row in rows]
 
@@ -549,6 +557,7 @@ def report_context(
             "rows_read": sum(d.rows_read for d in deliveries),
             "rows_accepted": sum(d.rows_accepted for d in deliveries),
             "rows_quarantined": sum(d.rows_quarantined for d in deliveries),
+            "rows_blocked": sum(d.rows_blocked for d in deliveries),
         },
         "csv_name": CSV_NAME,
     }
@@ -575,6 +584,7 @@ def file_context(
         "rows_read": delivery.rows_read,
         "rows_accepted": delivery.rows_accepted,
         "rows_quarantined": delivery.rows_quarantined,
+        "rows_blocked": delivery.rows_blocked,
         "outcome": _outcome_words(delivery),
         "status_class": _status_class(delivery),
         "refused": delivery.outcome == REFUSED and delivery.status != "superseded",

@@ -33,6 +33,14 @@ def summary_text(summary: RunSummary) -> str:
         lines.append(
             "identifiers scrubbed from free text: " + ", ".join(f"{k} {v}" for k, v in sorted(scrubbed.items()))
         )
+    blocked = {s.source: s.rows_blocked for s in summary.sources if s.rows_blocked}
+    if blocked:
+        lines.append(
+            f"ATTENTION: {sum(blocked.values())} row(s) of erased panellists were dropped unread ("
+            + ", ".join(f"{source} {count}" for source, count in sorted(blocked.items()))
+            + "): the organisations still send them; their landing copies were redacted, and their feedback "
+            "pages ask them to delete those rows"
+        )
     lines.append(
         f"published version: {summary.published_version or '(none)'}; "
         f"withdrawn panellists excluded: {summary.withdrawn_panellists}"
@@ -53,6 +61,7 @@ def source_rows(summary: RunSummary) -> list[dict[str, Any]]:
             "files refused": s.files_refused,
             "rows accepted": s.rows_accepted,
             "rows quarantined": s.rows_quarantined,
+            "rows of erased panellists dropped": s.rows_blocked,
             "identifiers scrubbed": ", ".join(f"{k} {v}" for k, v in sorted(s.identifiers_scrubbed.items())),
             "error": s.error or "",
         }

@@ -1,7 +1,8 @@
 """One landed delivery, from its landing copy to canonical frames that are safe to store.
 
     read_delivery   landing copy → canonical frames by kind (or the reason the whole file is refused)
-    protect         drop direct identifiers → pseudonymise panellist references → scrub free text
+    protect         drop direct identifiers → drop erased panellists' rows → pseudonymise panellist
+                    references → scrub free text
 
 A delivery normally yields rows of its source's kind; a survey-tool export may also yield
 project_feedback rows, and a Polis export statements and response_history. Nothing here writes
@@ -31,6 +32,7 @@ COMPANION = "companion"  # outcome of a file read only with the files beside it 
 
 if TYPE_CHECKING:
     from transforms.adapters import SurveyMapping
+    from transforms.blocklist import Blocklist
     from transforms.scrub import Scrubber
 
 
@@ -58,6 +60,7 @@ class DeliveryOutcome:
     rows_read: int = 0
     rows_accepted: int = 0
     rows_quarantined: int = 0
+    rows_blocked: int = 0  # rows of erased panellists, dropped unread (`transforms.blocklist`)
     format: str | None = None
     encoding: str | None = None
     headers: list[str] | None = None  # the header row as delivered; None when the file could not be read
@@ -217,11 +220,20 @@ def _named(message: str, delivery: DeliveryToProcess) -> str:
 
 
 def protect(
-    frame: pl.DataFrame, kind: Kind, key_secret: bytes, scrubber: Scrubber | None, outcome: DeliveryOutcome
+    frame: pl.DataFrame,
+    kind: Kind,
+    key_secret: bytes,
+    scrubber: Scrubber | None,
+    outcome: DeliveryOutcome,
+    blocklist: Blocklist | None = None,
 ) -> pl.DataFrame:
-    """Drop direct identifiers, pseudonymise panellist references, scrub free text (counting what was
-    replaced on `outcome`). `scrubber` may be None only for kinds without free text."""
+    """Drop direct identifiers and the rows of erased panellists (counted on `outcome`), pseudonymise
+    panellist references, scrub free text (counting what was replaced on `outcome`). `scrubber` may be
+    None only for kinds without free text."""
     frame = frame.drop([c for c in kind.direct_identifiers if c in frame.columns])
+    if kind.pseudonymised_columns and blocklist:
+        frame, blocked = blocklist.drop(frame)
+        outcome.rows_blocked += blocked
     for column in kind.pseudonymised_columns:
         frame = pseudonymise(frame, key_secret, column)
     if kind.free_text_columns:
@@ -233,11 +245,13 @@ def protect(
     return frame
 
 
-def scrubber_for(roster_paths: Sequence[str]) -> Scrubber:
-    """A Scrubber that knows the roster's names (read from its landing copies, held in memory only)."""
+def scrubber_for(roster_paths: Sequence[str], blocklist: Blocklist | None = None) -> Scrubber:
+    """A Scrubber that knows the roster's names (read from its landing copies, held in memory only) and,
+    by token, the names of people erased before (no longer on any roster)."""
     from transforms.scrub import Scrubber
 
-    return Scrubber(roster_names(roster_paths))
+    erased = blocklist.erased_mentions() if blocklist is not None and blocklist.mentions else None
+    return Scrubber(roster_names(roster_paths), erased)
 
 
 def roster_names(paths: Sequence[str]) -> list[str]:

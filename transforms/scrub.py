@@ -29,11 +29,14 @@ Design choices:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
+from itertools import pairwise
 
 import phonenumbers
 import polars as pl
@@ -339,17 +342,22 @@ def _replace_spans(text: str, spans: Sequence[tuple[int, int]], placeholder: str
 
 
 class Scrubber:
-    """Replaces emails, phones, postcodes, health ids and the roster's names with placeholders."""
+    """Replaces emails, phones, postcodes, health ids and the roster's names with placeholders; with
+    `erased`, also the names of people erased before (who are no longer on the roster)."""
 
-    def __init__(self, names: Iterable[str] = ()) -> None:
+    def __init__(self, names: Iterable[str] = (), erased: ErasedMentions | None = None) -> None:
         self._names = _Names(names)
-        self._steps: tuple[tuple[str, Callable[[str], tuple[str, int]]], ...] = (
+        self._erased = erased if erased else None
+        steps: list[tuple[str, Callable[[str], tuple[str, int]]]] = [
             ("email", _scrub_emails),
             ("health_id", _scrub_health_ids),
             ("phone", _scrub_phones),
             ("postcode", _scrub_postcodes),
             ("name", self._names.scrub),
-        )
+        ]
+        if self._erased is not None:
+            steps.append(("name", self._erased.redact_names))
+        self._steps = tuple(steps)
 
     def scrub(self, text: str | None) -> tuple[str | None, ScrubCounts]:
         """`text` with identifiers replaced, and how many of each were found. None and "" pass through."""
@@ -359,24 +367,26 @@ class Scrubber:
         for kind, step in self._steps:
             text, n = step(text)
             if n:
-                found[kind] = n
+                found[kind] = found.get(kind, 0) + n
         return text, ScrubCounts(**found)
 
     def candidates(self, values: pl.Series) -> pl.Series:
         """The values that could hold an identifier: a cheap superset of those `scrub` changes.
 
         One Rust regex over every value; for names, values with non-ASCII characters that it missed
-        are folded like `_fold` does (with polars) and tried again.
+        are folded like `_fold` does (with polars) and tried again; with erased people, the values left
+        that hold a word whose token is an erased last name.
         """
         names = self._names.prefilter
         pattern = _PREFILTER if names is None else f"{_PREFILTER}|{names}"
         hit = values.str.contains(pattern)
-        found = values.filter(hit)
-        if names is None:
-            return found
-        wide = values.filter(~hit & (values.str.len_bytes() != values.str.len_chars()))
-        folded = wide.str.replace_many(list(_FOLD), list(_FOLD.values()))
-        return pl.concat([found, wide.filter(folded.str.contains(names))])
+        if names is not None:
+            wide = values.filter(~hit & (values.str.len_bytes() != values.str.len_chars()))
+            folded = wide.str.replace_many(list(_FOLD), list(_FOLD.values()))
+            hit = hit | values.is_in(wide.filter(folded.str.contains(names)).implode())
+        if self._erased is not None:
+            hit = hit | values.is_in(self._erased.candidates(values.filter(~hit)).implode())
+        return values.filter(hit)
 
     def scrub_frame(self, df: pl.DataFrame, columns: Sequence[str]) -> tuple[pl.DataFrame, ScrubCounts]:
         """`df` with `columns` scrubbed; only the distinct candidate values go through Python."""
@@ -406,3 +416,225 @@ class Scrubber:
         if not old:
             return None, total
         return pl.col(column).replace(old, new), total
+
+
+# --- one person's own identifiers (erasure) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PersonIdentifiers:
+    """What identifies one person in other people's text: roster names, e-mail addresses, phone numbers.
+
+    Postcodes are kept for the record (a check that nothing of the person is left) but never looked
+    for in text: neighbours share them."""
+
+    names: frozenset[str] = frozenset()
+    emails: frozenset[str] = frozenset()
+    phones: frozenset[str] = frozenset()
+    postcodes: frozenset[str] = frozenset()
+
+    def __or__(self, other: PersonIdentifiers) -> PersonIdentifiers:
+        return PersonIdentifiers(
+            self.names | other.names,
+            self.emails | other.emails,
+            self.phones | other.phones,
+            self.postcodes | other.postcodes,
+        )
+
+
+def email_key(text: str) -> str:
+    """An e-mail address as compared: spaces around `@` removed, case folded."""
+    return re.sub(f"{_WS}*@{_WS}*", "@", text.strip()).casefold()
+
+
+def phone_key(text: str) -> str:
+    """A phone number as compared: its national significant digits (`+44 (0)7700 900461` = `07700900461`)."""
+    digits = re.sub("[^0-9]", "", text)
+    if digits.startswith("0044"):
+        digits = digits[4:]
+    elif digits.startswith("44") and text.lstrip().startswith("+"):
+        digits = digits[2:]
+    return digits.lstrip("0")
+
+
+def _obfuscated_key(m: re.Match[str]) -> str:
+    domain = re.sub(_DOT, ".", m.group("domain"))
+    return f"{m.group('local')}@{domain}".casefold()
+
+
+class Mentions:
+    """Finds one person's name, e-mail addresses and phone numbers in anyone's text and replaces them
+    with the scrubber's placeholders. Used by an erasure on the landing copies, where the general
+    scrubber does not run: names are matched as the scrubber matches roster names (full name and
+    first + last, case- and accent-insensitive, on word boundaries); e-mails as written, spelled out or
+    not; phones by their digits, however they are grouped."""
+
+    def __init__(self, identifiers: PersonIdentifiers) -> None:
+        self.identifiers = identifiers
+        self._names = _Names(identifiers.names)
+        self._emails = frozenset(email_key(e) for e in identifiers.emails if "@" in e)
+        self._phones = frozenset(k for k in (phone_key(p) for p in identifiers.phones) if len(k) >= 9)
+        needles = []
+        if self._names.prefilter:
+            needles.append(self._names.prefilter)
+        needles += [re.escape(_fold(e.split("@")[0])) for e in self._emails]
+        # the last six digits of each phone, with up to three separators between any two of them
+        needles += ["[^0-9]{0,3}".join(k[-6:]) for k in self._phones]
+        self._prefilter = re.compile("|".join(needles), re.IGNORECASE) if needles else None
+
+    def __bool__(self) -> bool:
+        return self._prefilter is not None
+
+    def might_mention(self, text: str) -> bool:
+        """A cheap test: False means `redact` would change nothing."""
+        return self._prefilter is not None and bool(text) and self._prefilter.search(_fold(text)) is not None
+
+    def redact(self, text: str) -> tuple[str, int]:
+        """`text` with the person's identifiers replaced, and how many were."""
+        if not self.might_mention(text):
+            return text, 0
+        total = 0
+        if self._emails:
+            spans = [m.span() for m in _EMAIL_RE.finditer(text) if email_key(m.group()) in self._emails]
+            spans += [
+                m.span()
+                for m in _OBFUSCATED_RE.finditer(text)
+                if _obfuscated_ok(m) and _obfuscated_key(m) in self._emails
+            ]
+            spans = _disjoint(spans)
+            text, total = _replace_spans(text, spans, PLACEHOLDERS["email"]), total + len(spans)
+        if self._phones:
+            spans = [(s, e) for s, e in _phone_spans(text) if phone_key(text[s:e]) in self._phones]
+            text, total = _replace_spans(text, spans, PLACEHOLDERS["phone"]), total + len(spans)
+        text, n = self._names.scrub(text)
+        return text, total + n
+
+
+def _disjoint(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Spans sorted, overlapping ones dropped (the earlier, longer one wins)."""
+    kept: list[tuple[int, int]] = []
+    for start, end in sorted(spans, key=lambda s: (s[0], -s[1])):
+        if not kept or start >= kept[-1][1]:
+            kept.append((start, end))
+    return kept
+
+
+# --- people erased before, known only by keyed tokens ---------------------------------------------------
+
+_WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|['\-])*[^\W\d_]|[^\W\d_]")
+MENTION_TOKEN_PREFIX = "em_"
+
+
+def mention_token(key: bytes, kind: str, value: str) -> str:
+    """The keyed token of one of an erased person's identifiers (`name`, `last`, `email`, `phone`)."""
+    message = f"din-erased-mention\x1f{kind}\x1f{value}".encode()
+    return MENTION_TOKEN_PREFIX + hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+
+
+def mention_tokens(key: bytes, identifiers: PersonIdentifiers) -> set[str]:
+    """Tokens that let `ErasedMentions` recognise this person's name, e-mails and phones, and nothing else
+    (the name's forms as the scrubber matches them, its last word, e-mail and phone keys)."""
+    tokens = set()
+    for name in identifiers.names:
+        for form in _name_forms(name):
+            tokens |= {mention_token(key, "name", form), mention_token(key, "last", form.split()[-1])}
+    tokens |= {mention_token(key, "email", email_key(e)) for e in identifiers.emails if "@" in e}
+    tokens |= {mention_token(key, "phone", k) for k in map(phone_key, identifiers.phones) if len(k) >= 9}
+    return tokens
+
+
+class ErasedMentions:
+    """Finds mentions of people erased before, of whom only keyed tokens are kept (the erasure register):
+    each word, e-mail address and phone number in a text is made into its token and looked up. A name is
+    matched as the scrubber matches roster names (full, or first + last; case- and accent-insensitive);
+    only texts with a word whose token is an erased person's last name are looked at closely."""
+
+    def __init__(self, key: bytes, tokens: Iterable[str]) -> None:
+        self._key = key
+        self._tokens = frozenset(tokens)
+        self._words: dict[str, bool] = {}  # folded word -> is an erased last name
+
+    def __bool__(self) -> bool:
+        return bool(self._tokens)
+
+    def _is(self, kind: str, value: str) -> bool:
+        return mention_token(self._key, kind, value) in self._tokens
+
+    def _last_name(self, word: str) -> bool:
+        found = self._words.get(word)
+        if found is None:
+            found = self._words[word] = self._is("last", word)
+        return found
+
+    def might_mention(self, text: str) -> bool:
+        if not self._tokens or not text:
+            return False
+        if any(self._last_name(w) for w in _WORD.findall(_fold(text))):
+            return True
+        return _AT_THEN_DOT_RE.search(text) is not None or "@" in text or _DIGIT_RUN_RE.search(text) is not None
+
+    def redact(self, text: str) -> tuple[str, int]:
+        """`text` with erased people's names, e-mails and phones replaced, and how many were."""
+        if not self.might_mention(text):
+            return text, 0
+        emails = [m.span() for m in _EMAIL_RE.finditer(text) if self._is("email", email_key(m.group()))]
+        emails += [
+            m.span()
+            for m in _OBFUSCATED_RE.finditer(text)
+            if _obfuscated_ok(m) and self._is("email", _obfuscated_key(m))
+        ]
+        emails = _disjoint(emails)
+        text = _replace_spans(text, emails, PLACEHOLDERS["email"])
+        phones = [(s, e) for s, e in _phone_spans(text) if self._is("phone", phone_key(text[s:e]))]
+        text = _replace_spans(text, phones, PLACEHOLDERS["phone"])
+        names = self._name_spans(text)
+        text = _replace_spans(text, names, PLACEHOLDERS["name"])
+        return text, len(emails) + len(phones) + len(names)
+
+    def redact_names(self, text: str) -> tuple[str, int]:
+        """`text` with erased people's names replaced (the scrubber has replaced every e-mail and phone already)."""
+        if not self._tokens or not text:
+            return text, 0
+        spans = self._name_spans(text)
+        return _replace_spans(text, spans, PLACEHOLDERS["name"]), len(spans)
+
+    def _name_spans(self, text: str) -> list[tuple[int, int]]:
+        folded = _fold(text)
+        words = list(_WORD.finditer(folded))
+        spans = []
+        for index, word in enumerate(words):
+            if not self._last_name(word.group()):
+                continue
+            for first in range(max(0, index - 3), index):  # the longest form first: "first middle last"
+                window = words[first : index + 1]
+                if not all(folded[a.end() : b.start()].isspace() for a, b in pairwise(window)):
+                    continue
+                if self._is("name", " ".join(w.group() for w in window)):
+                    spans.append((window[0].start(), word.end()))
+                    break
+        return _disjoint(spans)
+
+    def candidates(self, values: pl.Series) -> pl.Series:
+        """The values that could mention an erased person: each distinct word is made into a token once."""
+        found = [v for v in values.unique().drop_nulls().to_list() if self.might_mention(v)]
+        return pl.Series(values.name, found, dtype=pl.String)
+
+
+class AnyMentions:
+    """Several mention finders as one (an erasure's own person, and people erased before)."""
+
+    def __init__(self, *finders: Mentions | ErasedMentions) -> None:
+        self._finders = tuple(f for f in finders if f)
+
+    def __bool__(self) -> bool:
+        return bool(self._finders)
+
+    def might_mention(self, text: str) -> bool:
+        return any(f.might_mention(text) for f in self._finders)
+
+    def redact(self, text: str) -> tuple[str, int]:
+        total = 0
+        for finder in self._finders:
+            text, n = finder.redact(text)
+            total += n
+        return text, total

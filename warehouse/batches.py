@@ -16,6 +16,7 @@ from din.contract import Kind
 from din.keys import PseudonymKey
 from din.paths import DataPaths
 from expectations.gate import BatchSpec
+from transforms.blocklist import Blocklist
 from transforms.column_mapping import ColumnMappingError, load_mapping
 from transforms.delivery import DeliveryToProcess
 from warehouse.manifest import PendingDelivery, active_landing_paths, companion_files, pending_deliveries
@@ -32,23 +33,41 @@ def plan_level(
     level: int,
     kinds: Sequence[Kind],
     key: PseudonymKey,
+    blocklist: Blocklist | None = None,
 ) -> tuple[list[PendingDelivery], list[BatchSpec]]:
-    """The level's pending deliveries and the batches to validate them in (none when nothing is pending).
-
-    Writes the keys the level's references may take, and names the roster's landing copies (their
-    names scrub free text), for the batches to read."""
+    """The level's pending deliveries and the batches to validate them in (none when nothing is pending)."""
     pending = pending_deliveries(con, [k.name for k in kinds])
     if not pending:
         return [], []
-    work = paths.run_work(run_id)
+    return pending, batch_specs(con, config, paths, paths.run_work(run_id), level, kinds, pending, key, blocklist)
+
+
+def batch_specs(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    paths: DataPaths,
+    work: Path,
+    level: int,
+    kinds: Sequence[Kind],
+    pending: Sequence[PendingDelivery],
+    key: PseudonymKey,
+    blocklist: Blocklist | None = None,
+    prefix: str = "l",
+) -> list[BatchSpec]:
+    """The batches that read `pending` exactly as a run reads them: each source's format options, the files
+    delivered beside a tool's export, the organisations' saved column mappings, din.yaml's limits.
+
+    Writes the keys the level's references may take, and names the roster's landing copies (their
+    names scrub free text), for the batches to read; `blocklist` drops erased panellists' rows."""
     references = write_known_references(con, kinds, work / f"references-{level}.parquet")
     roster = tuple(str(p) for p in active_landing_paths(con, "roster"))
     formats = {s.name: s.format for s in config.all_sources}
     surveys = [p.delivery_id for p in pending if formats.get(p.source, FormatOptions()).type == "survey"]
     companions = companion_files(con, surveys)
-    specs = [
+    mappings = saved_mappings(paths.mappings, pending)
+    return [
         BatchSpec(
-            f"l{level}-b{index:04d}",
+            f"{prefix}{level}-b{index:04d}",
             batch[0].kind,
             tuple(batch),
             work,
@@ -57,12 +76,10 @@ def plan_level(
             key.secret,
             config.validation_engine,
             dict(config.limits),
+            blocklist or Blocklist(),
         )
-        for index, batch in enumerate(
-            plan_batches(pending, formats, companions=companions, mappings=saved_mappings(paths.mappings, pending))
-        )
+        for index, batch in enumerate(plan_batches(pending, formats, companions=companions, mappings=mappings))
     ]
-    return pending, specs
 
 
 def saved_mappings(

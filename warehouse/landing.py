@@ -1,20 +1,26 @@
 """The landing zone: every delivered file kept as delivered, immutable and content-addressed.
 
-A file is fetched once into a temporary file while its SHA-256 is computed, then renamed to
-`objects/<first two hex>/<sha256>`, read-only. The same bytes delivered twice are stored once.
+A file is fetched once into a temporary file (private: 0600) while its SHA-256 is computed, then
+renamed to `objects/<first two hex>/<sha256>`, read-only. The same bytes delivered twice are stored
+once. Content an erasure redacted is never stored again: its bytes land as the redacted copy
+(`substitutes`, from the erasure register).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
 CHUNK = 1 << 20
+INCOMING = ".incoming-"  # temporary files of landings in progress (removed by the next writer if left)
+
+log = logging.getLogger("din")
 
 
 @dataclass(frozen=True)
@@ -52,15 +58,22 @@ def landing_suffix(name: str) -> str:
     return suffix if 1 < len(suffix) <= 8 and suffix[1:].isalnum() else ""
 
 
-def land(landing_dir: Path, write_into: Callable[[BinaryIO], bool | None], suffix: str = "") -> LandedFile | None:
+def land(
+    landing_dir: Path,
+    write_into: Callable[[BinaryIO], bool | None],
+    suffix: str = "",
+    substitutes: Mapping[str, str] | None = None,
+) -> LandedFile | None:
     """Store the bytes `write_into(sink)` writes; returns None when the writer wrote nothing new.
 
     `write_into` returns False when the source answered "not modified" (nothing was written).
+    `substitutes` maps the SHA-256 of content an erasure redacted to its redacted copy's: such content
+    is not stored, the landed file is the redacted copy.
     """
     objects = landing_dir / "objects"
     objects.mkdir(parents=True, exist_ok=True)
     # Not a with-block: the temporary name must outlive the handle, to be renamed into place.
-    handle = tempfile.NamedTemporaryFile(dir=objects, prefix=".incoming-", delete=False)  # noqa: SIM115
+    handle = tempfile.NamedTemporaryFile(dir=objects, prefix=INCOMING, delete=False)  # noqa: SIM115
     try:
         with handle:
             sink = _HashingWriter(handle)  # type: ignore[arg-type]
@@ -71,6 +84,10 @@ def land(landing_dir: Path, write_into: Callable[[BinaryIO], bool | None], suffi
             os.unlink(handle.name)
             return None
         sha = sink.digest.hexdigest()
+        substitute = _redacted_copy(landing_dir, substitutes.get(sha)) if substitutes else None
+        if substitute is not None:
+            os.unlink(handle.name)
+            return substitute
         target = object_path(landing_dir, sha, suffix)
         if target.exists():
             os.unlink(handle.name)
@@ -83,6 +100,17 @@ def land(landing_dir: Path, write_into: Callable[[BinaryIO], bool | None], suffi
         if os.path.exists(handle.name):
             os.unlink(handle.name)
         raise
+
+
+def _redacted_copy(landing_dir: Path, sha256: str | None) -> LandedFile | None:
+    """The landed redacted copy with this hash (whatever its suffix), or None."""
+    if sha256 is None:
+        return None
+    for path in sorted((landing_dir / "objects" / sha256[:2]).glob(sha256 + "*")):
+        if path.name[:64] == sha256 and path.is_file():
+            return LandedFile(sha256, path.stat().st_size, path)
+    log.warning("landing: the redacted copy %s of a re-delivered file is missing; the file is landed as sent", sha256)
+    return None
 
 
 def land_local_file(landing_dir: Path, path: Path, suffix: str = "") -> LandedFile:

@@ -87,11 +87,65 @@ def merge_level(
         raise
 
 
-def _record_outcome(con: duckdb.DuckDBPyConnection, outcome: DeliveryOutcome, run_id: str) -> None:
+def replace_results(con: duckdb.DuckDBPyConnection, results: Sequence[BatchResult], active: Sequence[int]) -> set[str]:
+    """Inside the caller's transaction: deliveries read again (an erasure redacted their landing copies)
+    replace what their first processing stored: staged rows (of `active` deliveries only: a superseded
+    delivery keeps none), quarantine, validation results and counts. Each keeps the run that first
+    processed it, and its status. Returns the kinds whose core tables must be rebuilt."""
+    touched: set[str] = set()
+    for result in results:
+        ids = [o.delivery_id for o in result.deliveries]
+        for name in KINDS:
+            con.execute(f"DELETE FROM stg.{quote(name)} WHERE list_contains(?, delivery_id)", [ids])
+        con.execute("DELETE FROM ops.quarantine WHERE list_contains(?, delivery_id)", [ids])
+        con.execute("DELETE FROM ops.validation_results WHERE list_contains(?, delivery_id)", [ids])
+        for kind_name, path in result.staged.items():
+            con.execute(
+                f"INSERT INTO stg.{quote(kind_name)} BY NAME SELECT * FROM read_parquet(?) "
+                "WHERE list_contains(?, delivery_id)",
+                [path, list(active)],
+            )
+            touched.add(kind_name)
+        as_first_processed = (
+            "SELECT r.*, d.processed_run_id AS run_id FROM read_parquet(?) r JOIN ops.deliveries d USING (delivery_id)"
+        )
+        con.execute(f"INSERT INTO ops.quarantine BY NAME {as_first_processed}", [result.quarantine])
+        if result.results:
+            con.execute(f"INSERT INTO ops.validation_results BY NAME {as_first_processed}", [result.results])
+        for outcome in result.deliveries:
+            _record_outcome(con, outcome, run_id=None)
+    return touched
+
+
+def _record_outcome(con: duckdb.DuckDBPyConnection, outcome: DeliveryOutcome, run_id: str | None) -> None:
+    """A delivery's outcome; with `run_id` None (read again after an erasure) its status and run stay."""
+    if run_id is None:
+        con.execute(
+            """UPDATE ops.deliveries SET outcome = ?, format = ?, encoding = ?, rows_read = ?, rows_accepted = ?,
+                   rows_quarantined = ?, rows_blocked = ?, extra_columns = ?, missing_optional_columns = ?,
+                   scrub_counts = ?, message = ?, headers = ?
+               WHERE delivery_id = ?""",
+            [
+                outcome.outcome,
+                outcome.format,
+                outcome.encoding,
+                outcome.rows_read,
+                outcome.rows_accepted,
+                outcome.rows_quarantined,
+                outcome.rows_blocked,
+                outcome.extra_columns,
+                outcome.missing_optional_columns,
+                json_text(outcome.scrub_counts),
+                outcome.message,
+                outcome.headers,
+                outcome.delivery_id,
+            ],
+        )
+        return
     con.execute(
         """UPDATE ops.deliveries SET status = 'processed', outcome = ?, processed_run_id = ?, format = ?,
-               encoding = ?, rows_read = ?, rows_accepted = ?, rows_quarantined = ?, extra_columns = ?,
-               missing_optional_columns = ?, scrub_counts = ?, message = ?, headers = ?
+               encoding = ?, rows_read = ?, rows_accepted = ?, rows_quarantined = ?, rows_blocked = ?,
+               extra_columns = ?, missing_optional_columns = ?, scrub_counts = ?, message = ?, headers = ?
            WHERE delivery_id = ?""",
         [
             outcome.outcome,
@@ -101,6 +155,7 @@ def _record_outcome(con: duckdb.DuckDBPyConnection, outcome: DeliveryOutcome, ru
             outcome.rows_read,
             outcome.rows_accepted,
             outcome.rows_quarantined,
+            outcome.rows_blocked,
             outcome.extra_columns,
             outcome.missing_optional_columns,
             json_text(outcome.scrub_counts),

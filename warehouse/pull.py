@@ -15,6 +15,7 @@ import duckdb
 
 from din.config import Config, SourceConfig
 from sources import FetchState, open_reader
+from warehouse.blocklist import redactions
 from warehouse.landing import land, landing_suffix
 from warehouse.manifest import KnownFile, PulledFile, record_pulls
 
@@ -51,6 +52,7 @@ def pull_source(
 def _pull_files(
     reader: object, source: SourceConfig, known: dict[str, KnownFile], landing_dir: Path, result: SourcePull
 ) -> None:
+    redacted = redactions(landing_dir)  # content an erasure rewrote lands as its redacted copy
     for remote in reader.list_files():  # type: ignore[attr-defined]
         before = known.get(remote.relative_path)
         if before is not None and _unchanged(remote, before, source.is_network):
@@ -58,7 +60,7 @@ def _pull_files(
             continue
         state = FetchState(before.etag, before.last_modified) if before else None
         fetch_into = _Fetch(reader, remote, state)
-        landed = land(landing_dir, fetch_into, landing_suffix(remote.relative_path))
+        landed = land(landing_dir, fetch_into, landing_suffix(remote.relative_path), redacted)
         fetched = fetch_into.result
         etag = getattr(fetched, "etag", None) or remote.etag
         last_modified = getattr(fetched, "last_modified", None)

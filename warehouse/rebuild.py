@@ -81,7 +81,7 @@ def replay_landing(
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'previous' "
             "AND schema_name = 'ops' AND table_name = 'erasures'"
         ).fetchall()[0][0]:
-            con.execute("INSERT INTO ops.erasures SELECT * FROM previous.ops.erasures")
+            con.execute("INSERT INTO ops.erasures BY NAME SELECT * FROM previous.ops.erasures")
         con.execute("COMMIT")
         con.execute("DETACH previous")
     else:

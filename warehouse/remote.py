@@ -4,6 +4,7 @@ DuckDB stays local (one writer, one file); what cannot be recreated is mirrored 
 
     <landing>/objects/<2 hex>/<sha256><suffix>   every landed object, uploaded once (content-addressed)
     <landing>/deliveries.jsonl                    the delivery log, uploaded after the objects it names
+    <landing>/erasures/blocklist.json             the erasure register (`warehouse.blocklist`), before the log
     <published>/versions/<version>/...            each published version; `.complete` is written last
     <published>/CURRENT                           the version to read, written after `.complete`
 
@@ -23,12 +24,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from din import faults
 from din.config import RemoteStorage
 from din.errors import DinError
 from din.paths import DataPaths
 from sources.base import SourceError
 from sources.credentials import Resolver, Secrets, describe
 from sources.object_storage import classify, filesystem
+from warehouse.blocklist import REGISTER, read_register, register_path, write_private
 from warehouse.landing import file_sha256
 from warehouse.manifest import LANDING_LOG
 from warehouse.publish import KEEP_VERSIONS, current_version
@@ -60,6 +63,7 @@ def push_landing(storage: RemoteStorage, landing_dir: Path, *, credentials: Reso
     root = _root(storage.landing, "landing")
     with _bucket(storage, credentials, storage.landing) as fs:
         uploaded = _upload_missing(fs, root, landing_dir)
+        _push_register(fs, root, landing_dir)
         _push_log(fs, root, landing_dir)
     log.info("landing: %d object(s) uploaded to %s", uploaded, storage.landing)
     return uploaded
@@ -78,6 +82,7 @@ def pull_landing(storage: RemoteStorage, landing_dir: Path, *, credentials: Reso
         remote = _listed(fs, root, "objects")
         missing = sorted(wanted & remote)
         _download_objects(fs, root, landing_dir, missing)
+        _pull_register(fs, root, landing_dir)
         if newer is not None:
             _write_atomically(path, newer)
     if wanted - remote:
@@ -87,16 +92,25 @@ def pull_landing(storage: RemoteStorage, landing_dir: Path, *, credentials: Reso
 
 
 def forget_remote(
-    storage: RemoteStorage, landing_dir: Path, published_dir: Path, version: str, *, credentials: Resolver | None = None
+    storage: RemoteStorage,
+    landing_dir: Path,
+    published_dir: Path,
+    version: str,
+    *,
+    credentials: Resolver | None = None,
+    gone: Sequence[str] = (),
 ) -> int:
     """After `din forget`: the bucket forgets too. Uploads the redacted landing objects and the rewritten
-    log, deletes the objects the log no longer names (and this machine no longer holds), then pushes
-    `version` and deletes every other remote version. Returns how many landing objects were deleted."""
+    log, deletes the objects the log no longer names (and this machine no longer holds) and the objects
+    `gone` names (landing keys the erasure replaced: found again when a first attempt was interrupted
+    after the log was replaced), then pushes `version` and deletes every other remote version. Returns
+    how many landing objects were deleted."""
     deleted = 0
     if storage.landing:
         root = _root(storage.landing, "landing")
         with _bucket(storage, credentials, storage.landing) as fs:
-            deleted = _forget_landing(fs, root, landing_dir)
+            _push_register(fs, root, landing_dir)
+            deleted = _forget_landing(fs, root, landing_dir, gone)
     if storage.published:
         push_published(storage, published_dir, version, credentials=credentials)
         with _bucket(storage, credentials, storage.published) as fs:
@@ -105,7 +119,20 @@ def forget_remote(
     return deleted
 
 
-def _forget_landing(fs: s3fs.S3FileSystem, root: str, landing_dir: Path) -> int:
+def forget_remote_landing(
+    storage: RemoteStorage, landing_dir: Path, gone: Sequence[str], *, credentials: Resolver | None = None
+) -> int:
+    """After a run redacted landing copies (rows of erased panellists sent again): the bucket's landing
+    forgets the originals (`gone`) too. Returns how many objects were deleted."""
+    if not storage.landing:
+        return 0
+    root = _root(storage.landing, "landing")
+    with _bucket(storage, credentials, storage.landing) as fs:
+        _push_register(fs, root, landing_dir)
+        return _forget_landing(fs, root, landing_dir, gone)
+
+
+def _forget_landing(fs: s3fs.S3FileSystem, root: str, landing_dir: Path, gone: Sequence[str] = ()) -> int:
     """Replace the bucket's log with the local (redacted) one, after checking it is the same history."""
     path = landing_dir / LANDING_LOG
     local = path.read_bytes() if path.is_file() else b""
@@ -117,15 +144,56 @@ def _forget_landing(fs: s3fs.S3FileSystem, root: str, landing_dir: Path) -> int:
             "Restore landing from the bucket (din rebuild) and repeat the erasure."
         )
     kept = _logged_keys(after, landing_dir)
-    stale = sorted(k for k in _logged_keys(before, landing_dir) - kept if not (landing_dir / k).exists())
+    candidates = _logged_keys(before, landing_dir) | set(gone)
+    stale = sorted(k for k in candidates - kept if not (landing_dir / k).exists())
     _upload_missing(fs, root, landing_dir)
     if remote != local:
         fs.pipe_file(f"{root}/{LANDING_LOG}", local)
+    faults.checkpoint("forget-remote-log")  # the bucket's log names the redacted copies; the originals are still there
     present = _listed(fs, root, "objects")
     doomed = [f"{root}/{key}" for key in stale if key in present]
     if doomed:
         fs.rm(doomed)
     return len(doomed)
+
+
+def _push_register(fs: s3fs.S3FileSystem, root: str, landing_dir: Path) -> None:
+    """Upload the erasure register unless the bucket's is the same; never drop erasures the bucket knows."""
+    path = register_path(landing_dir)
+    if not path.is_file():
+        return
+    local = path.read_bytes()
+    remote = _read_or_none(fs, f"{root}/{REGISTER}")
+    if remote == local:
+        return
+    if remote is not None and not _tokens(remote) <= read_register(landing_dir).tokens:
+        raise RemoteStorageError(
+            f"s3://{root}/{REGISTER} records erasures that {path} lacks; it is not overwritten. Restore landing "
+            "from the bucket first (din rebuild), then repeat."
+        )
+    fs.pipe_file(f"{root}/{REGISTER}", local)
+
+
+def _pull_register(fs: s3fs.S3FileSystem, root: str, landing_dir: Path) -> None:
+    """Restore the erasure register from the bucket when this machine lacks it, or lacks erasures it records."""
+    remote = _read_or_none(fs, f"{root}/{REGISTER}")
+    if remote is None:
+        return
+    path = register_path(landing_dir)
+    if not path.is_file() or not _tokens(remote) <= read_register(landing_dir).tokens:
+        if path.is_file() and not read_register(landing_dir).tokens <= _tokens(remote):
+            raise RemoteStorageError(
+                f"{path} and s3://{root}/{REGISTER} each record erasures the other lacks; nothing was restored. "
+                "Compare them by hand."
+            )
+        write_private(path, remote)
+
+
+def _tokens(data: bytes) -> frozenset[str]:
+    try:
+        return frozenset(str(e["token"]) for e in json.loads(data).get("entries") or [])
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise RemoteStorageError("the bucket's erasure register is not readable; nothing was restored") from None
 
 
 def _identity(entry: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -34,6 +34,7 @@ class SourceSummary:
     rows_read: int = 0
     rows_accepted: int = 0
     rows_quarantined: int = 0
+    rows_blocked: int = 0  # rows of erased panellists, dropped when read
     identifiers_scrubbed: dict[str, int] = field(default_factory=dict)  # placeholder type -> replacements
     error: str | None = None
     files_refused: int = 0  # delivered files refused whole (unreadable, wrong layout, a required column missing)
@@ -156,12 +157,13 @@ def count_deliveries(summary: RunSummary, con: duckdb.DuckDBPyConnection, delive
     """Add the processed deliveries' counts (files, rows, scrubbed identifiers) to the run summary."""
     rows = con.execute(
         """SELECT source, supersedes IS NOT NULL, coalesce(rows_read, 0), coalesce(rows_accepted, 0),
-                  coalesce(rows_quarantined, 0), scrub_counts, outcome, relative_path, message
+                  coalesce(rows_quarantined, 0), scrub_counts, outcome, relative_path, message,
+                  coalesce(rows_blocked, 0)
            FROM ops.deliveries WHERE list_contains(?, delivery_id) ORDER BY delivery_id""",
         [delivery_ids],
     ).fetchall()
     by_name = {s.source: s for s in summary.sources}
-    for source, superseding, read, accepted, quarantined, scrubbed, outcome, file, message in rows:
+    for source, superseding, read, accepted, quarantined, scrubbed, outcome, file, message, blocked in rows:
         entry = by_name.get(source)
         if entry is None:
             continue
@@ -173,6 +175,7 @@ def count_deliveries(summary: RunSummary, con: duckdb.DuckDBPyConnection, delive
         if outcome == REFUSED:
             entry.files_refused += 1
             entry.warnings.append(refusal_line(file, message))
+        entry.rows_blocked += int(blocked)
         for placeholder, count in json.loads(scrubbed or "{}").items():
             if count:
                 entry.identifiers_scrubbed[placeholder] = entry.identifiers_scrubbed.get(placeholder, 0) + count

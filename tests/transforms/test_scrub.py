@@ -10,7 +10,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from transforms.scrub import PLACEHOLDERS, Scrubber, ScrubCounts
+from transforms.scrub import (
+    PLACEHOLDERS,
+    ErasedMentions,
+    Mentions,
+    PersonIdentifiers,
+    Scrubber,
+    ScrubCounts,
+    email_key,
+    mention_tokens,
+    phone_key,
+)
 
 SAMPLES = Path(__file__).parents[2] / ".." / "shared" / "samples" / "survey-exports"
 FREE_TEXT_QUESTION = (
@@ -349,3 +359,88 @@ def test_frame_keeps_nulls_other_columns_and_null_columns() -> None:
 def test_frame_rejects_non_text_columns() -> None:
     with pytest.raises(TypeError, match="'id' is Int64"):
         Scrubber().scrub_frame(pl.DataFrame({"id": [1]}), ["id"])
+
+
+# --- one person's mentions (erasure) ------------------------------------------------------------------
+
+ROWAN = PersonIdentifiers(
+    frozenset({"Rowan Kerr", "Rowan Alasdair Kerr"}),
+    frozenset({"rowan.kerr@example.org"}),
+    frozenset({"07700 900385"}),
+    frozenset({"KY1 1ER"}),
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I agreed with Rowan Kerr that", "I agreed with [name] that"),
+        ("ROWAN  KERR said so", "[name] said so"),
+        ("Rówan Kérr too", "[name] too"),
+        ("Rowan Alasdair Kerr, in full", "[name], in full"),
+        ("write to Rowan.Kerr@Example.org", "write to [email]"),
+        ("rowan.kerr (at) example (dot) org", "[email]"),
+        ("rowan.kerr at example dot org", "[email]"),
+        ("call +44 (0)7700 900 385 or 07700900385", "call [phone] or [phone]"),
+    ],
+)
+def test_mentions_of_one_person_are_replaced_however_they_are_written(text: str, expected: str) -> None:
+    assert Mentions(ROWAN).redact(text)[0] == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Rowan said so",  # a first name alone: not them for certain
+        "Kerry Rowan and Mr Kerr",
+        "Rowan Kerridge",
+        "rowan.kerr@example.com is someone else",
+        "07700 900386 is another number",
+        "KY1 1ER is a postcode neighbours share",
+        "",
+    ],
+)
+def test_mentions_leave_everyone_else_alone(text: str) -> None:
+    mentions = Mentions(ROWAN)
+    assert mentions.redact(text) == (text, 0)
+
+
+def test_mentions_prefilter_never_skips_what_redact_would_change() -> None:
+    mentions = Mentions(ROWAN)
+    for text in ("ask ROWAN KERR", "rowan.kerr at example dot org", "07700-900-385", "Rówan Kérr"):
+        assert mentions.might_mention(text)
+    assert not Mentions(PersonIdentifiers())
+
+
+def test_phone_and_email_keys_compare_numbers_and_addresses_as_written_differently() -> None:
+    assert phone_key("+44 (0)7700 900461") == phone_key("07700 900461") == phone_key("0044 7700 900461")
+    assert email_key(" Rowan.Kerr @ Example.org ") == "rowan.kerr@example.org"
+
+
+def test_erased_people_are_found_by_token_alone_in_anyones_text() -> None:
+    key = b"b" * 32
+    erased = ErasedMentions(key, mention_tokens(key, ROWAN))
+    assert erased.redact("I agreed with Rowan Kerr, and rówan alasdair KERR too") == (
+        "I agreed with [name], and [name] too",
+        2,
+    )
+    assert erased.redact("mail rowan.kerr (at) example (dot) org or ring 07700 900 385") == (
+        "mail [email] or ring [phone]",
+        2,
+    )
+    assert erased.redact("Rowan said; Kerr too; Kerry Rowan; Rowan Kerridge") == (
+        "Rowan said; Kerr too; Kerry Rowan; Rowan Kerridge",
+        0,
+    )
+    assert ErasedMentions(b"x" * 32, mention_tokens(key, ROWAN)).redact("Rowan Kerr")[1] == 0  # another key: nothing
+    tokens = " ".join(mention_tokens(key, ROWAN))
+    assert "kerr" not in tokens.lower() and "900385" not in tokens
+
+
+def test_the_scrubber_scrubs_erased_names_no_roster_lists_any_more() -> None:
+    key = b"b" * 32
+    scrubber = Scrubber(["Morag Henderson"], ErasedMentions(key, mention_tokens(key, ROWAN)))
+    frame = pl.DataFrame({"t": ["ask Rowan Kerr", "ask Rowan Kerr", "Morag Henderson and Rowan Kerr", "fine", None]})
+    scrubbed, found = scrubber.scrub_frame(frame, ["t"])
+    assert scrubbed["t"].to_list() == ["ask [name]", "ask [name]", "[name] and [name]", "fine", None]
+    assert found == counts(name=4)

@@ -73,13 +73,17 @@ def read_mentimeter(path: Path | str, mapping: SurveyMapping, date_order: DateOr
     anonymous: list[int] = []
     for number, row in records:
         asked, given = clean_label(cell(row, question)), answer_text(cell(row, answer))
-        if not asked or not given:
+        if not asked:
+            continue
+        # A question is part of the export even when nobody's answer to it is left (an erasure keeps the
+        # question cells of the rows it blanks): a mapping that names it still finds it.
+        column = columns.setdefault(asked, len(columns))
+        if not given:
             continue  # a question shown but not answered
         ref = text(cell(row, participant)).strip()
         if not ref:
             anonymous.append(number)
             continue
-        column = columns.setdefault(asked, len(columns))
         person = people.setdefault(ref, _Participant(ref, number))
         person.answers.setdefault(column, []).append(given)
         person.rows.setdefault(column, number)

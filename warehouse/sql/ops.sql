@@ -74,6 +74,9 @@ CREATE TABLE IF NOT EXISTS ops.deliveries (
 );
 -- Warehouses created before `headers` existed gain it here (older deliveries keep NULL).
 ALTER TABLE ops.deliveries ADD COLUMN IF NOT EXISTS headers VARCHAR[];
+-- Rows of erased panellists, dropped when the file was read (never validated, stored or quarantined):
+-- rows_read = rows_accepted + rows_quarantined + rows_blocked.
+ALTER TABLE ops.deliveries ADD COLUMN IF NOT EXISTS rows_blocked BIGINT DEFAULT 0;
 
 CREATE TABLE IF NOT EXISTS ops.quarantine (
     delivery_id BIGINT NOT NULL,
@@ -105,12 +108,19 @@ CREATE TABLE IF NOT EXISTS ops.publishes (
     fingerprint VARCHAR NOT NULL
 );
 
--- Erasure requests carried out (`din forget`): what was removed, never who.
+-- Erasure requests (`din forget`): who asked, when, what was touched; the person only by erasure token.
 CREATE TABLE IF NOT EXISTS ops.erasures (
     erasure_id VARCHAR PRIMARY KEY,     -- random, not derived from the person
-    erased_at TIMESTAMP NOT NULL,
+    erased_at TIMESTAMP NOT NULL,       -- when it completed (when it started, while in progress)
     panel_id VARCHAR NOT NULL,
     rows_removed VARCHAR NOT NULL,      -- JSON: table -> rows removed (counts only)
     landing_files_redacted INTEGER NOT NULL,
-    run_id VARCHAR
+    run_id VARCHAR                      -- the published version made without the person
 );
+-- Warehouses created before erasures were journalled gain these here (older entries keep NULL).
+ALTER TABLE ops.erasures ADD COLUMN IF NOT EXISTS requested_by VARCHAR;
+ALTER TABLE ops.erasures ADD COLUMN IF NOT EXISTS requested_at TIMESTAMP;
+ALTER TABLE ops.erasures ADD COLUMN IF NOT EXISTS erasure_token VARCHAR;    -- keyed (transforms.blocklist), never a pseudonym
+ALTER TABLE ops.erasures ADD COLUMN IF NOT EXISTS status VARCHAR;           -- in_progress | completed
+ALTER TABLE ops.erasures ADD COLUMN IF NOT EXISTS files VARCHAR;            -- JSON: [{file, source, rows_blanked, mentions_replaced}]
+ALTER TABLE ops.erasures ADD COLUMN IF NOT EXISTS touched VARCHAR;          -- JSON: what else changed (versions, reports, bucket, Prefect)

@@ -20,6 +20,7 @@ SELECT
     rows_read,
     rows_accepted,
     rows_quarantined,
+    coalesce(rows_blocked, 0) AS rows_blocked,
     extra_columns,
     missing_optional_columns,
     scrub_counts,
