@@ -6,7 +6,7 @@ import json
 import secrets
 import shutil
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +170,57 @@ def clear_leftovers(paths: DataPaths) -> list[Path]:
     for folder in leftovers:
         shutil.rmtree(folder, ignore_errors=True)
     return leftovers
+
+
+HISTORY_COLUMNS = (
+    "run_id",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "deliveries_new",
+    "rows_accepted",
+    "rows_quarantined",
+    "rows_published",
+    "stage_seconds",
+    "message",
+)
+INTERRUPTED_MESSAGE = "the process stopped before the run finished; the next run picks up its deliveries"
+
+
+def run_history(paths: DataPaths) -> list[dict[str, Any]]:
+    """Every run, oldest first: from the warehouse, or while a run writes it, from the published history.
+
+    A run recorded as 'running' whose process is gone is shown as 'interrupted', as the next run will
+    record it: only a run that started after the live writer took the lock can still be running."""
+    from din.lock import lock_held_since
+
+    columns = ", ".join(quote(c) for c in HISTORY_COLUMNS)
+    query = f"SELECT {columns} FROM ops.runs ORDER BY started_at"
+    if not paths.warehouse.exists():
+        return []
+    try:
+        con = duckdb.connect(str(paths.warehouse), read_only=True)
+    except duckdb.IOException:  # a run is writing the warehouse: the published history is the latest we have
+        from warehouse.catalog import connect_catalog
+
+        if not paths.catalog.exists():
+            return []
+        con = connect_catalog(paths.catalog)
+    try:
+        rows = [dict(zip(HISTORY_COLUMNS, row, strict=True)) for row in con.sql(query).fetchall()]
+    finally:
+        con.close()
+    since = lock_held_since(paths.lock)
+    return shown_outcomes(rows, None if since is None else datetime.fromtimestamp(since, UTC).replace(tzinfo=None))
+
+
+def shown_outcomes(rows: list[dict[str, Any]], writer_since: datetime | None) -> list[dict[str, Any]]:
+    """Runs recorded as 'running' are interrupted unless they started after the live writer took the
+    lock (`writer_since`; None: no live writer). One second of slack for clocks rounding differently."""
+    shown = []
+    for row in rows:
+        alive = writer_since is not None and row["started_at"] >= writer_since - timedelta(seconds=1)
+        if row["outcome"] == "running" and not alive:
+            row = {**row, "outcome": "interrupted", "message": row["message"] or INTERRUPTED_MESSAGE}
+        shown.append(row)
+    return shown
