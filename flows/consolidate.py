@@ -225,6 +225,10 @@ def pull(con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, summa
             logger.error("source %s failed: %s", name, by_name[name].error)
             continue
         by_name[name].files_unchanged = pulled[name].unchanged
+        by_name[name].files_skipped = len(pulled[name].skipped)
+        by_name[name].warnings.extend(pulled[name].attention)
+        for warning in pulled[name].attention:
+            logger.warning("source %s: %s", name, warning)
     faults.checkpoint("pull")
     new_ids = record_pulled(con, config, pulled, summary.run_id, paths.landing)
     if config.storage is not None and config.storage.landing:

@@ -210,6 +210,20 @@ def file_problems(
     return problems
 
 
+def files_not_taken(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, list[dict[str, str]]]:
+    """Per organisation: files its sources held that `run_id` found for the first time and did not take
+    (a hidden file, a link out of the folder, ...), with the reason; clutter such as .DS_Store left out."""
+    rows = con.execute(
+        """SELECT organisation, relative_path, reason FROM ops.skipped_files
+           WHERE attention AND first_seen_run = ? ORDER BY organisation, source, relative_path""",
+        [run_id],
+    ).fetchall()
+    found: dict[str, list[dict[str, str]]] = {}
+    for organisation, file, reason in rows:
+        found.setdefault(organisation, []).append({"file": file, "reason": reason})
+    return found
+
+
 def _json_object(text: str | None) -> dict[str, Any]:
     try:
         value = json.loads(text or "{}")
@@ -436,13 +450,17 @@ def write_feedback_reports(con: duckdb.DuckDBPyConnection, run_id: str, out_dir:
     by_org: dict[str, list[DeliveryRecord]] = {}
     for delivery in run_deliveries(con, run_id):
         by_org.setdefault(delivery.organisation, []).append(delivery)
+    not_taken = files_not_taken(con, run_id)
     run = RunFacts(run_id, run_started(con, run_id), previous_deliveries(con, run_id), schema_drift(con, run_id))
-    folders = _folder_names(sorted(by_org))
+    organisations = sorted(set(by_org) | set(not_taken))
+    folders = _folder_names(organisations)
     reports = []
-    for organisation in sorted(by_org):
-        own = sorted(by_org[organisation], key=lambda d: (d.file, d.delivery_id))
+    for organisation in organisations:
+        own = sorted(by_org.get(organisation, []), key=lambda d: (d.file, d.delivery_id))
         folder = Path(out_dir) / safe_name(run_id) / folders[organisation]
-        html_path = _write_atomic(folder / HTML_NAME, render_html(report_context(con, organisation, own, run)))
+        context = report_context(con, organisation, own, run)
+        context["not_taken"] = not_taken.get(organisation, [])
+        html_path = _write_atomic(folder / HTML_NAME, render_html(context))
         csv_path = write_rejected_csv(con, folder / CSV_NAME, run_id, own)
         reports.append(
             OrgReport(
@@ -531,6 +549,7 @@ def report_context(
             "rows_quarantined": sum(d.rows_quarantined for d in deliveries),
         },
         "csv_name": CSV_NAME,
+        "not_taken": [],  # files found but not taken (`files_not_taken`), filled in by the caller
     }
 
 

@@ -21,6 +21,10 @@ def summary_text(summary: RunSummary) -> str:
             f"{s.files_superseded:>7} {s.rows_read:>8} {s.rows_accepted:>9} {s.rows_quarantined:>9}"
             + (f"  ERROR {s.error}" if s.error else "")
         )
+    warnings = summary.warnings
+    if warnings:
+        lines.append(f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}:")
+        lines.extend(f"  {warning}" for warning in warnings)
     scrubbed: dict[str, int] = {}
     for source in summary.sources:
         for placeholder, count in source.identifiers_scrubbed.items():
@@ -48,7 +52,9 @@ def source_rows(summary: RunSummary) -> list[dict[str, Any]]:
             "files superseded": s.files_superseded,
             "rows accepted": s.rows_accepted,
             "rows quarantined": s.rows_quarantined,
+            "files skipped": s.files_skipped,
             "identifiers scrubbed": ", ".join(f"{k} {v}" for k, v in sorted(s.identifiers_scrubbed.items())),
+            "warnings": "; ".join(s.warnings),
             "error": s.error or "",
         }
         for s in summary.sources

@@ -35,6 +35,8 @@ class SourceSummary:
     rows_quarantined: int = 0
     identifiers_scrubbed: dict[str, int] = field(default_factory=dict)  # placeholder type -> replacements
     error: str | None = None
+    files_skipped: int = 0  # found but not taken (hidden, a link out of the folder, ...): see warnings
+    warnings: list[str] = field(default_factory=list)  # what needs someone's attention, one line each
 
 
 @dataclass
@@ -68,6 +70,11 @@ class RunSummary:
     @property
     def rows_quarantined(self) -> int:
         return sum(s.rows_quarantined for s in self.sources)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every source's warnings, each as `source: warning`."""
+        return [f"{s.source}: {w}" for s in self.sources for w in s.warnings]
 
     @property
     def source_errors(self) -> dict[str, str]:

@@ -44,6 +44,19 @@ CREATE TABLE IF NOT EXISTS ops.source_files (
     PRIMARY KEY (source, relative_path)
 );
 
+-- Files a source held at its last listing that were not taken as deliveries, and why (a hidden file,
+-- a link out of the source's folder, a FIFO, ...). attention = false: clutter such as .DS_Store.
+CREATE TABLE IF NOT EXISTS ops.skipped_files (
+    source VARCHAR NOT NULL,
+    organisation VARCHAR NOT NULL,
+    relative_path VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    attention BOOLEAN NOT NULL,
+    first_seen_run VARCHAR NOT NULL,     -- the run that first found it (for this reason)
+    last_seen_run VARCHAR NOT NULL,
+    PRIMARY KEY (source, relative_path)
+);
+
 CREATE TABLE IF NOT EXISTS ops.deliveries (
     delivery_id BIGINT PRIMARY KEY,
     source VARCHAR NOT NULL,
