@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -129,7 +130,8 @@ def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
     else:
         flow = consolidate
     try:
-        result = run_flow(flow, config)
+        with _prefect_api():
+            result = run_flow(flow, config)
     except DinError:
         raise
     except Exception as error:  # the flow's log above has the traceback; the operator gets one line
@@ -150,6 +152,47 @@ def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
         '`din query "SQL"` queries it (see README)'
     )
     return EXIT_SOURCE_ERRORS if summary.source_errors else EXIT_OK
+
+
+@contextmanager
+def _prefect_api() -> Iterator[None]:
+    """The configured Prefect API, or a temporary server of our own that dies with this process
+    (`app.prefect_server`: Prefect's own ephemeral server outlives a killed run)."""
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    if get_current_settings().api.url:
+        yield
+        return
+    from app.prefect_server import temporary_server
+
+    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"))
+    with temporary_server(Path(os.environ["PREFECT_HOME"]), timeout) as url, temporary_settings({PREFECT_API_URL: url}):
+        try:
+            yield
+        finally:
+            _drain_prefect_workers()  # logs and events still queued reach the server before it stops
+
+
+def _drain_prefect_workers() -> None:
+    """Send Prefect's queued logs and events now (what its test harness does before stopping its server)."""
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        try:
+            logs: object = APILogWorker.instance().drain()
+            if inspect.isawaitable(logs):
+                await logs
+        except RuntimeError:  # never started
+            pass
+        events: object = EventsWorker.drain_all()
+        if inspect.isawaitable(events):
+            await events
+
+    run_coro_as_sync(drain())
 
 
 def _rebuild(args: argparse.Namespace) -> int:

@@ -33,7 +33,7 @@ from din.keys import PseudonymKey, resolve_key
 from din.lock import writer_lock
 from din.paths import DataPaths
 from expectations.gate import BatchResult, BatchSpec, process_batch
-from reports.feedback import Drift, OrgReport, feedback_markdown, write_run_feedback
+from reports.feedback import Drift, OrgReport, feedback_markdown, write_missing_feedback, write_run_feedback
 from reports.run_summary import source_rows, summary_markdown
 from sources import SourceError
 from sources.credentials import resolve_credential
@@ -137,13 +137,27 @@ def feedback_task(paths: DataPaths, run_id: str) -> tuple[list[OrgReport], list[
     return write_run_feedback(paths, run_id)
 
 
+@task(name="missing-feedback-reports", cache_policy=NO_CACHE)
+def missing_feedback_task(paths: DataPaths, run_id: str) -> list[str]:
+    """Feedback of earlier runs that never got written (killed after publishing): the runs written for."""
+    return write_missing_feedback(paths, run_id)
+
+
 def feedback(paths: DataPaths, run_id: str) -> tuple[list[OrgReport], list[Drift]]:
-    """After publishing: a failure here is logged, never fails the run (reports can be written again)."""
+    """After publishing: a failure here is logged, never fails the run (the next run writes what is missing)."""
+    faults.checkpoint("feedback")
+    logger = _logger()
     try:
-        return feedback_task(paths, run_id)
+        reports = feedback_task(paths, run_id)
     except Exception as error:
-        _logger().error("feedback reports for run %s could not be written: %s", run_id, error)
-        return [], []
+        logger.error("feedback reports for run %s could not be written: %s", run_id, error)
+        reports = [], []
+    try:
+        for earlier in missing_feedback_task(paths, run_id):
+            logger.warning("feedback reports of run %s were missing (interrupted run): written now", earlier)
+    except Exception as error:
+        logger.error("missing feedback reports of earlier runs could not be written: %s", error)
+    return reports
 
 
 @flow(name="consolidate", description="Pull partner deliveries, validate, merge and publish.")

@@ -435,6 +435,36 @@ class OrgReport:
     rows_quarantined: int
 
 
+COMPLETE = ".complete"  # written into a run's feedback folder once every organisation's report is there
+
+
+def write_missing_feedback(paths: DataPaths, run_id: str) -> list[str]:
+    """Write the feedback of earlier runs that should have some but do not (a run killed after it
+    published, or whose reports failed): the runs it was written for. Reads the warehouse only."""
+    out_dir = paths.reports / "feedback"
+    con = connect(paths.warehouse, read_only=True)
+    try:
+        missing = [
+            r for r in runs_with_feedback(con) if r != run_id and not (out_dir / safe_name(r) / COMPLETE).exists()
+        ]
+        for earlier in missing:
+            write_feedback_reports(con, earlier, out_dir)
+    finally:
+        con.close()
+    return missing
+
+
+def runs_with_feedback(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Runs that have something to tell an organisation (deliveries processed, files not taken), oldest first."""
+    rows = con.execute(
+        """SELECT run_id FROM ops.runs r
+           WHERE EXISTS (SELECT 1 FROM ops.deliveries d WHERE d.processed_run_id = r.run_id)
+              OR EXISTS (SELECT 1 FROM ops.skipped_files s WHERE s.first_seen_run = r.run_id AND s.attention)
+           ORDER BY started_at"""
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
 def write_run_feedback(paths: DataPaths, run_id: str) -> tuple[list[OrgReport], list[Drift]]:
     """Each organisation's feedback on run `run_id`, and its schema drift (reads the warehouse only)."""
     con = connect(paths.warehouse, read_only=True)
@@ -472,6 +502,8 @@ def write_feedback_reports(con: duckdb.DuckDBPyConnection, run_id: str, out_dir:
                 sum(d.rows_quarantined for d in own),
             )
         )
+    if reports:
+        _write_atomic(Path(out_dir) / safe_name(run_id) / COMPLETE, f"{len(reports)} report(s)\n")
     return reports
 
 

@@ -169,14 +169,20 @@ def count_deliveries(summary: RunSummary, con: duckdb.DuckDBPyConnection, delive
 
 
 def clear_leftovers(paths: DataPaths) -> list[Path]:
-    """Delete what interrupted runs left: their work folders and half-written published versions.
+    """Delete what interrupted runs left: their work folders, half-written published versions and catalogs,
+    and partly landed files.
 
     Only called under the writer lock, so no live run can own any of them."""
+    from warehouse.landing import clear_incoming
+
     leftovers = sorted(p for p in paths.work.glob("*") if p.is_dir())
     leftovers += sorted((paths.published / "versions").glob(".*.partial"))
     for folder in leftovers:
         shutil.rmtree(folder, ignore_errors=True)
-    return leftovers
+    catalogs = sorted(paths.published.glob(f".{paths.catalog.name}.*"))
+    for catalog in catalogs:
+        catalog.unlink(missing_ok=True)
+    return leftovers + catalogs + clear_incoming(paths.landing)
 
 
 HISTORY_COLUMNS = (
