@@ -98,6 +98,12 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=300.0, metavar="SECONDS", help="stop the query after this long (default 300)"
     )
     add("runs", _runs, "Show the run history.")
+    add(
+        "verify",
+        _verify,
+        "Check the current published version against the SHA-256 of every file in its datapackage.json, "
+        "and that the catalog reads every table.",
+    )
     report = add("report", _report, "Build the panel report (one HTML file, open tier only) or a project's pack.")
     report.add_argument("--project", metavar="PROJECT_ID", help="build the feedback pack for this project instead")
     report.add_argument("--out", type=Path, help="the HTML file to write (default: in the data dir's reports/)")
@@ -263,6 +269,28 @@ def _runs(args: argparse.Namespace) -> int:
             f"{row['rows_published'] or 0:>10}  {row['stage_seconds'] or ''}"
         )
     return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from warehouse.verify import verify_published
+
+    config = load_config(args.config, args.data_dir)
+    check = verify_published(DataPaths(config.data_dir))
+    if check.ok:
+        print(
+            f"version {check.version}: {check.files_checked} files match the sha256 in datapackage.json; "
+            "the catalog reads every table"
+        )
+        return EXIT_OK
+    print(f"version {check.version or '(none)'}: {len(check.problems)} problem(s)")
+    for problem in check.problems:
+        print(f"  {problem}")
+    if check.version is not None:
+        print(
+            "the next `din run` publishes the current version again from the warehouse "
+            "(`din rebuild` if the warehouse itself is lost)"
+        )
+    return EXIT_PROBLEMS
 
 
 def _forget(args: argparse.Namespace) -> int:

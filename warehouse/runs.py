@@ -54,6 +54,7 @@ class RunSummary:
     withdrawn_rows_excluded: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     message: str | None = None
+    run_warnings: list[str] = field(default_factory=list)  # what needs attention, not tied to one source
 
     @property
     def deliveries_new(self) -> int:
@@ -73,8 +74,8 @@ class RunSummary:
 
     @property
     def warnings(self) -> list[str]:
-        """Every source's warnings, each as `source: warning`."""
-        return [f"{s.source}: {w}" for s in self.sources for w in s.warnings]
+        """What needs attention: the run's own warnings, then every source's, each as `source: warning`."""
+        return self.run_warnings + [f"{s.source}: {w}" for s in self.sources for w in s.warnings]
 
     @property
     def source_errors(self) -> dict[str, str]:
