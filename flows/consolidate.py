@@ -107,9 +107,10 @@ def validate_batch_task(spec: BatchSpec) -> BatchResult:
 @task(name="merge", cache_policy=NO_CACHE)
 def merge_task(
     con: duckdb.DuckDBPyConnection, results: list[BatchResult], pending: list[PendingDelivery], run_id: str
-) -> None:
-    merge_level(con, results, pending, run_id)
+) -> list[str]:
+    conflicts = merge_level(con, results, pending, run_id)
     faults.checkpoint("merge")
+    return conflicts
 
 
 @task(name="publish", cache_policy=NO_CACHE)
@@ -272,7 +273,9 @@ def validate_and_merge(
         futures = validate_batch_task.map(specs)
         results = [f.result() for f in futures]
         faults.checkpoint("validate")
-        merge_task(con, results, pending, summary.run_id)
+        for conflict in merge_task(con, results, pending, summary.run_id):
+            logger.warning("key conflict: %s", conflict)
+            summary.run_warnings.append(conflict)
         count_deliveries(summary, con, [p.delivery_id for p in pending])
         logger.info(
             "validate+merge level %d (%s): %d deliveries in %d batch(es)",

@@ -272,10 +272,27 @@ def _kind_section(kind: Kind) -> str:
         f"Check a file: `din check FILE --kind {kind.name}`.",
         columns,
         f"**Natural key**: {' + '.join(f'`{k}`' for k in kind.key)}, unique within a file (rule `key_unique`).",
+        _owner_text(kind),
         "**References**:\n\n" + references if references else "**References**: none.",
         "**Checks** (the rule names `din check` and the quarantine report):\n\n" + _checks_table(kind),
     ]
     return "\n\n".join(parts)
+
+
+def _owner_text(kind: Kind) -> str:
+    """Who owns a key that two organisations deliver with different values (`owner` in the contract)."""
+    if kind.owner is None:
+        return (
+            "**When two organisations deliver the same key with different values**: no organisation's row "
+            "overrules another's; both rows are set aside (rule `key_conflict`) until one of them withdraws its row."
+        )
+    reference = kind.owner.reference
+    return (
+        "**When two organisations deliver the same key with different values**: the row of "
+        f"{kind.owner.description} (`{reference.target}.{kind.owner.column}` of the row's "
+        f"{_codes(reference.columns, ' + ')}) is published and the other is set aside (rule `key_conflict`); "
+        "when that organisation delivered neither, both are set aside. Never the later file by arrival."
+    )
 
 
 def contract_markdown() -> str:

@@ -102,6 +102,10 @@ def forget(
             "DELETE FROM ops.quarantine WHERE delivery_id = ? AND list_contains(?, source_row)", [delivery_id, rows]
         )
         quarantined += before - con.sql("SELECT count(*) FROM ops.quarantine").fetchall()[0][0]
+        # a key conflict names the person's key (their pseudonym): it goes with their rows
+        con.execute(
+            "DELETE FROM ops.key_conflicts WHERE delivery_id = ? AND list_contains(?, source_row)", [delivery_id, rows]
+        )
     report.rows_removed["quarantine"] = quarantined
     con.execute(
         "INSERT INTO ops.erasures VALUES (?, ?, ?, ?, ?, ?)",

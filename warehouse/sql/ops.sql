@@ -98,6 +98,24 @@ CREATE TABLE IF NOT EXISTS ops.quarantine (
     run_id VARCHAR NOT NULL
 );
 
+-- Keys delivered by more than one organisation: one row per staged row of such a key, refreshed whenever
+-- the kind's core table is rebuilt. The ownership rule (din/contract.yaml `owner`) decides which row is
+-- kept; the others are in ops.quarantine with rule key_conflict. Never settled by arrival order.
+CREATE TABLE IF NOT EXISTS ops.key_conflicts (
+    kind VARCHAR NOT NULL,
+    key VARCHAR NOT NULL,                -- the key's values joined by ' / ' (panellists as pseudonyms)
+    delivery_id BIGINT NOT NULL,
+    source_row BIGINT NOT NULL,
+    organisation VARCHAR NOT NULL,       -- who delivered this row
+    owner VARCHAR,                       -- who owns the key by the rule (NULL: the kind has no owner)
+    rule VARCHAR NOT NULL,               -- the ownership rule, in words
+    kept BOOLEAN NOT NULL,               -- this row is the one published
+    others VARCHAR NOT NULL,             -- the other organisations that delivered the key
+    reason VARCHAR,                      -- why this row was set aside (NULL when kept)
+    first_found_run VARCHAR NOT NULL,    -- the run that found it as it is now
+    PRIMARY KEY (kind, delivery_id, source_row)
+);
+
 CREATE TABLE IF NOT EXISTS ops.validation_results (
     run_id VARCHAR NOT NULL,
     delivery_id BIGINT NOT NULL,
