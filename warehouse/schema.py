@@ -102,11 +102,11 @@ def core_rebuild_sql(kind: Kind) -> str:
     """Rebuild core.<kind> from staging: one row per natural key, remembering every delivery that carried it.
 
     Rows of one organisation, or rows of several holding the same values: the row of the latest delivery
-    wins (a correction; the same row from two places, where the owner's copy is preferred). Rows of several organisations that differ are a
-    conflict, never settled by arrival order: the row of the organisation the
-    kind's ownership rule names wins (`Kind.owner`: the project's lead organisation, the workshop's
-    facilitator); when that organisation is not among them, or the kind has no owner, no row wins
-    (`key_conflicts_sql` says why, for quarantine and both organisations' feedback)."""
+    wins (a correction; the same row from two places, where the owner's copy is preferred). Rows of
+    several organisations that differ are a conflict, never settled by arrival order: the row of the
+    organisation the kind's ownership rule names wins (`Kind.owner`: the project's lead organisation,
+    the workshop's facilitator); when that organisation is not among them, or the kind has no owner, no
+    row wins (`key_conflicts_sql` says why, for quarantine and both organisations' feedback)."""
     key = ", ".join(quote(c) for c in kind.key)
     stored = ", ".join(quote(c.name) for c in kind.stored_columns)
     # Almost every key is held by one staged row: only keys held by several rows need the window

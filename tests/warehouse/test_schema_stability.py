@@ -37,7 +37,7 @@ def test_published_schemas_match_the_snapshot() -> None:
         )  # type: ignore[union-attr]
         pytest.fail(
             f"published schema changed for {', '.join(changed)}: if intended, bump SCHEMA_VERSION, "
-            "note it in CHANGELOG.md and refresh the snapshot (python -m tests.test_schema_stability)"
+            "note it in CHANGELOG.md and refresh the snapshot (python -m tests.warehouse.test_schema_stability)"
         )
     assert snapshot["schema_version"] == SCHEMA_VERSION
 
