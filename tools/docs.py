@@ -472,6 +472,9 @@ def data_dictionary_markdown(columns: dict[str, list[PublishedColumn]] | None = 
         "Each run publishes a complete version: `published/current/<tier>/<table>.parquet` (tidy: one observation "
         "per row, one variable per column), a Frictionless `datapackage.json` describing every file, and a DuckDB "
         "catalog (`published/catalog.duckdb`) with one view per table as `<tier>.<table>` and `main.<table>`. "
+        "The views name files relative to the catalog's folder: open it from `published/`, or set "
+        "`file_search_path` to that folder first. `din verify` checks every file against the SHA-256 in "
+        "`datapackage.json`. "
         '`din tables` lists them; `din query "SELECT ..."` queries them. Row-level tables carry provenance '
         f"columns ({_codes(PROVENANCE_COLUMNS)}) that trace each row to its source, file, delivery and run."
     )
