@@ -113,6 +113,9 @@ ESCAPES = {
     "use another catalog": "USE system",
     "detach": "DETACH memory",
     "vacuum": "VACUUM",
+    "a copy inside query()": "SELECT * FROM query('COPY (SELECT 1) TO ''{current}/open/q.csv''')",
+    "an attach inside query()": "SELECT * FROM query('ATTACH ''{root}/warehouse.duckdb'' AS w')",
+    "a setting inside query()": "SELECT * FROM query('SET enable_external_access = true')",
 }
 READS_OUTSIDE = {
     "system file": "SELECT * FROM read_csv('/etc/passwd')",
@@ -128,6 +131,8 @@ READS_OUTSIDE = {
     "a relative path": "SELECT * FROM read_csv('landing/deliveries.jsonl')",
     "a URL": "SELECT * FROM read_csv('https://example.org/x.csv')",
     "secrets": "SELECT * FROM duckdb_secrets()",
+    "a quoted path as a table": "SELECT * FROM '/etc/passwd'",
+    "a relative quoted path": "FROM 'landing/deliveries.jsonl'",
 }
 
 
