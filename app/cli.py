@@ -7,10 +7,10 @@ Prefect's server or Great Expectations, so they start in well under a second.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,13 +19,16 @@ from din.errors import DinError
 from din.exit_codes import ExitCode, exit_code_for
 from din.paths import DataPaths
 from din.source_options import DATE_ORDERS
+from din.sql import quote
 
 if TYPE_CHECKING:
-    import duckdb
+    from warehouse.catalog import Sandbox
 
 # The codes are defined, and documented, once: din/exit_codes.py (README's table lists them).
 EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = ExitCode.OK, ExitCode.PROBLEMS, ExitCode.ERROR
 EXIT_SOURCE_ERRORS, EXIT_NEEDS_ATTENTION = ExitCode.SOURCE_ERRORS, ExitCode.NEEDS_ATTENTION
+TIER_CHOICES = ("open", "restricted", "ops")
+TIER_HELP = "see only what a reader of this tier sees: open; open and restricted; or all (default: what you can read)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `din query ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,11 +97,31 @@ def _parser() -> argparse.ArgumentParser:
         help="the network's reference export (`din references export`), or a folder of reference data and rosters",
     )
     check.add_argument("--format", choices=("text", "json"), default="text")
-    add("tables", _tables, "List the published tables with their row counts.")
-    query = add("query", _query, "Run read-only SQL over the published catalog.")
+    tables = add("tables", _tables, "List the published tables with their row counts.")
+    tables.add_argument("--tier", choices=TIER_CHOICES, help=TIER_HELP)
+    query = add(
+        "query",
+        _query,
+        "Run one read-only query over the published tables (nothing else is reachable: no files, no writes).",
+    )
     query.add_argument("sql")
-    query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    query.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="csv and json escape text a spreadsheet would run as a formula",
+    )
+    query.add_argument("--tier", choices=TIER_CHOICES, help=TIER_HELP)
+    query.add_argument(
+        "--timeout", type=float, default=300.0, metavar="SECONDS", help="stop the query after this long (default 300)"
+    )
     add("runs", _runs, "Show the run history.")
+    add(
+        "verify",
+        _verify,
+        "Check the current published version against the SHA-256 of every file in its datapackage.json, "
+        "and that the catalog reads every table.",
+    )
     report = add("report", _report, "Build the panel report (one HTML file, open tier only) or a project's pack.")
     report.add_argument("--project", metavar="PROJECT_ID", help="build the feedback pack for this project instead")
     report.add_argument("--out", type=Path, help="the HTML file to write (default: in the data dir's reports/)")
@@ -177,7 +203,8 @@ def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
     else:
         flow = consolidate
     try:
-        result = run_flow(flow, config)
+        with _prefect_api():
+            result = run_flow(flow, config)
     except DinError:
         raise
     except Exception as error:  # the flow's log above has the traceback; the operator gets one line
@@ -198,6 +225,47 @@ def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
         '`din query "SQL"` queries it (see README)'
     )
     return int(exit_code_for(summary.outcome))
+
+
+@contextmanager
+def _prefect_api() -> Iterator[None]:
+    """The configured Prefect API, or a temporary server of our own that dies with this process
+    (`app.prefect_server`: Prefect's own ephemeral server outlives a killed run)."""
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    if get_current_settings().api.url:
+        yield
+        return
+    from app.prefect_server import temporary_server
+
+    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"))
+    with temporary_server(Path(os.environ["PREFECT_HOME"]), timeout) as url, temporary_settings({PREFECT_API_URL: url}):
+        try:
+            yield
+        finally:
+            _drain_prefect_workers()  # logs and events still queued reach the server before it stops
+
+
+def _drain_prefect_workers() -> None:
+    """Send Prefect's queued logs and events now (what its test harness does before stopping its server)."""
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        try:
+            logs: object = APILogWorker.instance().drain()
+            if inspect.isawaitable(logs):
+                await logs
+        except RuntimeError:  # never started
+            pass
+        events: object = EventsWorker.drain_all()
+        if inspect.isawaitable(events):
+            await events
+
+    run_coro_as_sync(drain())
 
 
 def _rebuild(args: argparse.Namespace) -> int:
@@ -260,82 +328,75 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
 
-def _catalog(args: argparse.Namespace) -> duckdb.DuckDBPyConnection:
-    import duckdb
+def _sandbox(args: argparse.Namespace) -> Sandbox:
+    """The published data as this reader may see it (`--tier`, else every tier the account can read)."""
+    from warehouse.catalog import TIERS_SEEN, open_sandbox
 
     config = load_config(args.config, args.data_dir)
-    catalog = config.data_dir / "published" / "catalog.duckdb"
-    if not catalog.exists():
+    paths = DataPaths(config.data_dir)
+    if not paths.current.exists():
         raise ConfigError(f"nothing has been published under {config.data_dir} yet; run `din run` first")
-    return duckdb.connect(str(catalog), read_only=True)
+    return open_sandbox(paths, TIERS_SEEN[args.tier] if args.tier else None)
 
 
 def _tables(args: argparse.Namespace) -> int:
-    con = _catalog(args)
-    rows = con.sql(
-        "SELECT schema_name, view_name, comment FROM duckdb_views() WHERE NOT internal AND schema_name != 'main' "
-        "ORDER BY schema_name, view_name"
-    ).fetchall()
-    print(f"{'tier':<11} {'table':<22} {'rows':>10}  description")
-    for schema, view, comment in rows:
-        count = con.sql(f'SELECT count(*) FROM "{schema}"."{view}"').fetchall()[0][0]
-        print(f"{schema:<11} {view:<22} {count:>10}  {comment or ''}")
+    with _sandbox(args) as sandbox:
+        print(f"{'tier':<11} {'table':<22} {'rows':>10}  description")
+        for tier, table, comment in sandbox.tables():
+            count = next(iter(sandbox.batches(f"SELECT count(*) AS n FROM {quote(tier)}.{quote(table)}")))
+            print(f"{tier:<11} {table:<22} {count.column(0)[0].as_py():>10}  {comment}")
     return EXIT_OK
 
 
 def _query(args: argparse.Namespace) -> int:
-    con = _catalog(args)
-    try:
-        relation = con.sql(args.sql)
-    except Exception as error:
-        print(f"din: query failed: {error}", file=sys.stderr)
-        return EXIT_ERROR
-    if relation is None:
-        return EXIT_OK
-    frame = relation.pl()
-    if args.format == "csv":
-        sys.stdout.write(frame.write_csv())
-    elif args.format == "json":
-        print(json.dumps(frame.to_dicts(), indent=2, default=str, ensure_ascii=False))
-    else:
-        import polars as pl
+    from reports.results import write_result
 
-        with pl.Config(tbl_rows=50, tbl_cols=30, fmt_str_lengths=60, tbl_width_chars=200):
-            print(frame)
+    with _sandbox(args) as sandbox:
+        write_result(sandbox.batches(args.sql, timeout=args.timeout), args.format, sys.stdout)
     return EXIT_OK
 
 
 def _runs(args: argparse.Namespace) -> int:
-    import duckdb
+    from warehouse.runs import run_history
 
     config = load_config(args.config, args.data_dir)
-    path = config.data_dir / "warehouse.duckdb"
-    if not path.exists():
+    rows = run_history(DataPaths(config.data_dir))
+    if not rows:
         print("no runs yet")
         return EXIT_OK
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.IOException:
-        con = _catalog(args)  # the warehouse is being written: the published history is the latest we have
-        rows = con.sql(
-            "SELECT run_id, started_at, finished_at, outcome, deliveries_new, rows_accepted, "
-            "rows_quarantined, rows_published, stage_seconds FROM ops.runs ORDER BY started_at"
-        ).fetchall()
-    else:
-        rows = con.sql(
-            "SELECT run_id, started_at, finished_at, outcome, deliveries_new, rows_accepted, "
-            "rows_quarantined, rows_published, stage_seconds FROM ops.runs ORDER BY started_at"
-        ).fetchall()
     print(
         f"{'run':<30} {'started':<20} {'outcome':<30} {'new':>4} {'accepted':>9} {'quarant.':>9} "
         f"{'published':>10}  stages (s)"
     )
-    for run_id, started, _finished, outcome, new, accepted, quarantined, published, stages in rows:
+    for row in rows:
         print(
-            f"{run_id:<30} {str(started)[:19]:<20} {outcome:<30} {new or 0:>4} {accepted or 0:>9} "
-            f"{quarantined or 0:>9} {published or 0:>10}  {stages or ''}"
+            f"{row['run_id']:<30} {str(row['started_at'])[:19]:<20} {row['outcome']:<30} "
+            f"{row['deliveries_new'] or 0:>4} {row['rows_accepted'] or 0:>9} {row['rows_quarantined'] or 0:>9} "
+            f"{row['rows_published'] or 0:>10}  {row['stage_seconds'] or ''}"
         )
     return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from warehouse.verify import verify_published
+
+    config = load_config(args.config, args.data_dir)
+    check = verify_published(DataPaths(config.data_dir))
+    if check.ok:
+        print(
+            f"version {check.version}: {check.files_checked} files match the sha256 in datapackage.json; "
+            "the catalog reads every table"
+        )
+        return EXIT_OK
+    print(f"version {check.version or '(none)'}: {len(check.problems)} problem(s)")
+    for problem in check.problems:
+        print(f"  {problem}")
+    if check.version is not None:
+        print(
+            "the next `din run` publishes the current version again from the warehouse "
+            "(`din rebuild` if the warehouse itself is lost)"
+        )
+    return EXIT_PROBLEMS
 
 
 def _forget(args: argparse.Namespace) -> int:

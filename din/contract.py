@@ -144,6 +144,17 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class Owner:
+    """Which organisation owns a row when two organisations deliver the same key: the one the row's
+    `reference` names in column `column` of its target (the project's lead organisation, the workshop's
+    facilitator). The reference's columns are part of the key, so every row of a key has the same owner."""
+
+    reference: Reference
+    column: str
+    description: str  # in words: "the project's lead organisation"
+
+
+@dataclass(frozen=True)
 class Kind:
     """One kind of delivered file: its columns, natural key and references."""
 
@@ -154,6 +165,7 @@ class Kind:
     key: tuple[str, ...]
     references: tuple[Reference, ...] = ()
     level: int = 0  # kinds of a lower level are merged first, so later ones can reference them
+    owner: Owner | None = None  # None: no organisation may overrule another's row of the same key
 
     def column(self, name: str) -> Column:
         for column in self.columns:
@@ -203,7 +215,8 @@ _COLUMN_KEYS = {"name", "type", "description", "example", "required", "allowed",
 _COLUMN_KEYS |= {"sensitivity", "unit"}
 _LIMIT_KEYS = {"limit"}
 _REFERENCE_KEYS = {"name", "columns", "target", "target_columns", "description"}
-_KIND_KEYS = {"group", "level", "description", "key", "columns", "references"}
+_KIND_KEYS = {"group", "level", "description", "key", "columns", "references", "owner"}
+_OWNER_KEYS = {"reference", "column", "description"}
 
 
 class ContractError(ValueError):
@@ -241,6 +254,7 @@ def load_contract(path: Path = CONTRACT_FILE) -> tuple[dict[str, tuple[str, ...]
             tuple(str(c) for c in entry["key"]),
             references,
             int(entry.get("level", 0)),
+            _owner(entry.get("owner"), references, f"{where}.owner"),
         )
         _check_kind(kind, where)
         kinds[kind.name] = kind
@@ -251,7 +265,21 @@ def load_contract(path: Path = CONTRACT_FILE) -> tuple[dict[str, tuple[str, ...]
                 raise ContractError(
                     f"{path}: kinds.{kind.name}: reference {reference.name} needs a kind of a lower level"
                 )
+        if kind.owner is not None and kind.owner.column not in kinds[kind.owner.reference.target].column_names:
+            raise ContractError(
+                f"{path}: kinds.{kind.name}.owner: {kind.owner.reference.target} has no column {kind.owner.column}"
+            )
     return vocabularies, kinds
+
+
+def _owner(entry: Any, references: tuple[Reference, ...], where: str) -> Owner | None:
+    if entry is None:
+        return None
+    _known_keys(entry, _OWNER_KEYS, where)
+    by_name = {r.name: r for r in references}
+    if entry.get("reference") not in by_name:
+        raise ContractError(f"{where}: reference must be one of this kind's references ({', '.join(by_name)})")
+    return Owner(by_name[entry["reference"]], str(entry["column"]), " ".join(str(entry["description"]).split()))
 
 
 def _shared(entry: Any, shared: Mapping[str, _T], where: str) -> _T | None:
@@ -323,6 +351,8 @@ def _check_kind(kind: Kind, where: str) -> None:
     for column in (*kind.key, *(c for r in kind.references for c in r.columns)):
         if column not in names:
             raise ContractError(f"{where}: {column} is in the key or a reference but is not a column")
+    if kind.owner is not None and not set(kind.owner.reference.columns) <= set(kind.key):
+        raise ContractError(f"{where}.owner: the owner's reference must use key columns only")
 
 
 def load_limits(path: Path = CONTRACT_FILE) -> dict[str, str]:

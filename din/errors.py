@@ -23,3 +23,11 @@ class PseudonymKeyError(DinError, RuntimeError):
 
 class WarehouseBusy(DinError, RuntimeError):
     """Another run holds the warehouse's writer lock."""
+
+
+class QueryRefused(DinError):
+    """A statement a reader may not run (anything but a query): the published data is read-only."""
+
+
+class QueryFailed(DinError):
+    """A query that could not run or finish: DuckDB's reason, on one line."""

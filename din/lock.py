@@ -16,7 +16,7 @@ from pathlib import Path
 
 from din.errors import WarehouseBusy
 
-__all__ = ["WarehouseBusy", "writer_lock"]
+__all__ = ["WarehouseBusy", "lock_held_since", "writer_lock"]
 
 
 @contextmanager
@@ -50,3 +50,22 @@ def _holder(path: Path) -> str:
     except OSError:
         return ""
     return f" (process {pid})" if pid else ""
+
+
+def lock_held_since(path: Path) -> float | None:
+    """When the live process holding the writer lock took it (seconds since the epoch), or None when no
+    process holds it (a killed run's lock died with it). The holder writes its pid on taking the lock,
+    so the file's modification time is that moment."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.fstat(fd).st_mtime
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

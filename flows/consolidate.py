@@ -34,7 +34,7 @@ from din.keys import PseudonymKey, resolve_key
 from din.lock import writer_lock
 from din.paths import DataPaths
 from expectations.gate import BatchResult, BatchSpec, process_batch
-from reports.feedback import Drift, OrgReport, feedback_markdown, write_run_feedback
+from reports.feedback import Drift, OrgReport, feedback_markdown, write_missing_feedback, write_run_feedback
 from reports.run_summary import source_rows, summary_markdown
 from sources import SourceError
 from sources.credentials import resolve_credential
@@ -110,9 +110,10 @@ def validate_batch_task(spec: BatchSpec) -> BatchResult:
 @task(name="merge", cache_policy=NO_CACHE)
 def merge_task(
     con: duckdb.DuckDBPyConnection, results: list[BatchResult], pending: list[PendingDelivery], run_id: str
-) -> None:
-    merge_level(con, results, pending, run_id)
+) -> list[str]:
+    conflicts = merge_level(con, results, pending, run_id)
     faults.checkpoint("merge")
+    return conflicts
 
 
 @task(name="redact-blocked", cache_policy=NO_CACHE)
@@ -148,13 +149,27 @@ def feedback_task(paths: DataPaths, run_id: str) -> tuple[list[OrgReport], list[
     return write_run_feedback(paths, run_id)
 
 
+@task(name="missing-feedback-reports", cache_policy=NO_CACHE)
+def missing_feedback_task(paths: DataPaths, run_id: str) -> list[str]:
+    """Feedback of earlier runs that never got written (killed after publishing): the runs written for."""
+    return write_missing_feedback(paths, run_id)
+
+
 def feedback(paths: DataPaths, run_id: str) -> tuple[list[OrgReport], list[Drift]]:
-    """After publishing: a failure here is logged, never fails the run (reports can be written again)."""
+    """After publishing: a failure here is logged, never fails the run (the next run writes what is missing)."""
+    faults.checkpoint("feedback")
+    logger = _logger()
     try:
-        return feedback_task(paths, run_id)
+        reports = feedback_task(paths, run_id)
     except Exception as error:
-        _logger().error("feedback reports for run %s could not be written: %s", run_id, error)
-        return [], []
+        logger.error("feedback reports for run %s could not be written: %s", run_id, error)
+        reports = [], []
+    try:
+        for earlier in missing_feedback_task(paths, run_id):
+            logger.warning("feedback reports of run %s were missing (interrupted run): written now", earlier)
+    except Exception as error:
+        logger.error("missing feedback reports of earlier runs could not be written: %s", error)
+    return reports
 
 
 @flow(name="consolidate", description="Pull partner deliveries, validate, merge and publish.")
@@ -242,6 +257,10 @@ def pull(con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, summa
             logger.error("source %s failed: %s", name, by_name[name].error)
             continue
         by_name[name].files_unchanged = pulled[name].unchanged
+        by_name[name].files_skipped = len(pulled[name].skipped)
+        by_name[name].warnings.extend(pulled[name].attention)
+        for warning in pulled[name].attention:
+            logger.warning("source %s: %s", name, warning)
     faults.checkpoint("pull")
     new_ids = record_pulled(con, config, pulled, summary.run_id, paths.landing)
     if config.storage is not None and config.storage.landing:
@@ -276,7 +295,9 @@ def validate_and_merge(
         futures = validate_batch_task.map(specs)
         results = [f.result() for f in futures]
         faults.checkpoint("validate")
-        merge_task(con, results, pending, summary.run_id)
+        for conflict in merge_task(con, results, pending, summary.run_id):
+            logger.warning("key conflict: %s", conflict)
+            summary.run_warnings.append(conflict)
         count_deliveries(summary, con, [p.delivery_id for p in pending])
         logger.info(
             "validate+merge level %d (%s): %d deliveries in %d batch(es)",

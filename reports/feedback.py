@@ -133,6 +133,34 @@ def run_deliveries(con: duckdb.DuckDBPyConnection, run_id: str) -> list[Delivery
     return _deliveries(con, "processed_run_id = ?", [run_id])
 
 
+def reported_deliveries(con: duckdb.DuckDBPyConnection, run_id: str) -> list[DeliveryRecord]:
+    """What a run's feedback covers: the deliveries it processed, and earlier deliveries whose rows it set
+    aside or kept in a key conflict it found (another organisation delivered the same keys)."""
+    return _deliveries(
+        con,
+        """processed_run_id = ? OR delivery_id IN (SELECT delivery_id FROM ops.quarantine WHERE run_id = ?)
+           OR delivery_id IN (SELECT delivery_id FROM ops.key_conflicts WHERE first_found_run = ?)""",
+        [run_id, run_id, run_id],
+    )
+
+
+def kept_in_conflicts(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Per organisation: its rows that another organisation also delivered, found in `run_id`, and kept (the
+    rows set aside are in its quarantine, with their reason)."""
+    rows = con.execute(
+        """SELECT d.organisation, d.relative_path, k.source_row, k.key, k.others, k.rule
+           FROM ops.key_conflicts AS k JOIN ops.deliveries AS d USING (delivery_id)
+           WHERE k.kept AND k.first_found_run = ? ORDER BY d.organisation, d.relative_path, k.source_row""",
+        [run_id],
+    ).fetchall()
+    found: dict[str, list[dict[str, Any]]] = {}
+    for organisation, file, row, key, others, rule in rows:
+        owner = rule.split(": ", 1)[-1].split(" (", 1)[0]  # "the project's lead organisation"
+        entry = {"file": file, "row": row, "key": key, "others": others, "owner": owner}
+        found.setdefault(organisation, []).append(entry)
+    return found
+
+
 def previous_deliveries(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[int, DeliveryRecord]:
     """For each delivery processed in `run_id`: the delivery it supersedes, else (when headers are
     recorded) the latest earlier delivery of the same source whose headers are known."""
@@ -218,6 +246,20 @@ def file_problems(
             {"rules": list(rules), "reasons": list(reasons), "rows": _ranges(spans or []), "row_count": row_count}
         )
     return problems
+
+
+def files_not_taken(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, list[dict[str, str]]]:
+    """Per organisation: files its sources held that `run_id` found for the first time and did not take
+    (a hidden file, a link out of the folder, ...), with the reason; clutter such as .DS_Store left out."""
+    rows = con.execute(
+        """SELECT organisation, relative_path, reason FROM ops.skipped_files
+           WHERE attention AND first_seen_run = ? ORDER BY organisation, source, relative_path""",
+        [run_id],
+    ).fetchall()
+    found: dict[str, list[dict[str, str]]] = {}
+    for organisation, file, reason in rows:
+        found.setdefault(organisation, []).append({"file": file, "reason": reason})
+    return found
 
 
 def _json_object(text: str | None) -> dict[str, Any]:
@@ -431,6 +473,37 @@ class OrgReport:
     rows_quarantined: int
 
 
+COMPLETE = ".complete"  # written into a run's feedback folder once every organisation's report is there
+
+
+def write_missing_feedback(paths: DataPaths, run_id: str) -> list[str]:
+    """Write the feedback of earlier runs that should have some but do not (a run killed after it
+    published, or whose reports failed): the runs it was written for. Reads the warehouse only."""
+    out_dir = paths.reports / "feedback"
+    con = connect(paths.warehouse, read_only=True)
+    try:
+        missing = [
+            r for r in runs_with_feedback(con) if r != run_id and not (out_dir / safe_name(r) / COMPLETE).exists()
+        ]
+        for earlier in missing:
+            write_feedback_reports(con, earlier, out_dir)
+    finally:
+        con.close()
+    return missing
+
+
+def runs_with_feedback(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Runs that have something to tell an organisation (deliveries processed, files not taken), oldest first."""
+    rows = con.execute(
+        """SELECT run_id FROM ops.runs r
+           WHERE EXISTS (SELECT 1 FROM ops.deliveries d WHERE d.processed_run_id = r.run_id)
+              OR EXISTS (SELECT 1 FROM ops.skipped_files s WHERE s.first_seen_run = r.run_id AND s.attention)
+              OR EXISTS (SELECT 1 FROM ops.quarantine q WHERE q.run_id = r.run_id)
+           ORDER BY started_at"""
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
 def write_run_feedback(paths: DataPaths, run_id: str) -> tuple[list[OrgReport], list[Drift]]:
     """Each organisation's feedback on run `run_id`, and its schema drift (reads the warehouse only)."""
     con = connect(paths.warehouse, read_only=True)
@@ -444,15 +517,21 @@ def write_feedback_reports(con: duckdb.DuckDBPyConnection, run_id: str, out_dir:
     """Write feedback.html and rejected_rows.csv for every organisation with deliveries processed in
     `run_id`, under `out_dir/<run_id>/<organisation>/`. Reads the warehouse only; writes nothing to it."""
     by_org: dict[str, list[DeliveryRecord]] = {}
-    for delivery in run_deliveries(con, run_id):
+    for delivery in reported_deliveries(con, run_id):
         by_org.setdefault(delivery.organisation, []).append(delivery)
+    not_taken = files_not_taken(con, run_id)
+    kept = kept_in_conflicts(con, run_id)
     run = RunFacts(run_id, run_started(con, run_id), previous_deliveries(con, run_id), schema_drift(con, run_id))
-    folders = _folder_names(sorted(by_org))
+    organisations = sorted(set(by_org) | set(not_taken) | set(kept))
+    folders = _folder_names(organisations)
     reports = []
-    for organisation in sorted(by_org):
-        own = sorted(by_org[organisation], key=lambda d: (d.file, d.delivery_id))
+    for organisation in organisations:
+        own = sorted(by_org.get(organisation, []), key=lambda d: (d.file, d.delivery_id))
         folder = Path(out_dir) / safe_name(run_id) / folders[organisation]
-        html_path = _write_atomic(folder / HTML_NAME, render_html(report_context(con, organisation, own, run)))
+        context = report_context(con, organisation, own, run)
+        context["not_taken"] = not_taken.get(organisation, [])
+        context["kept_in_conflicts"] = kept.get(organisation, [])
+        html_path = _write_atomic(folder / HTML_NAME, render_html(context))
         csv_path = write_rejected_csv(con, folder / CSV_NAME, run_id, own)
         reports.append(
             OrgReport(
@@ -464,6 +543,8 @@ def write_feedback_reports(con: duckdb.DuckDBPyConnection, run_id: str, out_dir:
                 sum(d.rows_quarantined for d in own),
             )
         )
+    if reports:
+        _write_atomic(Path(out_dir) / safe_name(run_id) / COMPLETE, f"{len(reports)} report(s)\n")
     return reports
 
 
@@ -560,6 +641,8 @@ def report_context(
             "rows_blocked": sum(d.rows_blocked for d in deliveries),
         },
         "csv_name": CSV_NAME,
+        "not_taken": [],  # files found but not taken (`files_not_taken`), filled in by the caller
+        "kept_in_conflicts": [],  # rows also delivered by another organisation, kept (`kept_in_conflicts`)
     }
 
 

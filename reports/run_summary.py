@@ -23,8 +23,10 @@ def summary_text(summary: RunSummary) -> str:
             f"{s.files_refused:>7} {s.rows_read:>8} {s.rows_accepted:>9} {s.rows_quarantined:>9}"
             + (f"  ERROR {s.error}" if s.error else "")
         )
-    for warning in summary.warnings:
-        lines.append(f"WARNING {warning}")
+    warnings = summary.warnings
+    if warnings:
+        lines.append(f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}:")
+        lines.extend(f"  {warning}" for warning in warnings)
     scrubbed: dict[str, int] = {}
     for source in summary.sources:
         for placeholder, count in source.identifiers_scrubbed.items():
@@ -62,7 +64,9 @@ def source_rows(summary: RunSummary) -> list[dict[str, Any]]:
             "rows accepted": s.rows_accepted,
             "rows quarantined": s.rows_quarantined,
             "rows of erased panellists dropped": s.rows_blocked,
+            "files skipped": s.files_skipped,
             "identifiers scrubbed": ", ".join(f"{k} {v}" for k, v in sorted(s.identifiers_scrubbed.items())),
+            "warnings": "; ".join(s.warnings),
             "error": s.error or "",
         }
         for s in summary.sources

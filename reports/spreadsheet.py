@@ -28,3 +28,14 @@ def neutralise_expr(text: pl.Expr) -> pl.Expr:
     """The same rule on a polars string column."""
     formula = text.str.contains(_FORMULA_PATTERN) & ~text.str.contains(_PLAIN_NUMBER)
     return pl.when(formula).then(pl.lit("'") + text).otherwise(text)
+
+
+def neutralise_value(value: object) -> object:
+    """The same rule on every text inside a JSON-like value (lists and mappings, keys included)."""
+    if isinstance(value, str):
+        return neutralise(value)
+    if isinstance(value, dict):
+        return {neutralise_value(k): neutralise_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [neutralise_value(v) for v in value]
+    return value

@@ -22,7 +22,16 @@ from urllib.parse import unquote, urljoin, urlsplit
 import httpx
 
 from din.source_options import HTTP_AUTH_FIELDS
-from sources.base import FetchResult, FetchState, RemoteFile, SourceAuthError, SourceError, SourceUnreachable
+from sources.base import (
+    FetchResult,
+    FetchState,
+    RemoteFile,
+    SkippedFile,
+    SourceAuthError,
+    SourceError,
+    SourceUnreachable,
+    skipped_by_name,
+)
 from sources.credentials import Resolver, Secrets, check_options, describe, seconds, strip_userinfo
 
 LISTING_MAX_BYTES = 16 << 20  # a bigger JSON answer is a delivery, not a listing
@@ -50,6 +59,7 @@ class HttpReader:
         if self._ca_bundle and not os.path.isfile(str(self._ca_bundle)):
             raise SourceError(f"option ca_bundle: {self._ca_bundle} is not a file of PEM certificates")
         self._auth_options = _auth_options(options.get("auth"))
+        self.skipped: list[SkippedFile] = []
         if self._auth_options and not _may_send_credentials(location, bool(options.get("allow_insecure_http"))):
             raise SourceAuthError(
                 f"{location}: refusing to send credentials over plain http:// to a remote host; "
@@ -90,7 +100,10 @@ class HttpReader:
         items = _listing_items(body, self.location, strict=strict)
         if items is None:
             return [_file_from_headers(self.location, response)]
-        return _listed_files(items, str(response.url))
+        listed = _listed_files(items, str(response.url))
+        self.skipped = [s for s in map(skipped_by_name, (f.relative_path for f in listed)) if s is not None]
+        taken = {s.relative_path for s in self.skipped}
+        return [f for f in listed if f.relative_path not in taken]
 
     def fetch(self, file: RemoteFile, dest: BinaryIO, previous: FetchState | None = None) -> FetchResult:
         """Stream `file` into `dest`; with `previous`, ask the server whether it changed first."""

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from sources.base import FetchResult, FetchState, RemoteFile, SourceUnreachable
+from sources.base import FetchResult, FetchState, RemoteFile, SkippedFile, SourceUnreachable
 
 SUBMISSIONS = ".submissions"  # sidecar records, one JSON per stored file
 #: What a submitted file may be called at its end: the formats the readers accept.
@@ -63,13 +63,20 @@ class InboxReader:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
+        #: Only the portal writes here (the sidecars in `.submissions/` are its own): anything else that is
+        #: not a regular file was put there by hand, and is reported like at any local source.
+        self.skipped: list[SkippedFile] = []
 
     def list_files(self) -> list[RemoteFile]:
+        self.skipped = []
         if not self.folder.is_dir():
             return []  # nothing submitted yet
         files = []
         for entry in sorted(os.scandir(self.folder), key=lambda e: e.name):
+            if entry.name == SUBMISSIONS:
+                continue
             if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                self.skipped.append(SkippedFile(entry.name, "not a file the portal stored: it is not taken"))
                 continue
             stat = entry.stat(follow_symlinks=False)
             files.append(

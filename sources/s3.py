@@ -11,9 +11,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
 
-from sources.base import FetchResult, FetchState, RemoteFile, SourceAuthError, SourceError
+from sources.base import FetchResult, FetchState, RemoteFile, SkippedFile, SourceAuthError, SourceError, skipped_by_name
 from sources.credentials import Resolver, Secrets, check_options, describe, strip_userinfo
-from sources.local import IGNORED_NAMES
 from sources.object_storage import classify, filesystem
 
 if TYPE_CHECKING:
@@ -40,6 +39,7 @@ class S3Reader:
         self._options = dict(options)
         self._secrets = Secrets(credentials)
         self._filesystem: s3fs.S3FileSystem | None = None
+        self.skipped: list[SkippedFile] = []
 
     def __repr__(self) -> str:
         endpoint = self._options.get("endpoint_url") or "aws"
@@ -60,14 +60,20 @@ class S3Reader:
         with self._translated(self.location):
             found = self._fs().find(self._root, detail=True)
         files = []
+        self.skipped = []
         for path, info in sorted(found.items()):
             name = posixpath.basename(path)
-            if info.get("type") != "file" or path.endswith("/") or _ignored(name):
+            if info.get("type") != "file" or path.endswith("/"):
+                continue
+            relative = path[len(self._root) + 1 :] if path.startswith(self._root + "/") else name
+            skipped = skipped_by_name(relative)
+            if skipped is not None:
+                self.skipped.append(skipped)
                 continue
             files.append(
                 RemoteFile(
                     location=f"s3://{path}",
-                    relative_path=path[len(self._root) + 1 :] if path.startswith(self._root + "/") else name,
+                    relative_path=relative,
                     size=info.get("size"),
                     modified=_timestamp(info.get("LastModified")),
                     etag=info.get("ETag"),
@@ -103,10 +109,6 @@ class S3Reader:
             if mapped is None:
                 raise
             raise mapped from None
-
-
-def _ignored(name: str) -> bool:
-    return name in IGNORED_NAMES or name.startswith(("~$", "."))
 
 
 def _timestamp(value: Any) -> float | None:

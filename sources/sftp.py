@@ -26,9 +26,17 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from sources.base import FetchResult, FetchState, RemoteFile, SourceAuthError, SourceError, SourceUnreachable
+from sources.base import (
+    FetchResult,
+    FetchState,
+    RemoteFile,
+    SkippedFile,
+    SourceAuthError,
+    SourceError,
+    SourceUnreachable,
+    skipped_by_name,
+)
 from sources.credentials import Resolver, Secrets, check_options, describe, seconds, strip_userinfo
-from sources.local import IGNORED_NAMES
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 CHUNK = 1 << 20
@@ -111,6 +119,7 @@ class SftpReader:
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
         self._lock = threading.Lock()
+        self.skipped: list[SkippedFile] = []
 
     def __repr__(self) -> str:
         return f"SftpReader({self.location!r}, user={self._username!r})"
@@ -142,7 +151,10 @@ class SftpReader:
                 found = [(self._root, root_attrs)]
             else:
                 found = sorted(_walk(sftp, self._root), key=lambda pair: pair[0])
-        return [self._remote_file(path, attrs) for path, attrs in found if not _ignored(posixpath.basename(path))]
+        listed = [self._remote_file(path, attrs) for path, attrs in found]
+        self.skipped = [s for s in map(skipped_by_name, (f.relative_path for f in listed)) if s is not None]
+        taken = {s.relative_path for s in self.skipped}
+        return [f for f in listed if f.relative_path not in taken]
 
     def fetch(self, file: RemoteFile, dest: BinaryIO, previous: FetchState | None = None) -> FetchResult:
         """Stream the file into `dest` (SFTP has no ETag: the file is always fetched)."""
@@ -337,7 +349,3 @@ def _port(value: Any) -> int:
 def _netloc(host: str, port: int) -> str:
     host = f"[{host}]" if ":" in host else host
     return host if port == 22 else f"{host}:{port}"
-
-
-def _ignored(name: str) -> bool:
-    return name in IGNORED_NAMES or name.startswith(("~$", "."))

@@ -36,10 +36,14 @@ def test_readme_query_examples_run(tmp_path: Path) -> None:
             exec(compile(block, "README.md", "exec"), namespace)
     finally:
         os.chdir(cwd)
-    con = duckdb.connect(str(tmp_path / "data/demo/published/catalog.duckdb"), read_only=True)
-    for sql in re.findall(r'"(SELECT [^"]+)"', "".join(readme_blocks("sh"))):
-        if " FROM open." in sql or " FROM restricted." in sql:
-            assert con.sql(sql).fetchall()
+    os.chdir(tmp_path / "data/demo/published")  # the DuckDB CLI example starts there
+    try:
+        con = duckdb.connect("catalog.duckdb", read_only=True)
+        for sql in re.findall(r'"(SELECT [^"]+)"', "".join(readme_blocks("sh"))):
+            if " FROM open." in sql or " FROM restricted." in sql:
+                assert con.sql(sql).fetchall()
+    finally:
+        os.chdir(cwd)
     r_block = readme_blocks("r")[0]
     path = re.search(r"read_parquet\(\"([^\"]+)\"\)", r_block).group(1)  # type: ignore[union-attr]
     assert (tmp_path / path).exists()

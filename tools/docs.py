@@ -343,10 +343,27 @@ def _kind_section(kind: Kind) -> str:
         f"Check a file: `din check FILE --kind {kind.name}`.",
         columns,
         f"**Natural key**: {' + '.join(f'`{k}`' for k in kind.key)}, unique within a file (rule `key_unique`).",
+        _owner_text(kind),
         "**References**:\n\n" + references if references else "**References**: none.",
         "**Checks** (the rule names `din check` and the quarantine report):\n\n" + _checks_table(kind),
     ]
     return "\n\n".join(parts)
+
+
+def _owner_text(kind: Kind) -> str:
+    """Who owns a key that two organisations deliver with different values (`owner` in the contract)."""
+    if kind.owner is None:
+        return (
+            "**When two organisations deliver the same key with different values**: no organisation's row "
+            "overrules another's; both rows are set aside (rule `key_conflict`) until one of them withdraws its row."
+        )
+    reference = kind.owner.reference
+    return (
+        "**When two organisations deliver the same key with different values**: the row of "
+        f"{kind.owner.description} (`{reference.target}.{kind.owner.column}` of the row's "
+        f"{_codes(reference.columns, ' + ')}) is published and the other is set aside (rule `key_conflict`); "
+        "when that organisation delivered neither, both are set aside. Never the later file by arrival."
+    )
 
 
 def contract_markdown() -> str:
@@ -530,6 +547,9 @@ def data_dictionary_markdown(columns: dict[str, list[PublishedColumn]] | None = 
         "Each run publishes a complete version: `published/current/<tier>/<table>.parquet` (tidy: one observation "
         "per row, one variable per column), a Frictionless `datapackage.json` describing every file, and a DuckDB "
         "catalog (`published/catalog.duckdb`) with one view per table as `<tier>.<table>` and `main.<table>`. "
+        "The views name files relative to the catalog's folder: open it from `published/`, or set "
+        "`file_search_path` to that folder first. `din verify` checks every file against the SHA-256 in "
+        "`datapackage.json`. "
         '`din tables` lists them; `din query "SELECT ..."` queries them. Row-level tables carry provenance '
         f"columns ({_codes(PROVENANCE_COLUMNS)}) that trace each row to its source, file, delivery and run."
     )

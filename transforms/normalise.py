@@ -52,9 +52,19 @@ def canonical_frame(
     )
 
 
+#: Text that a spreadsheet runs as a formula starts with one of these (the full rule, with its exception
+#: for plain numbers, is `reports.spreadsheet`): trimming must never move one to the front of a value.
+_SPACE_BEFORE_FORMULA = r"^\s+[=+\-@]"
+
+
 def normalise_expr(value: pl.Expr, column_type: ColumnType, date_order: DateOrder | None = None) -> pl.Expr:
     """The normalised text of one column's values (slashed dates in `date_order`, day first when None)."""
-    trimmed = value.cast(pl.String).str.strip_chars()
+    raw = value.cast(pl.String)
+    trimmed = raw.str.strip_chars()
+    if column_type in (ColumnType.STRING, ColumnType.TEXT):
+        # ` =1+1` is text to a spreadsheet, `=1+1` a formula: keep such leading space as delivered.
+        kept = raw.str.strip_chars_end()
+        trimmed = pl.when(raw.str.contains(_SPACE_BEFORE_FORMULA)).then(kept).otherwise(trimmed)
     text = pl.when(trimmed == "").then(None).otherwise(trimmed)
     if column_type is ColumnType.ENUM:
         return text.str.to_lowercase().str.replace_all(r"[\s\-/]+", "_")

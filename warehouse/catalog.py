@@ -1,53 +1,283 @@
-"""The catalog readers open: a small DuckDB file of views over the current Parquet, one schema per tier
-(`open`, `restricted`, `ops`; unqualified names too), with a comment on every table and column.
+"""The catalog: DuckDB views over the current Parquet, one schema per tier (`open`, `restricted`, `ops`;
+unqualified names too), with a comment on every table and column. Two ways to get one:
 
-It is rebuilt aside and renamed over the old one, so a reader never sees it half-written, and it
-holds no data of its own: opening it read-only never blocks a run.
+- `build_catalog` writes `published/catalog.duckdb` for report authors' own tools (DuckDB CLI, Python,
+  R). Its views name files relative to the catalog's folder (`current/open/projects.parquet`), so a
+  copied or moved data folder reads its own files, never the old ones. DuckDB resolves relative paths
+  against the working directory, so open it from the `published/` folder or set
+  `file_search_path` to that folder (`connect_catalog` does that). It holds no data of its own and is
+  rebuilt aside and renamed over the old one: opening it read-only never blocks a run.
+- `open_sandbox` is what `din query` and the portal use: an in-memory database with views over one
+  published version, only of the tiers the reader may see, in which no statement can read a file
+  outside those tiers' folders, write a file, attach a database, load an extension or change a
+  setting. Only queries run (`check_query`); everything else is refused with one line.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
+from din.errors import QueryFailed, QueryRefused
 from din.paths import DataPaths
 from din.sql import literal, quote
-from warehouse.marts import TIERS, Mart
+from warehouse.marts import TIERS, Mart, marts
+
+#: What a reader of each tier sees: the open tier alone; open and restricted; everything.
+TIERS_SEEN = {"open": ("open",), "restricted": ("open", "restricted"), "ops": TIERS}
+#: Statements a reader may run: queries, and the reads DuckDB spells differently (SUMMARIZE,
+#: DESCRIBE, SHOW, FROM-first and VALUES are all SELECT statements to the parser).
+QUERY_TYPES = (duckdb.StatementType.SELECT,)
+_EXPLAIN = re.compile(r"^\s*EXPLAIN(\s+ANALY[SZ]E)?\s+(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
+DEFAULT_TIMEOUT_SECONDS = 300.0
+
+
+# --- the catalog file report authors open ---------------------------------------------------
 
 
 def build_catalog(paths: DataPaths, marts: Sequence[Mart], metadata: dict[str, Any]) -> Path:
-    """A small DuckDB file of views over the current Parquet, one schema per tier."""
+    """Write `published/catalog.duckdb`: views over `current/` by paths relative to the catalog's folder."""
     catalog = paths.catalog
     temporary = catalog.with_name(f".{catalog.name}.{os.getpid()}")
-    if temporary.exists():
-        temporary.unlink()
+    temporary.unlink(missing_ok=True)
     con = duckdb.connect(str(temporary))
     try:
-        for tier in TIERS:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(tier)}")
-        for mart in marts:
-            location = literal(str(paths.current / mart.relative_path))
-            con.execute(f"CREATE VIEW {quote(mart.tier)}.{quote(mart.name)} AS SELECT * FROM read_parquet({location})")
-            con.execute(f"CREATE VIEW main.{quote(mart.name)} AS SELECT * FROM {quote(mart.tier)}.{quote(mart.name)}")
-            con.execute(f"COMMENT ON VIEW {quote(mart.tier)}.{quote(mart.name)} IS {literal(mart.description)}")
-            columns = con.sql(f"DESCRIBE {quote(mart.tier)}.{quote(mart.name)}").fetchall()
-            for column, *_ in columns:
-                meaning = mart.column_doc(column).meaning
-                con.execute(
-                    f"COMMENT ON COLUMN {quote(mart.tier)}.{quote(mart.name)}.{quote(column)} IS {literal(meaning)}"
-                )
-        con.execute("CREATE TABLE main.catalog_metadata (key VARCHAR, value VARCHAR)")
-        con.executemany(
-            "INSERT INTO main.catalog_metadata VALUES (?, ?)",
-            [(k, json.dumps(v, default=str) if not isinstance(v, str) else v) for k, v in metadata.items()],
-        )
+        # Relative paths resolve against file_search_path (else the working directory): set it to the
+        # catalog's folder while building, as a reader does when opening it.
+        con.execute(f"SET file_search_path = {literal(str(paths.published))}")
+        create_views(con, Path(paths.current.name), marts, TIERS)
+        _write_metadata(con, metadata)
     finally:
         con.close()
     os.chmod(temporary, 0o640)
     os.replace(temporary, catalog)
     return catalog
+
+
+def connect_catalog(catalog: Path) -> duckdb.DuckDBPyConnection:
+    """Open a catalog file read-only so that its views find their files from any working directory."""
+    con = duckdb.connect(str(catalog), read_only=True)
+    con.execute(f"SET file_search_path = {literal(str(Path(catalog).resolve().parent))}")
+    return con
+
+
+def create_views(con: duckdb.DuckDBPyConnection, base: Path, marts: Sequence[Mart], tiers: Sequence[str]) -> None:
+    """One view per table of `tiers` over `base/<tier>/<table>.parquet`, as `<tier>.<table>` and `main.<table>`,
+    with the table's and every column's meaning as comments."""
+    for tier in tiers:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(tier)}")
+    for mart in marts:
+        if mart.tier not in tiers:
+            continue
+        view = f"{quote(mart.tier)}.{quote(mart.name)}"
+        location = literal(str(base / mart.relative_path))
+        con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet({location})")
+        con.execute(f"CREATE VIEW main.{quote(mart.name)} AS SELECT * FROM {view}")
+        con.execute(f"COMMENT ON VIEW {view} IS {literal(mart.description)}")
+        for column, *_ in con.sql(f"DESCRIBE {view}").fetchall():
+            con.execute(f"COMMENT ON COLUMN {view}.{quote(column)} IS {literal(_meaning(mart, column))}")
+
+
+def _meaning(mart: Mart, column: str) -> str:
+    try:
+        return mart.column_doc(column).meaning
+    except KeyError:  # a version published before the column was documented: still readable
+        return ""
+
+
+def _write_metadata(con: duckdb.DuckDBPyConnection, metadata: dict[str, Any]) -> None:
+    con.execute("CREATE TABLE main.catalog_metadata (key VARCHAR, value VARCHAR)")
+    con.executemany(
+        "INSERT INTO main.catalog_metadata VALUES (?, ?)",
+        [(k, v if isinstance(v, str) else json.dumps(v, default=str)) for k, v in metadata.items()],
+    )
+
+
+# --- the sandbox `din query` and the portal use --------------------------------------------
+
+
+def readable_tiers(paths: DataPaths) -> tuple[str, ...]:
+    """The tiers of the current version this process's account may read (restricted and ops folders
+    are not world-readable: a reader outside the group sees the open tier only)."""
+    current = paths.current
+    return tuple(t for t in TIERS if os.access(current / t, os.R_OK | os.X_OK))
+
+
+@dataclass
+class Sandbox:
+    """A read-only view of one published version for one reader; `query` runs one query in it."""
+
+    connection: duckdb.DuckDBPyConnection
+    version: str
+    tiers: tuple[str, ...]
+
+    def tables(self) -> list[tuple[str, str, str]]:
+        """(tier, table, description) of every table this reader sees."""
+        return [
+            (str(s), str(v), str(c or ""))
+            for s, v, c in self.connection.sql(
+                "SELECT schema_name, view_name, comment FROM duckdb_views() "
+                "WHERE NOT internal AND schema_name != 'main' ORDER BY schema_name, view_name"
+            ).fetchall()
+        ]
+
+    def query(self, sql: str) -> duckdb.DuckDBPyRelation:
+        """The result of one query (refused with `QueryRefused` unless it only reads)."""
+        statement = check_query(sql)
+        try:
+            return self.connection.sql(statement)
+        except duckdb.Error as error:
+            raise QueryFailed(explain_error(error, self.tiers)) from None
+
+    def batches(self, sql: str, rows: int = 10_000, timeout: float | None = None) -> Iterator[pa.RecordBatch]:
+        """The query's result in record batches of at most `rows` rows (bounded memory, however large),
+        stopped with `QueryFailed` after `timeout` seconds."""
+        relation = self.query(sql)
+        with _deadline(self.connection, timeout):
+            try:
+                reader = relation.to_arrow_reader(rows)
+                empty = True
+                for batch in reader:
+                    empty = False
+                    yield batch
+                if empty:  # no rows: one empty batch still says which columns there are
+                    yield pa.RecordBatch.from_pylist([], schema=reader.schema)
+            except duckdb.InterruptException:
+                raise QueryFailed(_stopped(timeout)) from None
+            except duckdb.Error as error:
+                raise QueryFailed(explain_error(error, self.tiers)) from None
+            except OSError as error:  # DuckDB's error, raised through the Arrow stream as a plain OSError
+                interrupted = str(error).startswith("INTERRUPT")
+                raise QueryFailed(_stopped(timeout) if interrupted else one_line(error)) from None
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_sandbox(paths: DataPaths, tiers: Sequence[str] | None = None, memory_limit: str | None = None) -> Sandbox:
+    """A locked-down connection over the current published version, showing only `tiers` (default: every
+    tier this account can read).
+
+    The views name the version's files by absolute path, resolved once: a publish during a query does
+    not change what the query reads. Settings, in the order DuckDB requires: no spill files, no Python
+    replacement scans, the tiers' folders as the only ones allowed, external access off, configuration
+    locked. External access off also refuses INSTALL, LOAD, ATTACH of a file and every file outside the
+    allowed folders; `check_query` refuses what could still write inside them (COPY, EXPORT)."""
+    version_dir = _current_version(paths)
+    allowed = tuple(t for t in TIERS if t in (tiers if tiers is not None else readable_tiers(paths)))
+    if not allowed:
+        raise QueryRefused(f"this account may not read any tier of {paths.current}")
+    con = duckdb.connect(":memory:")
+    try:
+        create_views(con, version_dir, [m for m in marts() if (version_dir / m.relative_path).is_file()], allowed)
+        _write_metadata(con, _release_notes(version_dir, allowed))
+        limit = memory_limit or os.environ.get("DIN_DUCKDB_MEMORY_LIMIT", "1GB")
+        con.execute(f"SET memory_limit = {literal(limit)}")
+        con.execute("SET temp_directory = ''")
+        con.execute("SET python_enable_replacements = false")
+        folders = ", ".join(literal(f"{version_dir / t}/") for t in allowed)
+        con.execute(f"SET allowed_directories = [{folders}]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return Sandbox(con, version_dir.name, allowed)
+
+
+#: What every reader is told about a version (the demo notice above all); ops readers get all of publish.json.
+PUBLIC_METADATA = ("run_id", "title", "mode", "demo_key", "notice", "disclosure_rule", "schema_version")
+
+
+def _release_notes(version_dir: Path, tiers: Sequence[str]) -> dict[str, Any]:
+    try:
+        release = json.loads((version_dir / "ops" / "publish.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    release.pop("tables", None)
+    return release if "ops" in tiers else {k: v for k, v in release.items() if k in PUBLIC_METADATA}
+
+
+def _current_version(paths: DataPaths) -> Path:
+    if not paths.current.exists():
+        raise QueryFailed(f"nothing has been published under {paths.root} yet; run `din run` first")
+    return paths.current.resolve()
+
+
+def check_query(sql: str) -> str:
+    """The one statement in `sql`, if it only reads; else `QueryRefused` saying why, in one line."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as error:
+        raise QueryFailed(one_line(error)) from None
+    if not statements:
+        raise QueryRefused("no query given")
+    if len(statements) > 1:
+        raise QueryRefused(f"one query at a time, please ({len(statements)} statements given)")
+    statement = statements[0]
+    if statement.type in QUERY_TYPES:
+        return str(statement.query)
+    explained = _EXPLAIN.match(statement.query) if statement.type == duckdb.StatementType.EXPLAIN else None
+    if explained is not None:
+        check_query(explained["rest"])  # EXPLAIN ANALYZE runs its statement: that one must be a query too
+        return str(statement.query)
+    name = str(statement.type).rsplit(".", 1)[-1]
+    raise QueryRefused(
+        f"only queries run here (SELECT, WITH, FROM, SUMMARIZE, DESCRIBE, SHOW, EXPLAIN), not {name} statements: "
+        "the published data is read-only (to change it, change the deliveries and `din run`)"
+    )
+
+
+def one_line(error: BaseException) -> str:
+    """DuckDB's message on one line: the error and its hint, without the caret drawing."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    kept = [line for line in lines if not line.startswith("LINE ") and set(line) - {"^", " "}]
+    return "; ".join(kept) or type(error).__name__
+
+
+def explain_error(error: duckdb.Error, tiers: Sequence[str]) -> str:
+    """One line for a failed query; a refused file access says what may be read instead."""
+    if isinstance(error, duckdb.PermissionException):
+        return (
+            "this query may read only the published tables (" + ", ".join(f"{t}.*" for t in tiers) + "): files, "
+            "databases, extensions and settings outside them are not reachable from here"
+        )
+    hidden = [t for t in TIERS if t not in tiers and f'schema "{t}" does not exist' in str(error)]
+    if isinstance(error, duckdb.CatalogException) and hidden:
+        return f"the {hidden[0]} tier is not visible to this reader (it sees {', '.join(tiers)})"
+    return one_line(error)
+
+
+def _stopped(timeout: float | None) -> str:
+    return f"the query was stopped after {timeout or 0:g} s (--timeout)"
+
+
+@contextmanager
+def _deadline(con: duckdb.DuckDBPyConnection, seconds: float | None) -> Iterator[None]:
+    """Interrupt the connection's running query after `seconds` (none: no limit)."""
+    if not seconds:
+        yield
+        return
+    timer = threading.Timer(seconds, con.interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()

@@ -66,7 +66,7 @@ from warehouse.blocklist import (
 from warehouse.landing import INCOMING, land
 from warehouse.manifest import LANDING_LOG, PendingDelivery, json_text, now, read_landing_log
 from warehouse.marts import marts
-from warehouse.merge import replace_results
+from warehouse.merge import refresh_key_conflicts, replace_results
 from warehouse.publish import publish, publish_fingerprint, release_metadata
 from warehouse.remote import forget_remote
 from warehouse.runs import clear_leftovers, new_run_id
@@ -535,8 +535,9 @@ def _read_again(
         specs = batch_specs(con, ctx.config, ctx.paths, work, level, kinds, pending, ctx.key, blocklist, "erasure-l")
         results = [process_batch(spec) for spec in specs]
         touched = replace_results(con, results, active) | {p.kind for p in pending}
-        for name in sorted(touched):
+        for name in sorted(touched, key=lambda n: KINDS[n].level):
             con.execute(core_rebuild_sql(KINDS[name]))
+            refresh_key_conflicts(con, KINDS[name], ctx.journal.erasure_id)  # their key may have been one
     return len(rows)
 
 
@@ -550,6 +551,10 @@ def _sweep(con: duckdb.DuckDBPyConnection, panel_id: str, pseudonyms: Sequence[s
             ).fetchall()[0][0]
     found += con.execute(
         "DELETE FROM ops.quarantine WHERE list_has_any(?, regexp_extract_all(\"values\", 'pn_[0-9a-f]+'))",
+        [list(pseudonyms)],
+    ).fetchall()[0][0]
+    found += con.execute(  # a key two organisations delivered names the person by pseudonym
+        "DELETE FROM ops.key_conflicts WHERE list_has_any(?, regexp_extract_all(key, 'pn_[0-9a-f]+'))",
         [list(pseudonyms)],
     ).fetchall()[0][0]
     samples = con.execute(

@@ -20,7 +20,7 @@ from expectations.gate import BatchResult
 from expectations.suites import KEY_SEPARATOR
 from transforms.delivery import DeliveryOutcome
 from warehouse.manifest import PendingDelivery, json_text
-from warehouse.schema import core_rebuild_sql
+from warehouse.schema import KEY_CONFLICT, core_rebuild_sql, key_conflicts_sql
 
 
 def write_known_references(con: duckdb.DuckDBPyConnection, kinds: Sequence[Kind], path: Path) -> Path:
@@ -46,9 +46,10 @@ def merge_level(
     results: Sequence[BatchResult],
     pending: Sequence[PendingDelivery],
     run_id: str,
-) -> None:
+) -> list[str]:
     """In one transaction: retire superseded deliveries, load accepted rows and quarantine, record
-    outcomes and validation results, and rebuild the core tables of the kinds touched."""
+    outcomes and validation results, rebuild the core tables of the kinds touched and settle keys that
+    several organisations delivered. Returns one line per key conflict this run found."""
     supersedes = {p.delivery_id: p.supersedes for p in pending if p.supersedes is not None}
     touched = {KINDS[p.kind].name for p in pending}
     con.execute("BEGIN TRANSACTION")
@@ -79,12 +80,104 @@ def merge_level(
                 "UPDATE ops.deliveries SET status = 'superseded', superseded_by = ? WHERE delivery_id = ?",
                 [new_id, old_id],
             )
-        for name in sorted(touched):
+        # A kind whose ownership rule looks at a touched kind (a project's lead organisation changed) is
+        # settled again too, with the core tables just rebuilt.
+        touched |= {k.name for k in KINDS.values() if k.owner is not None and k.owner.reference.target in touched}
+        found: list[str] = []
+        for name in sorted(touched, key=lambda n: KINDS[n].level):
             con.execute(core_rebuild_sql(KINDS[name]))
+            found += refresh_key_conflicts(con, KINDS[name], run_id)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    return found
+
+
+def refresh_key_conflicts(con: duckdb.DuckDBPyConnection, kind: Kind, run_id: str) -> list[str]:
+    """Record the keys of `kind` several organisations delivered (ops.key_conflicts), put the rows set aside
+    in quarantine (rule key_conflict) with their reason, and recount the deliveries concerned, so that
+    `rows_read = rows_accepted + rows_quarantined` stays true. Returns one line per organisation whose rows
+    this run set aside, for the operator."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _conflicts AS {key_conflicts_sql(kind)}")
+    # A row found as before keeps the run that found it, so feedback tells each organisation once.
+    con.execute(
+        """INSERT OR REPLACE INTO ops.key_conflicts
+           SELECT n.kind, n.key, n.delivery_id, n.source_row, n.organisation, n.owner, n.rule, n.kept, n.others,
+                  n.reason, CASE WHEN o.kept = n.kept AND o.reason IS NOT DISTINCT FROM n.reason
+                                 THEN o.first_found_run ELSE ? END
+           FROM _conflicts AS n LEFT JOIN ops.key_conflicts AS o USING (kind, delivery_id, source_row)""",
+        [run_id],
+    )
+    con.execute(
+        """DELETE FROM ops.key_conflicts AS k WHERE k.kind = ? AND NOT EXISTS (
+               SELECT 1 FROM _conflicts AS n WHERE n.delivery_id = k.delivery_id AND n.source_row = k.source_row)""",
+        [kind.name],
+    )
+    # Quarantine follows, for deliveries that are current: rows no longer set aside come back, rows newly
+    # set aside go in (once, with their reason).
+    current = "SELECT delivery_id FROM ops.deliveries WHERE kind = ? AND status = 'processed'"
+    before = [
+        row[0]
+        for row in con.execute(
+            f"SELECT DISTINCT delivery_id FROM ops.quarantine WHERE rules = ? AND delivery_id IN ({current})",
+            [[KEY_CONFLICT], kind.name],
+        ).fetchall()
+    ]
+    con.execute(
+        f"""DELETE FROM ops.quarantine AS q WHERE q.rules = ? AND q.delivery_id IN ({current})
+            AND NOT EXISTS (SELECT 1 FROM _conflicts AS n WHERE NOT n.kept AND n.delivery_id = q.delivery_id
+                            AND n.source_row = q.source_row AND q.reasons = [n.reason])""",
+        [[KEY_CONFLICT], kind.name],
+    )
+    con.execute(
+        """INSERT INTO ops.quarantine (delivery_id, source_row, rules, reasons, columns, "values", run_id)
+           SELECT n.delivery_id, n.source_row, ?, [n.reason], n.columns, n."values", ?
+           FROM _conflicts AS n
+           WHERE NOT n.kept AND NOT EXISTS (
+               SELECT 1 FROM ops.quarantine AS q WHERE q.rules = ? AND q.delivery_id = n.delivery_id
+               AND q.source_row = n.source_row AND q.reasons = [n.reason])""",
+        [[KEY_CONFLICT], run_id, [KEY_CONFLICT]],
+    )
+    now = [row[0] for row in con.execute("SELECT DISTINCT delivery_id FROM _conflicts").fetchall()]
+    _recount(con, kind, sorted(set(before) | set(now)))
+    found = con.execute(
+        """SELECT organisation, others, owner, count(*) FROM ops.key_conflicts
+           WHERE kind = ? AND first_found_run = ? AND NOT kept GROUP BY ALL ORDER BY ALL""",
+        [kind.name, run_id],
+    ).fetchall()
+    con.execute("DROP TABLE _conflicts")
+    return [_conflict_line(kind, *row) for row in found]
+
+
+def _conflict_line(kind: Kind, organisation: str, others: str, owner: str | None, set_aside: int) -> str:
+    by_rule = f"{owner} owns them by the rule" if owner in others.split(", ") else "neither owns them by the rule"
+    return (
+        f"{kind.name}: {set_aside} row(s) of {organisation} set aside: {others} delivered the same key(s) and "
+        f"{by_rule} (see ops.key_conflicts; both organisations are told in their feedback)"
+    )
+
+
+def _recount(con: duckdb.DuckDBPyConnection, kind: Kind, delivery_ids: Sequence[int]) -> None:
+    """Accepted rows are the delivery's staged rows not set aside by a key conflict; the rest of what was read
+    is quarantined (validation's, and the conflicts')."""
+    if not delivery_ids:
+        return
+    con.execute(
+        f"""UPDATE ops.deliveries AS d SET rows_accepted = n.accepted, rows_quarantined = d.rows_read - n.accepted,
+               outcome = CASE WHEN n.accepted > 0 AND n.accepted = d.rows_read THEN 'accepted'
+                              WHEN n.accepted > 0 THEN 'partly_accepted' ELSE 'quarantined' END
+            FROM (
+                SELECT s.delivery_id, count(*) - count(k.delivery_id) AS accepted
+                FROM stg.{quote(kind.name)} AS s
+                LEFT JOIN ops.key_conflicts AS k
+                    ON k.kind = ? AND NOT k.kept AND k.delivery_id = s.delivery_id AND k.source_row = s.source_row
+                WHERE list_contains(?, s.delivery_id)
+                GROUP BY s.delivery_id
+            ) AS n
+            WHERE d.delivery_id = n.delivery_id AND d.status = 'processed'""",
+        [kind.name, list(delivery_ids)],
+    )
 
 
 def replace_results(con: duckdb.DuckDBPyConnection, results: Sequence[BatchResult], active: Sequence[int]) -> set[str]:

@@ -30,6 +30,7 @@ from warehouse.catalog import build_catalog
 from warehouse.datapackage import write_datapackage
 from warehouse.marts import SCHEMA_VERSION, TIERS, Mart, marts, write_mart
 from warehouse.runs import RunSummary, record_run
+from warehouse.verify import verify_published
 
 log = logging.getLogger("din")
 
@@ -105,9 +106,15 @@ def publish_if_changed(
     summary.withdrawn_panellists = int(withdrawn)
     summary.withdrawn_rows_excluded = _withdrawn_rows(con)
     if last and last[0][0] == fingerprint and current_version(paths) == last[0][1]:
-        summary.published_version = last[0][1]
-        log.info("publish: nothing changed since version %s; published data left as it was", last[0][1])
-        return
+        check = verify_published(paths)
+        if check.ok:
+            summary.published_version = last[0][1]
+            log.info("publish: nothing changed since version %s; published data left as it was", last[0][1])
+            return
+        damage = "; ".join(str(p) for p in check.problems[:3]) + (" ..." if len(check.problems) > 3 else "")
+        warning = f"published version {last[0][1]} was damaged ({damage}): published again from the warehouse"
+        log.warning("publish: %s", warning)
+        summary.run_warnings.append(warning)
     record_run(con, summary, finished=False)
     rule = DisclosureRule.from_config(config.disclosure)
     result = publish(con, paths, summary.run_id, marts(), release_metadata(config, key, summary.run_id, rule), rule)

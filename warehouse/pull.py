@@ -14,10 +14,10 @@ from pathlib import Path
 import duckdb
 
 from din.config import Config, SourceConfig
-from sources import FetchState, open_reader
+from sources import FetchState, SkippedFile, open_reader
 from warehouse.blocklist import redactions
 from warehouse.landing import land, landing_suffix
-from warehouse.manifest import KnownFile, PulledFile, record_pulls
+from warehouse.manifest import KnownFile, PulledFile, record_pulls, record_skipped
 
 
 @dataclass
@@ -26,6 +26,14 @@ class SourcePull:
     files: list[PulledFile] = field(default_factory=list)
     unchanged: int = 0
     error: str | None = None
+    listed: int = 0  # files the source holds that are deliveries (new, changed or unchanged)
+    skipped: list[SkippedFile] = field(default_factory=list)  # found, not taken, each with its reason
+    warnings: list[str] = field(default_factory=list)  # what needs someone's attention
+
+    @property
+    def attention(self) -> list[str]:
+        """The warnings and every skipped file someone may have meant as a delivery, one line each."""
+        return self.warnings + [f"{s.relative_path}: {s.reason}" for s in self.skipped if s.attention]
 
 
 def pull_source(
@@ -46,6 +54,12 @@ def pull_source(
         close = getattr(reader, "close", None)
         if close is not None:
             close()
+    result.skipped = list(getattr(reader, "skipped", []))
+    if not result.listed and not result.skipped:
+        result.warnings.append(
+            f"no file at {source.location}: check the location (a glob must match the files' names) "
+            "or ask the organisation whether they delivered"
+        )
     return result
 
 
@@ -53,7 +67,9 @@ def _pull_files(
     reader: object, source: SourceConfig, known: dict[str, KnownFile], landing_dir: Path, result: SourcePull
 ) -> None:
     redacted = redactions(landing_dir)  # content an erasure rewrote lands as its redacted copy
-    for remote in reader.list_files():  # type: ignore[attr-defined]
+    listing = reader.list_files()  # type: ignore[attr-defined]
+    result.listed = len(listing)
+    for remote in listing:
         before = known.get(remote.relative_path)
         if before is not None and _unchanged(remote, before, source.is_network):
             result.unchanged += 1
@@ -112,6 +128,9 @@ def record_pulled(
 ) -> list[int]:
     """Record every source's listing in the manifest; returns the new delivery ids."""
     files = [f for pulled in pulls.values() for f in pulled.files]
+    organisation_of = {s.name: s.organisation for s in config.all_sources}
+    for pulled in pulls.values():
+        record_skipped(con, pulled.source, organisation_of[pulled.source], pulled.skipped, run_id)
     return record_pulls(
         con,
         files,

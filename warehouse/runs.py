@@ -6,7 +6,7 @@ import json
 import secrets
 import shutil
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,8 @@ class SourceSummary:
     identifiers_scrubbed: dict[str, int] = field(default_factory=dict)  # placeholder type -> replacements
     error: str | None = None
     files_refused: int = 0  # delivered files refused whole (unreadable, wrong layout, a required column missing)
-    warnings: list[str] = field(default_factory=list)  # one line per refused file: the file and the reason
+    files_skipped: int = 0  # found but not taken (hidden, a link out of the folder, ...): see warnings
+    warnings: list[str] = field(default_factory=list)  # what needs someone's attention, one line each
 
 
 @dataclass
@@ -56,6 +57,7 @@ class RunSummary:
     withdrawn_rows_excluded: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     message: str | None = None
+    run_warnings: list[str] = field(default_factory=list)  # what needs attention, not tied to one source
 
     @property
     def deliveries_new(self) -> int:
@@ -74,13 +76,13 @@ class RunSummary:
         return sum(s.rows_quarantined for s in self.sources)
 
     @property
-    def source_errors(self) -> dict[str, str]:
-        return {s.source: s.error for s in self.sources if s.error}
+    def warnings(self) -> list[str]:
+        """What needs attention: the run's own warnings, then every source's, each as `source: warning`."""
+        return self.run_warnings + [f"{s.source}: {w}" for s in self.sources for w in s.warnings]
 
     @property
-    def warnings(self) -> list[str]:
-        """What needs someone's attention although the run succeeded (each names its source and file)."""
-        return [f"{s.source}: {w}" for s in self.sources for w in s.warnings]
+    def source_errors(self) -> dict[str, str]:
+        return {s.source: s.error for s in self.sources if s.error}
 
     @property
     def files_refused(self) -> int:
@@ -188,11 +190,71 @@ def refusal_line(file: str, message: str | None) -> str:
 
 
 def clear_leftovers(paths: DataPaths) -> list[Path]:
-    """Delete what interrupted runs left: their work folders and half-written published versions.
+    """Delete what interrupted runs left: their work folders, half-written published versions and catalogs,
+    and partly landed files.
 
     Only called under the writer lock, so no live run can own any of them."""
+    from warehouse.landing import clear_incoming
+
     leftovers = sorted(p for p in paths.work.glob("*") if p.is_dir())
     leftovers += sorted((paths.published / "versions").glob(".*.partial"))
     for folder in leftovers:
         shutil.rmtree(folder, ignore_errors=True)
-    return leftovers
+    catalogs = sorted(paths.published.glob(f".{paths.catalog.name}.*"))
+    for catalog in catalogs:
+        catalog.unlink(missing_ok=True)
+    return leftovers + catalogs + clear_incoming(paths.landing)
+
+
+HISTORY_COLUMNS = (
+    "run_id",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "deliveries_new",
+    "rows_accepted",
+    "rows_quarantined",
+    "rows_published",
+    "stage_seconds",
+    "message",
+)
+INTERRUPTED_MESSAGE = "the process stopped before the run finished; the next run picks up its deliveries"
+
+
+def run_history(paths: DataPaths) -> list[dict[str, Any]]:
+    """Every run, oldest first: from the warehouse, or while a run writes it, from the published history.
+
+    A run recorded as 'running' whose process is gone is shown as 'interrupted', as the next run will
+    record it: only a run that started after the live writer took the lock can still be running."""
+    from din.lock import lock_held_since
+
+    columns = ", ".join(quote(c) for c in HISTORY_COLUMNS)
+    query = f"SELECT {columns} FROM ops.runs ORDER BY started_at"
+    if not paths.warehouse.exists():
+        return []
+    try:
+        con = duckdb.connect(str(paths.warehouse), read_only=True)
+    except duckdb.IOException:  # a run is writing the warehouse: the published history is the latest we have
+        from warehouse.catalog import connect_catalog
+
+        if not paths.catalog.exists():
+            return []
+        con = connect_catalog(paths.catalog)
+    try:
+        rows = [dict(zip(HISTORY_COLUMNS, row, strict=True)) for row in con.sql(query).fetchall()]
+    finally:
+        con.close()
+    since = lock_held_since(paths.lock)
+    return shown_outcomes(rows, None if since is None else datetime.fromtimestamp(since, UTC).replace(tzinfo=None))
+
+
+def shown_outcomes(rows: list[dict[str, Any]], writer_since: datetime | None) -> list[dict[str, Any]]:
+    """Runs recorded as 'running' are interrupted unless they started after the live writer took the
+    lock (`writer_since`; None: no live writer). One second of slack for clocks rounding differently."""
+    shown = []
+    for row in rows:
+        alive = writer_since is not None and row["started_at"] >= writer_since - timedelta(seconds=1)
+        if row["outcome"] == "running" and not alive:
+            row = {**row, "outcome": "interrupted", "message": row["message"] or INTERRUPTED_MESSAGE}
+        shown.append(row)
+    return shown

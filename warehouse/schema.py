@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 
 from din.contract import KINDS, Kind
-from din.sql import quote
+from din.sql import literal, quote
 
 SQL_DIR = Path(__file__).with_name("sql")
 PROVENANCE = (
@@ -56,29 +56,123 @@ def core_ddl(kind: Kind) -> str:
     return f"CREATE TABLE IF NOT EXISTS core.{quote(kind.name)} ({', '.join(columns)})"
 
 
+KEY_CONFLICT = "key_conflict"  # the quarantine rule of a row another organisation's row of the same key overrules
+
+
+def _disputed(versions: str) -> str:
+    """How many organisations dispute a key: the organisations that delivered it when they delivered
+    different values; 1 when every row holds the same values (the same row from two places is stored
+    once, with both deliveries, and is no conflict)."""
+    return f"CASE WHEN {versions} > 1 THEN count(DISTINCT c._organisation) ELSE 1 END"
+
+
+def _claims(kind: Kind) -> str:
+    """CTEs shared by the core rebuild and the conflict report: keys held by several staged rows
+    (`repeated`), those rows with the organisation that delivered each (`candidates`), and per key how
+    many organisations dispute it and which one owns it by the kind's ownership rule (`claims`)."""
+    key = ", ".join(quote(c) for c in kind.key)
+    owner = "NULL::VARCHAR"
+    lookup = ""
+    if kind.owner is not None:
+        reference = kind.owner.reference
+        on = " AND ".join(
+            f"c.{quote(a)} = o.{quote(b)}" for a, b in zip(reference.columns, reference.target_columns, strict=True)
+        )
+        owner = f"any_value(o.{quote(kind.owner.column)})"
+        lookup = f"LEFT JOIN core.{quote(reference.target)} AS o ON {on}"
+    keyed = ", ".join(f"c.{quote(c)}" for c in kind.key)
+    values = [c.name for c in kind.stored_columns if c.name not in kind.key]
+    versions = "count(DISTINCT {" + ", ".join(f"{literal(c)}: c.{quote(c)}" for c in values) + "})" if values else "1"
+    return f"""
+        repeated AS (
+            SELECT {key} FROM stg.{quote(kind.name)} GROUP BY {key} HAVING count(*) > 1
+        ), candidates AS (
+            SELECT s.*, d."organisation" AS _organisation
+            FROM stg.{quote(kind.name)} AS s SEMI JOIN repeated USING ({key})
+            JOIN ops.deliveries AS d USING (delivery_id)
+        ), claims AS (
+            SELECT {keyed}, {_disputed(versions)} AS _organisations, {owner} AS _owner,
+                   list(DISTINCT c._organisation ORDER BY c._organisation) AS _deliverers
+            FROM candidates AS c {lookup}
+            GROUP BY {keyed}
+        )"""
+
+
 def core_rebuild_sql(kind: Kind) -> str:
-    """Rebuild core.<kind> from staging: per natural key, the row of the latest delivery wins, and
-    the key remembers every delivery that carried it (the same row from two sources is stored once)."""
+    """Rebuild core.<kind> from staging: one row per natural key, remembering every delivery that carried it.
+
+    Rows of one organisation, or rows of several holding the same values: the row of the latest delivery
+    wins (a correction; the same row from two places, where the owner's copy is preferred). Rows of
+    several organisations that differ are a conflict, never settled by arrival order: the row of the
+    organisation the kind's ownership rule names wins (`Kind.owner`: the project's lead organisation,
+    the workshop's facilitator); when that organisation is not among them, or the kind has no owner, no
+    row wins (`key_conflicts_sql` says why, for quarantine and both organisations' feedback)."""
     key = ", ".join(quote(c) for c in kind.key)
     stored = ", ".join(quote(c.name) for c in kind.stored_columns)
     # Almost every key is held by one staged row: only keys held by several rows need the window
-    # functions (ranking, collecting delivery ids), which are the expensive part at scale.
+    # functions (ranking, collecting delivery ids) and the ownership rule, the expensive part at scale.
     return f"""
         CREATE OR REPLACE TABLE core.{quote(kind.name)} AS
-        WITH repeated AS (
-            SELECT {key} FROM stg.{quote(kind.name)} GROUP BY {key} HAVING count(*) > 1
-        ), single AS (
+        WITH {_claims(kind)}, single AS (
             SELECT {stored}, "delivery_id", "source_row", ["delivery_id"] AS "delivery_ids"
             FROM stg.{quote(kind.name)} ANTI JOIN repeated USING ({key})
+        ), kept AS (
+            SELECT c.*, coalesce(c._organisation = claims._owner, false) AS _owned
+            FROM candidates AS c JOIN claims USING ({key})
+            WHERE claims._organisations = 1 OR c._organisation = claims._owner
         ), ranked AS (
             SELECT {stored}, "delivery_id", "source_row",
-                   row_number() OVER (PARTITION BY {key} ORDER BY "delivery_id" DESC, "source_row" DESC) AS _rank,
+                   row_number() OVER (
+                       PARTITION BY {key} ORDER BY _owned DESC, "delivery_id" DESC, "source_row" DESC
+                   ) AS _rank,
                    list(DISTINCT "delivery_id") OVER (PARTITION BY {key}) AS "delivery_ids"
-            FROM stg.{quote(kind.name)} SEMI JOIN repeated USING ({key})
+            FROM kept
         )
         SELECT * FROM single
         UNION ALL
         SELECT {stored}, "delivery_id", "source_row", list_sort("delivery_ids") AS "delivery_ids"
         FROM ranked
         WHERE _rank = 1
+    """
+
+
+def key_conflicts_sql(kind: Kind) -> str:
+    """Every staged row of a key that several organisations delivered: who delivered it, who owns it by the
+    kind's rule, whether this row is the one kept, and, for the others, why it was set aside (in words)."""
+    key = ", ".join(quote(c) for c in kind.key)
+    key_text = " || ' / ' || ".join(f"c.{quote(c)}::VARCHAR" for c in kind.key)
+    values = ", ".join(f"{literal(c)}: c.{quote(c)}::VARCHAR" for c in kind.key)
+    if kind.owner is None:
+        unresolved = literal(
+            f"; no organisation's {kind.name} row can overrule another's, so neither is published until one of "
+            "you withdraws it"
+        )
+        rule = literal(f"{kind.name}: no owner")
+    else:
+        described = literal(kind.owner.description)
+        unresolved = (
+            f"'; neither of you is ' || {described} || ' (' || coalesce(claims._owner, 'not listed') || '), "
+            "so neither row is published until one of you withdraws it'"
+        )
+        rule = literal(f"{kind.name}: {kind.owner.description} ({kind.owner.reference.target}.{kind.owner.column})")
+    others = "array_to_string(list_filter(claims._deliverers, lambda x: x != c._organisation), ', ')"
+    owner_reason = (
+        f"claims._owner || ' also delivered this row (' || {key_text} || '); as ' || "
+        f"{literal(kind.owner.description if kind.owner else '')} || ', its row is published and this one is set "
+        "aside. If this one is right, ask ' || claims._owner || ' to correct theirs'"
+    )
+    return f"""
+        WITH {_claims(kind)}
+        SELECT {literal(kind.name)} AS kind, {key_text} AS key, c."delivery_id", c."source_row",
+               c._organisation AS organisation, claims._owner AS owner, {rule} AS rule,
+               coalesce(c._organisation = claims._owner, false) AS kept,
+               {others} AS others,
+               CASE WHEN coalesce(c._organisation = claims._owner, false) THEN NULL
+                    WHEN list_contains(claims._deliverers, claims._owner) THEN {owner_reason}
+                    ELSE {others} || ' also delivered this row (' || {key_text} || ')' || {unresolved}
+               END AS reason,
+               [{", ".join(literal(c) for c in kind.key)}]::VARCHAR[] AS columns,
+               to_json({{{values}}})::VARCHAR AS "values"
+        FROM candidates AS c JOIN claims USING ({key})
+        WHERE claims._organisations > 1
     """

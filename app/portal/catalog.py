@@ -130,13 +130,16 @@ def code_snippets(entry: TableEntry, catalog: Path) -> dict[str, str]:
     file = f"{entry.name}.parquet"
     return {
         "DuckDB (downloaded file)": f"duckdb -c \"SELECT * FROM '{file}' LIMIT 10\"",
+        # The catalog's views name their files relative to it: open it from its own folder (or set
+        # file_search_path), as README says.
         "DuckDB (the catalog, on the data server)": (
-            f'duckdb -readonly {catalog} "SELECT * FROM {entry.tier}.{entry.name} LIMIT 10"'
+            f'cd {catalog.parent} && duckdb -readonly {catalog.name} "SELECT * FROM {entry.tier}.{entry.name} LIMIT 10"'
         ),
         "Python, polars": f'import polars as pl\n\n{entry.name} = pl.read_parquet("{file}")',
         "Python, DuckDB": (
             "import duckdb\n\n"
             f'con = duckdb.connect("{catalog}", read_only=True)\n'
+            f"con.execute(\"SET file_search_path = '{catalog.parent}'\")\n"
             f'{entry.name} = con.sql("SELECT * FROM {entry.tier}.{entry.name}").pl()'
         ),
         "R, arrow": f'library(arrow)\n{entry.name} <- read_parquet("{file}")',

@@ -36,6 +36,7 @@ from tests.support.ops import (
     wait_for_lock_holder,
     write_site,
 )
+from warehouse.catalog import connect_catalog
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ops-server")]
 
@@ -101,7 +102,7 @@ def contest(server: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def _catalog_counts(data: Path) -> dict[str, int]:
-    con = duckdb.connect(str(data / "published" / "catalog.duckdb"), read_only=True)
+    con = connect_catalog(data / "published" / "catalog.duckdb")
     try:
         return {t: con.sql(f"SELECT count(*) FROM restricted.{t}").fetchall()[0][0] for t in FIRST_ROWS}
     finally:

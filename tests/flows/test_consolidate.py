@@ -14,6 +14,7 @@ from din.keys import DEMO_KEY
 from tests.support.network import write_network
 from tests.support.pipeline import duckdb_text, published, run
 from transforms.pseudonymise import pseudonym
+from warehouse.catalog import connect_catalog
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("prefect")]
 
@@ -49,7 +50,7 @@ def test_first_run_publishes_every_table_with_reconciled_counts(tmp_path: Path) 
     expected = pseudonym(DEMO_KEY, "p1", "P1")
     assert expected in responses["panellist_pseudonym"].to_list()
     assert "P1" not in responses["panellist_pseudonym"].to_list()
-    catalog = duckdb.connect(str(network.data_dir / "published" / "catalog.duckdb"), read_only=True)
+    catalog = connect_catalog(network.data_dir / "published" / "catalog.duckdb")
     assert catalog.sql("SELECT count(*) FROM restricted.responses").fetchall()[0][0] == 4
     metadata = dict(catalog.sql("SELECT key, value FROM catalog_metadata").fetchall())
     assert metadata["demo_key"] == "true"
@@ -234,7 +235,7 @@ def test_failure_during_publish_leaves_the_previous_version_intact(tmp_path: Pat
     assert os.readlink(current) == version_before
     after = {str(p.relative_to(current)): p.read_bytes() for p in current.rglob("*.parquet")}
     assert after == before
-    catalog = duckdb.connect(str(network.data_dir / "published" / "catalog.duckdb"), read_only=True)
+    catalog = connect_catalog(network.data_dir / "published" / "catalog.duckdb")
     assert catalog.sql("SELECT count(*) FROM responses").fetchall()[0][0] == 4
     catalog.close()
     summary = run(network)  # the next run publishes what the failed one could not

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from tests.support.ops import (
@@ -31,6 +30,7 @@ from tests.support.ops import (
     table_differences,
     write_site,
 )
+from warehouse.catalog import connect_catalog
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ops-crash")]
 
@@ -102,7 +102,7 @@ def _interrupt(server: PrefectServer, baseline: Baseline, injection: dict[str, s
 
 
 def _catalog_counts(data: Path) -> dict[str, int]:
-    con = duckdb.connect(str(data / "published" / "catalog.duckdb"), read_only=True)
+    con = connect_catalog(data / "published" / "catalog.duckdb")
     try:
         return {t: con.sql(f"SELECT count(*) FROM restricted.{t}").fetchall()[0][0] for t in FIRST_ROWS}
     finally:

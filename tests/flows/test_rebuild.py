@@ -12,6 +12,7 @@ from din.keys import DEMO_KEY
 from tests.support.network import write_network
 from tests.support.pipeline import content, published, rebuild, run
 from transforms.pseudonymise import pseudonym
+from warehouse.catalog import connect_catalog
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("prefect")]
 
@@ -71,7 +72,7 @@ def test_rekeying_gives_consistent_new_pseudonyms_across_all_tables(tmp_path: Pa
     joined = tables["responses"].join(tables["panellists"], on="panellist_pseudonym", how="anti")
     assert joined.height == 0  # every answer still joins to its panellist
     metadata = (
-        duckdb.connect(str(network.data_dir / "published" / "catalog.duckdb"), read_only=True)
+        connect_catalog(network.data_dir / "published" / "catalog.duckdb")
         .sql("SELECT value FROM catalog_metadata WHERE key = 'demo_key'")
         .fetchall()
     )

@@ -42,6 +42,7 @@ def rebuild(network, **env: str) -> dict:
 
 def duckdb_text(path: Path) -> str:
     con = duckdb.connect(str(path), read_only=True)
+    con.execute(f"SET file_search_path = '{path.parent}'")  # the catalog's views are relative to its folder
     tables = con.sql("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
     tables += [
         (s, v) for s, v in con.sql("SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall()

@@ -198,3 +198,18 @@ def test_a_source_s_own_headers_mean_contract_columns_and_a_missing_one_is_expla
         ["panel_id", "workshop_id", "Name of attendee", "panellist_ref", "attended"], attendance, columns
     )
     assert both.duplicates == {"panellist_ref": ("Name of attendee", "panellist_ref")}
+
+
+@pytest.mark.parametrize("column_type", [ColumnType.TEXT, ColumnType.STRING])
+def test_trimming_never_turns_text_into_a_formula(column_type: ColumnType) -> None:
+    values = [" =1+1", "\t@SUM(A1)", "  +cmd", " -2+3", "  plain  ", " =", "=already", "   "]
+    frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
+    got = frame.select(normalise_expr(pl.col("v"), column_type)).to_series().to_list()
+    # a leading space before =, +, - or @ is kept (a spreadsheet reads ` =1+1` as text, `=1+1` as a formula);
+    # trailing space and every other leading space still go; what was a formula already stays as delivered
+    assert got == [" =1+1", "\t@SUM(A1)", "  +cmd", " -2+3", "plain", " =", "=already", None]
+
+
+def test_numbers_and_codes_are_still_trimmed_around_signs() -> None:
+    frame = pl.DataFrame({"v": [" -5", " +3 "]}, schema={"v": pl.String})
+    assert frame.select(normalise_expr(pl.col("v"), ColumnType.INTEGER)).to_series().to_list() == ["-5", "+3"]

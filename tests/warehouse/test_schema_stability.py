@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import REPO
+from warehouse.catalog import connect_catalog
 from warehouse.datapackage import published_columns
 from warehouse.marts import SCHEMA_VERSION, marts
 
@@ -36,7 +37,7 @@ def test_published_schemas_match_the_snapshot() -> None:
         )  # type: ignore[union-attr]
         pytest.fail(
             f"published schema changed for {', '.join(changed)}: if intended, bump SCHEMA_VERSION, "
-            "note it in CHANGELOG.md and refresh the snapshot (python -m tests.test_schema_stability)"
+            "note it in CHANGELOG.md and refresh the snapshot (python -m tests.warehouse.test_schema_stability)"
         )
     assert snapshot["schema_version"] == SCHEMA_VERSION
 
@@ -48,7 +49,6 @@ def test_changelog_records_the_current_schema_version() -> None:
 @pytest.mark.usefixtures("prefect_server")
 @pytest.mark.xdist_group("prefect")
 def test_published_files_carry_their_schema_version_and_the_catalog_documents_every_column(tmp_path: Path) -> None:
-    import duckdb
     import polars as pl
 
     from tests.support.network import write_network
@@ -57,7 +57,7 @@ def test_published_files_carry_their_schema_version_and_the_catalog_documents_ev
     network = write_network(tmp_path)
     run(network)
     current = network.data_dir / "published" / "current"
-    catalog = duckdb.connect(str(network.data_dir / "published" / "catalog.duckdb"), read_only=True)
+    catalog = connect_catalog(network.data_dir / "published" / "catalog.duckdb")
     for mart in marts():
         path = current / mart.relative_path
         metadata = pq.read_schema(path).metadata

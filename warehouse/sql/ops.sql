@@ -44,6 +44,19 @@ CREATE TABLE IF NOT EXISTS ops.source_files (
     PRIMARY KEY (source, relative_path)
 );
 
+-- Files a source held at its last listing that were not taken as deliveries, and why (a hidden file,
+-- a link out of the source's folder, a FIFO, ...). attention = false: clutter such as .DS_Store.
+CREATE TABLE IF NOT EXISTS ops.skipped_files (
+    source VARCHAR NOT NULL,
+    organisation VARCHAR NOT NULL,
+    relative_path VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    attention BOOLEAN NOT NULL,
+    first_seen_run VARCHAR NOT NULL,     -- the run that first found it (for this reason)
+    last_seen_run VARCHAR NOT NULL,
+    PRIMARY KEY (source, relative_path)
+);
+
 CREATE TABLE IF NOT EXISTS ops.deliveries (
     delivery_id BIGINT PRIMARY KEY,
     source VARCHAR NOT NULL,
@@ -86,6 +99,24 @@ CREATE TABLE IF NOT EXISTS ops.quarantine (
     columns VARCHAR[] NOT NULL,
     "values" VARCHAR NOT NULL,           -- JSON: the offending values, scrubbed and pseudonymised
     run_id VARCHAR NOT NULL
+);
+
+-- Keys delivered by more than one organisation: one row per staged row of such a key, refreshed whenever
+-- the kind's core table is rebuilt. The ownership rule (din/contract.yaml `owner`) decides which row is
+-- kept; the others are in ops.quarantine with rule key_conflict. Never settled by arrival order.
+CREATE TABLE IF NOT EXISTS ops.key_conflicts (
+    kind VARCHAR NOT NULL,
+    key VARCHAR NOT NULL,                -- the key's values joined by ' / ' (panellists as pseudonyms)
+    delivery_id BIGINT NOT NULL,
+    source_row BIGINT NOT NULL,
+    organisation VARCHAR NOT NULL,       -- who delivered this row
+    owner VARCHAR,                       -- who owns the key by the rule (NULL: the kind has no owner)
+    rule VARCHAR NOT NULL,               -- the ownership rule, in words
+    kept BOOLEAN NOT NULL,               -- this row is the one published
+    others VARCHAR NOT NULL,             -- the other organisations that delivered the key
+    reason VARCHAR,                      -- why this row was set aside (NULL when kept)
+    first_found_run VARCHAR NOT NULL,    -- the run that found it as it is now
+    PRIMARY KEY (kind, delivery_id, source_row)
 );
 
 CREATE TABLE IF NOT EXISTS ops.validation_results (
