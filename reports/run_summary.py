@@ -23,10 +23,8 @@ def summary_text(summary: RunSummary) -> str:
             f"{s.files_refused:>7} {s.rows_read:>8} {s.rows_accepted:>9} {s.rows_quarantined:>9}"
             + (f"  ERROR {s.error}" if s.error else "")
         )
-    warnings = summary.warnings
-    if warnings:
-        lines.append(f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}:")
-        lines.extend(f"  {warning}" for warning in warnings)
+    for warning in summary.warnings:  # one greppable line each
+        lines.append(f"WARNING {warning}")
     scrubbed: dict[str, int] = {}
     for source in summary.sources:
         for placeholder, count in source.identifiers_scrubbed.items():

@@ -26,8 +26,10 @@ FAULTY_RESPONSES = (
 )
 GOOD_FEEDBACK = (
     "panel_id,workshop_id,project_id,panellist_ref,benefit,risk,acceptability,conditions,comment\n"
-    "din-pilot-2026,W2,PRJ-01,P001,4,2,acceptable,,Portal delivery\n"
-    "din-pilot-2026,W2,PRJ-01,P002,3,3,unsure,,Portal delivery\n"
+    # PRJ-08 is Forth Environment's own project, and nobody delivered W5 feedback on it: no key another
+    # organisation owns (a key the project's lead organisation delivered would be its, not Forth's)
+    "din-pilot-2026,W5,PRJ-08,P001,4,2,acceptable,,Portal delivery\n"
+    "din-pilot-2026,W5,PRJ-08,P002,3,3,unsure,,Portal delivery\n"
 )
 #: The same answers under the partner's own headers: refused until the mapping form maps them.
 THEIR_HEADERS = FAULTY_RESPONSES.replace("answer,answered_at", "Answer given,Time answered", 1)
