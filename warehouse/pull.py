@@ -55,7 +55,8 @@ def pull_source(
         if close is not None:
             close()
     result.skipped = list(getattr(reader, "skipped", []))
-    if not result.listed and not result.skipped:
+    # An empty portal inbox is the normal state (nothing submitted since the last run), not a warning.
+    if not result.listed and not result.skipped and not source.is_inbox:
         result.warnings.append(
             f"no file at {source.location}: check the location (a glob must match the files' names) "
             "or ask the organisation whether they delivered"

@@ -5,6 +5,7 @@ outside the folder is ever read, landed, published or shown to anyone."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -86,3 +87,15 @@ def test_nothing_from_outside_the_folder_reaches_any_file(outcome: tuple[Network
         assert "planted-secret-line" not in text, path
         checked += 1
     assert checked > 20
+
+
+def test_an_empty_portal_inbox_is_not_a_warning(tmp_path: Path) -> None:
+    """Nothing submitted through the portal since the last run is the normal state of an inbox."""
+    network = write_network(tmp_path)
+    network.config.write_text(
+        network.config.read_text()
+        + "  - {name: alpha-portal, organisation: ORG-A, kind: attendance, location: 'inbox://'}\n"
+    )
+    summary = run(network)
+    portal = next(s for s in summary["sources"] if s["source"] == "alpha-portal")
+    assert portal["warnings"] == [] and summary["outcome"] == "succeeded"
