@@ -212,37 +212,16 @@ def replace_results(con: duckdb.DuckDBPyConnection, results: Sequence[BatchResul
 
 def _record_outcome(con: duckdb.DuckDBPyConnection, outcome: DeliveryOutcome, run_id: str | None) -> None:
     """A delivery's outcome; with `run_id` None (read again after an erasure) its status and run stay."""
-    if run_id is None:
-        con.execute(
-            """UPDATE ops.deliveries SET outcome = ?, format = ?, encoding = ?, rows_read = ?, rows_accepted = ?,
-                   rows_quarantined = ?, rows_blocked = ?, extra_columns = ?, missing_optional_columns = ?,
-                   scrub_counts = ?, message = ?, headers = ?
-               WHERE delivery_id = ?""",
-            [
-                outcome.outcome,
-                outcome.format,
-                outcome.encoding,
-                outcome.rows_read,
-                outcome.rows_accepted,
-                outcome.rows_quarantined,
-                outcome.rows_blocked,
-                outcome.extra_columns,
-                outcome.missing_optional_columns,
-                json_text(outcome.scrub_counts),
-                outcome.message,
-                outcome.headers,
-                outcome.delivery_id,
-            ],
-        )
-        return
+    # a re-read after an erasure keeps the run that first processed the delivery
+    processed = "status = 'processed', processed_run_id = ?, " if run_id is not None else ""
     con.execute(
-        """UPDATE ops.deliveries SET status = 'processed', outcome = ?, processed_run_id = ?, format = ?,
-               encoding = ?, rows_read = ?, rows_accepted = ?, rows_quarantined = ?, rows_blocked = ?,
-               extra_columns = ?, missing_optional_columns = ?, scrub_counts = ?, message = ?, headers = ?
+        f"""UPDATE ops.deliveries SET {processed}outcome = ?, format = ?, encoding = ?, rows_read = ?,
+               rows_accepted = ?, rows_quarantined = ?, rows_blocked = ?, extra_columns = ?,
+               missing_optional_columns = ?, scrub_counts = ?, message = ?, headers = ?
            WHERE delivery_id = ?""",
-        [
+        ([run_id] if run_id is not None else [])
+        + [
             outcome.outcome,
-            run_id,
             outcome.format,
             outcome.encoding,
             outcome.rows_read,
