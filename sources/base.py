@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, Self
 
 
 @dataclass(frozen=True)
@@ -102,3 +102,16 @@ class SourceReader(Protocol):
     def list_files(self) -> list[RemoteFile]: ...
 
     def fetch(self, file: RemoteFile, dest: BinaryIO, previous: FetchState | None = None) -> FetchResult: ...
+
+
+class NetworkReader:
+    """A reader holding a connection: usable as a context manager that closes it."""
+
+    def close(self) -> None:
+        """Release the connection (nothing to release here)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -25,6 +25,7 @@ from din.source_options import HTTP_AUTH_FIELDS
 from sources.base import (
     FetchResult,
     FetchState,
+    NetworkReader,
     RemoteFile,
     SkippedFile,
     SourceAuthError,
@@ -40,7 +41,7 @@ USER_AGENT = "din-engagement"
 RETRY_STATUSES = (408, 425, 429)
 
 
-class HttpReader:
+class HttpReader(NetworkReader):
     """Lists and fetches files served over HTTPS: one file, or the files a JSON listing names."""
 
     def __init__(self, location: str, options: Mapping[str, Any], credentials: Resolver | None = None) -> None:
@@ -72,12 +73,6 @@ class HttpReader:
     def __repr__(self) -> str:
         auth = self._auth_options["type"] if self._auth_options else "none"
         return f"HttpReader({self.location!r}, listing={self._listing!r}, auth={auth!r})"
-
-    def __enter__(self) -> HttpReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the connection pool."""

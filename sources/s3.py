@@ -11,7 +11,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
 
-from sources.base import FetchResult, FetchState, RemoteFile, SkippedFile, SourceAuthError, SourceError, skipped_by_name
+from sources.base import (
+    FetchResult,
+    FetchState,
+    NetworkReader,
+    RemoteFile,
+    SkippedFile,
+    SourceAuthError,
+    SourceError,
+    skipped_by_name,
+)
 from sources.credentials import Resolver, Secrets, check_options, describe, strip_userinfo
 from sources.object_storage import classify, filesystem
 
@@ -22,7 +31,7 @@ CHUNK = 1 << 20
 BLOCK = 8 << 20
 
 
-class S3Reader:
+class S3Reader(NetworkReader):
     """Lists every object under a bucket prefix (recursively) and streams objects into landing."""
 
     def __init__(self, location: str, options: Mapping[str, Any], credentials: Resolver | None = None) -> None:
@@ -44,12 +53,6 @@ class S3Reader:
     def __repr__(self) -> str:
         endpoint = self._options.get("endpoint_url") or "aws"
         return f"S3Reader({self.location!r}, endpoint={strip_userinfo(str(endpoint))!r})"
-
-    def __enter__(self) -> S3Reader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         """Forget the client (its connections close with it)."""

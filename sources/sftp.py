@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from sources.base import (
     FetchResult,
     FetchState,
+    NetworkReader,
     RemoteFile,
     SkippedFile,
     SourceAuthError,
@@ -89,7 +90,7 @@ class AcceptAny(paramiko.MissingHostKeyPolicy):
         log.warning("accepted the unverified host key of %s (%s)", hostname, key.fingerprint)
 
 
-class SftpReader:
+class SftpReader(NetworkReader):
     """Lists every file under a folder on an SFTP server and streams files into landing."""
 
     def __init__(self, location: str, options: Mapping[str, Any], credentials: Resolver | None = None) -> None:
@@ -123,12 +124,6 @@ class SftpReader:
 
     def __repr__(self) -> str:
         return f"SftpReader({self.location!r}, user={self._username!r})"
-
-    def __enter__(self) -> SftpReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __del__(self) -> None:
         # paramiko's transport thread keeps an unclosed connection alive: close it with the reader
