@@ -9,12 +9,15 @@ import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from din.contract import normalise_header
+from din.contract import KINDS, normalise_header
 from transforms.blocklist import Blocklist
 from transforms.readers import EXTENSIONS
 from transforms.scrub import PersonIdentifiers, email_key, phone_key
+
+if TYPE_CHECKING:
+    from .polis import PolisPerson
 
 HEADER_SCAN_ROWS = 15  # a survey tool may put a preamble above its header (Mentimeter)
 #: Headers whose cells, in the person's own records, identify them (harvested for mention redaction).
@@ -36,6 +39,8 @@ IDENTIFIER_HEADERS = {
     "surname": "last",
     "recipientlastname": "last",
 }
+#: The contract's columns that name a panellist (`panellist_ref`; a statement's `author_ref`): pseudonymised.
+PANELLIST_COLUMNS = tuple(sorted({c for kind in KINDS.values() for c in kind.pseudonymised_columns}))
 #: The contract's direct identifiers, and what kind of identifier each is (for a source's own headers).
 IDENTIFIER_COLUMNS = {"full_name": "name", "email": "email", "phone": "phone", "postcode": "postcode"}
 
@@ -111,6 +116,8 @@ class Layout:
     keep: frozenset[str] = frozenset()
     #: The source's own headers for our columns (`format.columns`): (their header, our column) pairs.
     columns: tuple[tuple[str, str], ...] = ()
+    #: A file of a Polis export: who the person is in that export (`transforms.redaction.polis`).
+    polis: PolisPerson | None = None
 
     @classmethod
     def for_file(
@@ -157,10 +164,11 @@ class Redaction:
     mentions: int = 0  # identifiers replaced in other people's cells
     note: str | None = None  # how the file was handled when it could not be read as a table
     unchecked: bool = False  # it could not be read at all: the person may be in it, it was left as it was
+    recounted: int = 0  # counts made from the person's records (a Polis export's), made again without them
 
     @property
     def changed(self) -> bool:
-        return bool(self.rows or self.mentions)
+        return bool(self.rows or self.mentions or self.recounted)
 
 
 class RedactionError(ValueError):
@@ -194,7 +202,9 @@ class Matcher:
     def __init__(self, layout: Layout, person: Whom) -> None:
         self.layout, self.person = layout, person
         self.wanted = (
-            {normalise_header(layout.survey_column)} if layout.survey_column else layout.headers_for("panellist_ref")
+            {normalise_header(layout.survey_column)}
+            if layout.survey_column
+            else {header for column in PANELLIST_COLUMNS for header in layout.headers_for(column)}
         )
         self.panel_headers = layout.headers_for("panel_id")
         self.identifier_headers = dict(IDENTIFIER_HEADERS) | {
