@@ -35,6 +35,7 @@ import secrets
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -218,6 +219,8 @@ def polis_people(
     The person is looked for in every file of the export, every version of it (a participants-votes.csv's
     xid names the participant of votes.csv); each file's counts are made again with the files delivered
     with it (`_delivered_with`)."""
+    from transforms.adapters.polis import participant_key
+
     mappings = _polis_mappings(config)
     exports: dict[tuple[str, str], list[LandingCopy]] = {}
     for copy in copies:
@@ -227,13 +230,15 @@ def polis_people(
     for (source, _), files in exports.items():
         mapping = mappings[source]
         data = {c.relative: (landing_dir / c.relative).read_bytes() for c in files}
-        participants = polis_participants(data.values(), mapping.panel_id, mapping.panellist_column or "", whom)
+        key = partial(participant_key, mapping)
+        participants = polis_participants(data.values(), mapping.panel_id, mapping.panellist_column or "", whom, key)
         if not participants:
             continue
+        keys = {participant: key(participant) for participant in participants}
         roles = {relative: file_role(file_rows(content)) for relative, content in data.items()}
         for copy in files:
             export = {role: data[c.relative] for role, c in _delivered_with(copy, files, roles).items()}
-            found[copy.relative] = polis_person(mapping.panel_id, participants, export)
+            found[copy.relative] = polis_person(mapping.panel_id, participants, export, keys)
     return found
 
 

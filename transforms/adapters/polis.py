@@ -125,7 +125,7 @@ def read_polis(
         raise _wrong_layout(path)
     others = _companion_roles(companions or {})
     if role == "comments":
-        return _statements_result(path, rows, mapping, others)
+        return _statements_result(path, rows, mapping, others, erased)
     if role == "votes":
         return _votes_result(path, rows, mapping, others, erased)
     return _companion_result(path, role)
@@ -152,18 +152,19 @@ def _companion_roles(companions: Mapping[str, Path]) -> dict[str, Path]:
 
 
 def _statements_result(
-    path: Path, rows: list[list[Cell]], mapping: SurveyMapping, others: Mapping[str, Path]
+    path: Path, rows: list[list[Cell]], mapping: SurveyMapping, others: Mapping[str, Path], erased: Erased | None
 ) -> AdapterResult:
     header = _header(rows, path)
     xids = _xids(others, path, mapping) if mapping.panellist_column == "xid" else None
+    who = _identities(mapping, xids, erased)
     records = []
     authors: set[str] = set()
     moderation: Counter[str] = Counter()
-    erased = 0
+    blanked = 0
     for number, row in data_rows(rows, 2):
         comment = _value(row, header, "commentid", path, number)
         if _is_erased(row, header):
-            erased += 1
+            blanked += 1
             continue
         moderated = _value(row, header, "moderated", path, number)
         if moderated not in MODERATION:
@@ -171,7 +172,7 @@ def _statements_result(
                 f"{path.name}: row {number}, column 'moderated': {moderated!r} is not 1 (accepted), 0 (unmoderated) "
                 "or -1 (moderated out)"
             )
-        author = _participant(_value(row, header, "authorid", path, number, required=False), xids)
+        author = who(_value(row, header, "authorid", path, number, required=False))
         if author:
             authors.add(author)
         moderation[MODERATION[moderated]] += 1
@@ -192,8 +193,8 @@ def _statements_result(
         f"{len(records)} statement(s) by {len(authors)} author(s): {shown} shown, {moderation[MODERATED_OUT]} "
         "moderated out (kept out of what is published, counted here)"
     ]
-    if erased:
-        notes.append(f"{erased} statement(s) erased with their author (din forget): only their comment-id is left")
+    if blanked:
+        notes.append(f"{blanked} statement(s) erased with their author (din forget): only their comment-id is left")
     notes += _summary_check(others, "comments", shown, "shown statements")
     return AdapterResult(
         responses=_empty(RESPONSE_COLUMNS),
@@ -230,7 +231,8 @@ def _votes_result(
         )
     header = _header(rows, path)
     xids = _xids(others, path, mapping) if mapping.panellist_column == "xid" else None
-    statements = _read_statements(comments, mapping, xids)
+    who = _identities(mapping, xids, erased)
+    statements = _read_statements(comments, mapping, who)
     votes: list[_Vote] = []
     excluded: Counter[str] = Counter()
     unknown: list[str] = []
@@ -248,7 +250,7 @@ def _votes_result(
         if statement.moderation == MODERATED_OUT:
             excluded["on_moderated_out_statement"] += 1
             continue
-        voter = _participant(_value(row, header, "voterid", path, number), xids)
+        voter = who(_value(row, header, "voterid", path, number))
         if not voter:
             excluded["no_panellist_ref"] += 1
             continue
@@ -325,7 +327,7 @@ def _response(vote: _Vote, statement: _Statement, mapping: SurveyMapping) -> dic
     }
 
 
-def _read_statements(path: Path, mapping: SurveyMapping, xids: Mapping[str, str] | None) -> dict[str, _Statement]:
+def _read_statements(path: Path, mapping: SurveyMapping, who: Callable[[str], str]) -> dict[str, _Statement]:
     """comment-id -> the statement, from the export's comments.csv."""
     rows = read_table(path)
     header = _header(rows, path)
@@ -336,7 +338,7 @@ def _read_statements(path: Path, mapping: SurveyMapping, xids: Mapping[str, str]
             mapping.statement_prefix + comment,
             text(cell(row, header["commentbody"])).strip(),
             MODERATION.get(_value(row, header, "moderated", path, number, required=False), "unmoderated"),
-            _participant(_value(row, header, "authorid", path, number, required=False), xids),
+            who(_value(row, header, "authorid", path, number, required=False)),
             _is_erased(row, header),
         )
     return found
@@ -436,6 +438,29 @@ def _xids(others: Mapping[str, Path], path: Path, mapping: SurveyMapping) -> dic
 
 def _participant(participant: str, xids: Mapping[str, str] | None) -> str:
     return participant if xids is None else xids.get(participant, "")
+
+
+def participant_key(mapping: SurveyMapping, participant: str) -> str:
+    """A participant as the blocklist knows them besides their xid: by conversation (the mapping's workshop
+    and statement prefix) and Polis participant id. An erasure blanks their xid with everything else, so
+    a later export whose xid file is the redacted one still names them by participant id only."""
+    return f"polis:{mapping.workshop_id}:{mapping.statement_prefix}:{participant}"
+
+
+def _identities(mapping: SurveyMapping, xids: Mapping[str, str] | None, erased: Erased | None) -> Callable[[str], str]:
+    """Polis participant id -> the panellist reference the pipeline reads for them (their xid, by xid).
+
+    A participant erased before whose xid the export no longer gives is read as their `participant_key`,
+    so that the blocklist drops (and counts) their rows and the votes on their statements are left out."""
+
+    def who(participant: str) -> str:
+        identity = _participant(participant, xids)
+        if identity or not participant or erased is None:
+            return identity
+        key = participant_key(mapping, participant)
+        return key if erased(key) else ""
+
+    return who
 
 
 # --- cells -----------------------------------------------------------------------------------------

@@ -45,13 +45,14 @@ from ._common import (
     Matcher,
     MentionFinder,
     Person,
+    PolisPerson,
     Redaction,
     RedactionError,
     Whom,
     decode,
 )
 from .parquet import redact_parquet
-from .polis import PolisPerson, file_role, file_rows, polis_participants, polis_person, redact_polis
+from .polis import file_role, file_rows, polis_participants, polis_person, redact_polis
 from .records import redact_json, redact_ndjson
 from .text import redact_csv, redact_lines
 from .workbook import redact_xlsx

@@ -9,15 +9,12 @@ import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from din.contract import KINDS, normalise_header
 from transforms.blocklist import Blocklist
 from transforms.readers import EXTENSIONS
 from transforms.scrub import PersonIdentifiers, email_key, phone_key
-
-if TYPE_CHECKING:
-    from .polis import PolisPerson
 
 HEADER_SCAN_ROWS = 15  # a survey tool may put a preamble above its header (Mentimeter)
 #: Headers whose cells, in the person's own records, identify them (harvested for mention redaction).
@@ -100,6 +97,31 @@ class Blocked:
 
 
 Whom = Person | Blocked
+
+
+@dataclass(frozen=True)
+class PolisPerson:
+    """What one Polis export holds of the person, learnt from all of its files
+    (`transforms.redaction.polis.polis_person`)."""
+
+    panel_id: str
+    participants: tuple[tuple[str, str], ...]  # (Polis participant id, the identity the pipeline reads for it)
+    keys: tuple[tuple[str, str], ...] = ()  # (Polis participant id, how the blocklist also knows them)
+    vote_rows: tuple[tuple[str, str], ...] = ()  # (comment-id, vote) of each of their rows of votes.csv
+    final_votes: tuple[tuple[str, str], ...] = ()  # (comment-id, vote): their vote that stands on each statement
+    authored: frozenset[str] = frozenset()  # comment-ids of the statements they wrote
+    shown: int = 0  # of those, the ones not moderated out (summary.csv counts those)
+    group: str | None = None  # their opinion group (participants-votes.csv `group-id`), when they are in one
+    votes_known: bool = False  # the export's votes.csv was delivered with the file (counts of votes can be made)
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset(p for p, _ in self.participants)
+
+    def identities(self, participant: str) -> set[str]:
+        """What the pipeline may read for a participant: their identity, and their key (`keys`)."""
+        found = {dict(self.participants).get(participant, participant)}
+        return found | ({dict(self.keys)[participant]} if participant in dict(self.keys) else set())
 
 
 @dataclass(frozen=True)

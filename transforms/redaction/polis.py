@@ -29,13 +29,24 @@ in every other file.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from din.contract import normalise_header
 from transforms.adapters._common import polis_role
 from transforms.adapters.polis import epoch_millis
 
-from ._common import Layout, Matcher, MentionFinder, Person, Redaction, RedactionError, Whom, decode, encode
+from ._common import (
+    Layout,
+    Matcher,
+    MentionFinder,
+    Person,
+    PolisPerson,
+    Redaction,
+    RedactionError,
+    Whom,
+    decode,
+    encode,
+)
 from .text import RecordEdit, _csv_records, edit_csv, redact_csv
 
 SNIFF_ROWS = 40  # as the adapter sniffs a file's role
@@ -49,27 +60,6 @@ PARTICIPANT_COLUMNS = {
 #: What a blanked record keeps: an erased statement keeps its id, which the votes on it name.
 KEPT = {"comments": frozenset({"commentid"})}
 VOTE_COUNTS = {"1": "agrees", "-1": "disagrees", "0": "passes"}  # the columns a vote counts in
-
-
-@dataclass(frozen=True)
-class PolisPerson:
-    """What one Polis export holds of the person, learnt from all of its files (`polis_person`)."""
-
-    panel_id: str
-    participants: tuple[tuple[str, str], ...]  # (Polis participant id, the identity the pipeline reads for it)
-    vote_rows: tuple[tuple[str, str], ...] = ()  # (comment-id, vote) of each of their rows of votes.csv
-    final_votes: tuple[tuple[str, str], ...] = ()  # (comment-id, vote): their vote that stands on each statement
-    authored: frozenset[str] = frozenset()  # comment-ids of the statements they wrote
-    shown: int = 0  # of those, the ones not moderated out (summary.csv counts those)
-    group: str | None = None  # their opinion group (participants-votes.csv `group-id`), when they are in one
-    votes_known: bool = False  # the export's votes.csv was delivered with the file (counts of votes can be made)
-
-    @property
-    def ids(self) -> frozenset[str]:
-        return frozenset(p for p, _ in self.participants)
-
-    def identity(self, participant: str) -> str:
-        return dict(self.participants).get(participant, participant)
 
 
 def file_rows(data: bytes) -> list[list[str]]:
@@ -86,42 +76,52 @@ def file_role(rows: list[list[str]]) -> str | None:
     return polis_role(rows[:SNIFF_ROWS]) if rows else None
 
 
-def polis_participants(files: Iterable[bytes], panel_id: str, column: str, whom: Whom) -> dict[str, str]:
+def polis_participants(
+    files: Iterable[bytes], panel_id: str, column: str, whom: Whom, key: Callable[[str], str] | None = None
+) -> dict[str, str]:
     """Participant id -> identity (as the mapping's `panellist_column` reads it) of the person in the export.
 
     `column` participant: any file's participant cell the person's reference; xid: a participant whose
-    xid is (participants-votes.csv, `<id>-xid.csv`)."""
+    xid is (participants-votes.csv, `<id>-xid.csv`). `key` gives a participant as the blocklist knows
+    them besides (`transforms.adapters.polis.participant_key`): someone erased before, whose xid the
+    export's files no longer give, is found by it."""
     found: dict[str, str] = {}
+    seen: set[str] = set()
     for data in files:
         rows = file_rows(data)
         role = file_role(rows)
         if role is None:
             continue
         keys = [normalise_header(h) for h in rows[0]]
-        if column == "xid":
-            if "xid" not in keys or "participant" not in keys:
-                continue
+        if column == "xid" and "xid" in keys and "participant" in keys:
             at, xid_at = keys.index("participant"), keys.index("xid")
             for row in rows[1:]:
                 participant, xid = _cell(row, at), _cell(row, xid_at)
                 if participant and xid and whom.matches(panel_id, xid):
                     found[participant] = xid
-            continue
         wanted = PARTICIPANT_COLUMNS.get(role)
-        if wanted not in keys:
-            continue
-        at = keys.index(wanted)
-        for row in rows[1:]:
-            participant = _cell(row, at)
-            if participant and whom.matches(panel_id, participant):
-                found[participant] = participant
+        if wanted in keys:
+            at = keys.index(wanted)
+            seen.update(_cell(row, at) for row in rows[1:])
+    seen.discard("")
+    for participant in sorted(seen - set(found)):
+        if column != "xid" and whom.matches(panel_id, participant):
+            found[participant] = participant
+        elif key is not None and whom.matches(panel_id, key(participant)):
+            found[participant] = key(participant)
     return found
 
 
-def polis_person(panel_id: str, participants: Mapping[str, str], export: Mapping[str, bytes]) -> PolisPerson:
-    """What the export's files (by role: the files delivered together) hold of these participants."""
+def polis_person(
+    panel_id: str,
+    participants: Mapping[str, str],
+    export: Mapping[str, bytes],
+    keys: Mapping[str, str] | None = None,
+) -> PolisPerson:
+    """What the export's files (by role: the files delivered together) hold of these participants; `keys`:
+    each participant as the blocklist knows them besides their identity (`polis_participants`)."""
     ids = set(participants)
-    person = PolisPerson(panel_id, tuple(sorted(participants.items())))
+    person = PolisPerson(panel_id, tuple(sorted(participants.items())), keys=tuple(sorted((keys or {}).items())))
     votes = _table(export.get("votes"))
     if votes is not None:
         header, rows = votes
@@ -189,7 +189,7 @@ def redact_polis(data: bytes, name: str, layout: Layout, mentions: MentionFinder
     return Redaction(
         redacted,
         redaction.rows + [f"row {n}" for n in blanked],
-        {person.identity(p) for p in redaction.identities},
+        {i for p in redaction.identities for i in person.identities(p)},
         redaction.identifiers,
         redaction.mentions,
         redaction.note,
