@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from collections import Counter
 from dataclasses import dataclass
@@ -278,6 +279,30 @@ def test_a_dry_run_lists_every_file_of_the_export_and_touches_nothing(erased: Er
         assert f"    london-youth-policing/{name} (assembly-polis)" in result.stdout, name
     assert "statements 5" in result.stdout
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (root / "data").rglob("*") if p.is_file()} == state
+
+
+@pytest.mark.parametrize("stage", ["stage", "warehouse"])
+def test_killed_while_it_redacts_the_export_the_same_din_forget_again_finishes_it_exactly(
+    erased: Erased, tmp_path: Path, stage: str
+) -> None:
+    """SIGKILL while the export's files are being staged (some redacted, some not), or once the warehouse was
+    read again but the journal does not say so: the rerun leaves what the uninterrupted erasure left."""
+    root = tmp_path / "killed"
+    shutil.copytree(erased.network.root, root, symlinks=True, ignore=shutil.ignore_patterns("before", "data"))
+    shutil.copytree(erased.before, root / "data", symlinks=True)
+    prefect = {"PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{erased.prefect_db}"}
+    killed = din(
+        root / "din.yaml", "forget", ERASED["xid"], "--panel", PANEL, DIN_INJECT_KILL=f"forget-{stage}", **prefect
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    rerun = din(root / "din.yaml", "forget", ERASED["xid"], "--panel", PANEL, **prefect)
+    assert rerun.returncode == 0, rerun.stderr
+    done = Network(root, root / "din.yaml", root / "data")
+    assert content(published(done)) == content(published(erased.network))
+    assert landing_export(done.data_dir).keys() == landing_export(erased.network.data_dir).keys()
+    for name, path in landing_export(done.data_dir).items():
+        assert path.read_bytes() == landing_export(erased.network.data_dir)[name].read_bytes(), name
+    assert traces(done.data_dir, erased.needles) == []
 
 
 # --- by Polis participant id, with the example mapping as it ships ----------------------------------------
