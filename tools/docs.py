@@ -773,6 +773,7 @@ def _personal_columns(kinds: Iterable[str]) -> str:
 
 def _polis_erasure_text() -> str:
     """What an erasure does to a Polis conversation's export (`transforms.redaction.polis`)."""
+    from din.exit_codes import ExitCode
     from transforms.adapters.polis import ON_ERASED_STATEMENT
 
     return (
@@ -796,7 +797,10 @@ def _polis_erasure_text() -> str:
         "their votes); they are made again so that nothing in landing is left that tells how the person voted "
         "or what they wrote. A count the delivered files do not allow to make again exactly (no `votes.csv` "
         "beside `comments.csv`; no opinion group known) is left as it was. Mentions of them in other "
-        "statements' text are replaced like any other.\n"
+        "statements' text are replaced like any other. A file of the export that the adapter reads but that is "
+        "not the comma-separated CSV Polis writes (a workbook or a tab-separated re-save) cannot be searched by "
+        "its participant columns: it is listed as needing attention, and `din forget` exits with "
+        f"code {int(ExitCode.SOURCE_ERRORS)}.\n"
     )
 
 

@@ -34,7 +34,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -66,6 +66,7 @@ from transforms.redaction import (
     polis_participants,
     polis_person,
     redact,
+    unsearchable,
 )
 from transforms.scrub import AnyMentions, Mentions, PersonIdentifiers, email_key, mention_tokens
 from warehouse.batches import batch_specs
@@ -277,9 +278,15 @@ def _redactions(
     """Each of `copies` redacted (`transforms.redaction.redact`) as the pipeline reads it; a Polis export's
     files with what all of the export's files (in `among`, default: all of landing) say of the person."""
     people = polis_people(config, landing_dir, landing_copies(landing_dir) if among is None else among, whom)
+    polis_sources = set(_polis_mappings(config))
     for copy in copies:
         data = (landing_dir / copy.relative).read_bytes()
-        yield copy, redact(data, copy.name, layout_for(copy, config, data, people.get(copy.relative)), whom, mentions)
+        redaction = redact(data, copy.name, layout_for(copy, config, data, people.get(copy.relative)), whom, mentions)
+        if copy.source in polis_sources:  # a file the adapter reads that redaction cannot search is said, loudly
+            why = unsearchable(landing_dir / copy.relative, data)
+            if why is not None:
+                redaction = replace(redaction, note="; ".join(filter(None, (redaction.note, why))), unchecked=True)
+        yield copy, redaction
 
 
 # --- finding the person ---------------------------------------------------------------------------

@@ -261,3 +261,4 @@ def test_privacy_statement_says_what_erasure_does_to_each_file_of_a_polis_export
         assert f"`{column}`" in polis, column
     assert "`summary.csv`" in polis and "are not published" in polis  # the export's counts: what becomes of them
     assert section.count(f"`{ON_ERASED_STATEMENT}`") == 2  # when erased, and when delivered again
+    assert "not the comma-separated CSV Polis writes" in polis and "exits with code 3" in polis

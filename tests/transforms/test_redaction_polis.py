@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -251,3 +252,33 @@ def test_a_statements_file_of_the_contract_is_searched_by_its_author(tmp_path: P
     redaction = redact(data, "statements.csv", Layout("csv"), Person(PANEL, frozenset({"P2"})))
     assert redaction.data.split(b"\n")[1] == b",,,,," and redaction.rows == ["row 2"]
     assert redaction.data.split(b"\n")[2] == b"p1,W4,S2,Yours,P1,accepted"
+
+
+def test_a_polis_file_the_adapter_reads_but_not_as_polis_csv_is_said_to_need_a_persons_eyes(
+    original: Path, tmp_path: Path
+) -> None:
+    """A votes.csv re-saved as a workbook or tab-separated is still read by the adapter; its `voter-id`
+    cannot be searched by a CSV redaction: never passed silently."""
+    import xlsxwriter
+
+    from transforms.redaction import unsearchable
+
+    table = rows(original / "votes.csv")
+    book = tmp_path / "votes.xlsx"
+    workbook = xlsxwriter.Workbook(book)
+    sheet = workbook.add_worksheet()
+    for r, row in enumerate(table):
+        sheet.write_row(r, 0, row)
+    workbook.close()
+    tsv = tmp_path / "votes.tsv"
+    tsv.write_text("\n".join("\t".join(row) for row in table) + "\n", encoding="utf-8")
+    shutil.copy(original / "comments.csv", tmp_path)
+    for path in (book, tsv):
+        why = unsearchable(path, path.read_bytes())
+        assert why is not None and "votes file" in why and "not searched" in why, path.name
+        assert read(path.parent, path.name, "participant").responses.height == 638  # type: ignore[attr-defined]
+    for name in FILES:  # what Polis writes is searched
+        assert unsearchable(original / name, (original / name).read_bytes()) is None, name
+    other = tmp_path / "notes.csv"
+    other.write_text("a,b\n1,2\n", encoding="utf-8")
+    assert unsearchable(other, other.read_bytes()) is None  # no file of an export: the adapter refuses it

@@ -21,6 +21,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from din.exit_codes import ExitCode
 from din.keys import DEMO_KEY
 from tests.support.network import Network
 from tests.support.pipeline import content, published, rebuild, run
@@ -326,3 +327,30 @@ def test_forget_by_polis_participant_id_with_the_example_mapping(tmp_path: Path)
     assert not [r for r in rows(export["comments.csv"])[1:] if r[3] == ERASED["participant"]]
     needles = (ours, ERASED["name"], ERASED["email"], *authored(network.root / EXPORT).values())
     assert traces(network.data_dir, needles) == []
+
+
+def test_a_file_of_the_export_that_is_not_polis_csv_is_said_to_need_attention_and_the_exit_code_says_so(
+    tmp_path: Path,
+) -> None:
+    """The facilitator re-saved votes.csv as a workbook: the adapter reads it, the erasure cannot search its
+    `voter-id` column as a Polis file, so it names the file, asks for a person's eyes and exits 3."""
+    import xlsxwriter
+
+    network = write_polis_site(tmp_path / "site", by="participant")
+    votes = network.root / EXPORT / "votes.csv"
+    workbook = xlsxwriter.Workbook(votes.with_suffix(".xlsx"))
+    sheet = workbook.add_worksheet()
+    for r, row in enumerate(rows(votes)):
+        sheet.write_row(r, 0, row)
+    workbook.close()
+    votes.unlink()
+    run(network)
+    ours = pseudonym(DEMO_KEY, PANEL, ERASED["participant"])
+    assert published(network)["responses"].filter(pl.col("panellist_pseudonym") == ours).height == 36
+    result = din(network.config, "forget", ERASED["participant"], "--panel", PANEL)
+    assert result.returncode == ExitCode.SOURCE_ERRORS == 3, (result.stdout, result.stderr)
+    assert "NEEDS ATTENTION london-youth-policing/votes.xlsx" in result.stdout
+    assert "not the comma-separated CSV Polis writes" in result.stdout
+    assert "votes.xlsx" in result.stderr and "could not be checked" in result.stderr
+    export = landing_export(network.data_dir)
+    assert not [r for r in rows(export["comments.csv"])[1:] if r[3] == ERASED["participant"]]  # the rest is done

@@ -52,7 +52,7 @@ from ._common import (
     decode,
 )
 from .parquet import redact_parquet
-from .polis import file_role, file_rows, polis_participants, polis_person, redact_polis
+from .polis import file_role, file_rows, polis_participants, polis_person, redact_polis, unsearchable
 from .records import redact_json, redact_ndjson
 from .text import redact_csv, redact_lines
 from .workbook import redact_xlsx
@@ -103,4 +103,5 @@ __all__ = [
     "polis_participants",
     "polis_person",
     "redact",
+    "unsearchable",
 ]

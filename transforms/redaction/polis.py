@@ -30,9 +30,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from pathlib import Path
 
 from din.contract import normalise_header
-from transforms.adapters._common import polis_role
+from transforms.adapters._common import polis_role, read_table
 from transforms.adapters.polis import epoch_millis
 
 from ._common import (
@@ -74,6 +75,25 @@ def file_rows(data: bytes) -> list[list[str]]:
 def file_role(rows: list[list[str]]) -> str | None:
     """Which file of a Polis export these records are (`comments`, `votes`, ...), as the adapter tells."""
     return polis_role(rows[:SNIFF_ROWS]) if rows else None
+
+
+def unsearchable(path: Path, data: bytes) -> str | None:
+    """Why a file the Polis adapter reads as one of an export's files cannot be searched for a participant
+    here: it is not the comma-separated CSV Polis writes (a workbook, a tab-separated re-save), so its
+    participant columns are not found (None: a Polis CSV file, or no file the adapter reads as Polis)."""
+    if file_role(file_rows(data)) is not None:
+        return None
+    try:
+        role = polis_role(read_table(path, SNIFF_ROWS))
+    except (ValueError, OSError):  # the adapter refuses it as well: nothing of it was read
+        return None
+    if role is None:
+        return None
+    return (
+        f"read by the Polis adapter as the export's {role} file, but it is not the comma-separated CSV Polis "
+        "writes: its participant columns were not searched; check it by hand, or have it replaced with the "
+        "CSV file the export gave"
+    )
 
 
 def polis_participants(
