@@ -67,7 +67,7 @@ def process_batch(spec: BatchSpec) -> BatchResult:
     for delivery in spec.deliveries:
         outcome = DeliveryOutcome(delivery.delivery_id)
         outcomes[delivery.delivery_id] = outcome
-        parsed = read_delivery(delivery, outcome)
+        parsed = read_delivery(delivery, outcome, blocklist=spec.blocklist)
         if isinstance(parsed, FileProblem):
             problem = file_quarantine(delivery.delivery_id, parsed)
             quarantine_parts.append(problem)

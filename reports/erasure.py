@@ -131,6 +131,7 @@ def erasure_text(report: ErasureReport) -> str:
             f"    {entry['file']}"
             + (f" ({entry['source']})" if entry.get("source") else "")
             + f": {entry['rows_blanked']} row(s), {entry['mentions_replaced']} mention(s)"
+            + (f", {entry['counts_recomputed']} count(s) made without them" if entry.get("counts_recomputed") else "")
         )
     for note in report.notes:
         source = f" ({note['source']})" if note.get("source") else ""

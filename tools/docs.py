@@ -575,7 +575,11 @@ def _mode_text(mode: int, directory: bool) -> str:
 
 
 def _published_in(kind: Kind) -> str:
-    found = [m for m in marts() if m.kind is kind]
+    """Where a kind's rows are published: a row-level table of it, or a SQL table with one row per row of
+    it (its key, read from `core.<kind>`: `restricted/statements` adds the counts of the votes)."""
+    found = [
+        m for m in marts() if m.kind is kind or (m.kind is None and m.key == kind.key and f"core.{kind.name}" in m.sql)
+    ]
     return ", ".join(f"`{m.tier}/{m.name}`" for m in found) or "not published"
 
 
@@ -733,9 +737,15 @@ def _withdrawal_section() -> str:
     notes = []
     if _built_marts():
         notes.append("The open aggregates built from panellists' rows count consented panellists only.")
-    unlinked = [k.name for k in KINDS.values() if k.group == "panel" and "panellist_ref" not in k.column_names]
+    unlinked = [k.name for k in KINDS.values() if k.group == "panel" and not k.pseudonymised_columns]
     if unlinked:
         notes.append(f"Kinds with no panellist reference ({_codes(unlinked)}) hold totals; withdrawal leaves them.")
+    authored = [k.name for k in KINDS.values() if k.pseudonymised_columns and "panellist_ref" not in k.column_names]
+    if authored:
+        notes.append(
+            f"What a withdrawn panellist wrote ({_codes(authored)}, by its `author_ref`) is left out too, and so "
+            "are their votes from the counts published with it."
+        )
     return (
         "## Withdrawal of consent\n\n"
         "A panellist withdraws by having the recruiter set `consent` to `withdrawn` in the roster and "
@@ -753,8 +763,50 @@ def _withdrawal_section() -> str:
     )
 
 
+def _personal_columns(kinds: Iterable[str]) -> str:
+    """Which column names the person in each personal kind's files (`panellist_ref`; a statement's author)."""
+    by_column: dict[tuple[str, ...], list[str]] = {}
+    for name in kinds:
+        by_column.setdefault(KINDS[name].pseudonymised_columns, []).append(name)
+    return "; ".join(f"{_codes(columns, ' or ')} in {_codes(names)} files" for columns, names in by_column.items())
+
+
+def _polis_erasure_text() -> str:
+    """What an erasure does to a Polis conversation's export (`transforms.redaction.polis`)."""
+    from din.exit_codes import ExitCode
+    from transforms.adapters.polis import ON_ERASED_STATEMENT
+
+    return (
+        "- **A Polis conversation's export** (read with `tool: polis`, see [adapters](adapters.md#polis)) holds a "
+        "participant in several files, under Polis' own columns. They are found by their Polis participant id, "
+        "or, when the mapping reads participants by `xid`, by the id the site gave Polis, which "
+        "`participants-votes.csv` and `<id>-xid.csv` pair with the participant id; someone erased before, whose "
+        "xid the redacted files no longer give, is still recognised by the register (by conversation and "
+        "participant id). In every file of the export that a source delivered, in every version landing holds:"
+        " their votes (`votes.csv`, by `voter-id`), their row of final votes (`participants-votes.csv` or "
+        "`participant-votes.csv`, by `participant`, their xid with it) and of `<id>-xid.csv` are blanked; the "
+        "statements they wrote (`comments.csv`, by `author-id`) are blanked, text and all, but for their "
+        "`comment-id`, and so are those statements' rows of "
+        "`comment-groups.csv`; everyone else's votes on those statements are left out when the export is read "
+        f"(counted as `{ON_ERASED_STATEMENT}` in the delivery's message) and the statements leave "
+        "`restricted/statements`. The counts the export makes from their votes and statements are made again "
+        "without them, exactly as Polis makes them: `agrees` and `disagrees` in `comments.csv` (every vote row), "
+        "the totals and their opinion group's counts in `comment-groups.csv` (their vote that stands), and "
+        "`views`, `voters`, `voters-in-conv`, `commenters` and `comments` in `summary.csv`. Those counts are not "
+        "published (`restricted/statements` counts the votes in `restricted/responses`, which drop by exactly "
+        "their votes); they are made again so that nothing in landing is left that tells how the person voted "
+        "or what they wrote. A count the delivered files do not allow to make again exactly (no `votes.csv` "
+        "beside `comments.csv`; no opinion group known) is left as it was. Mentions of them in other "
+        "statements' text are replaced like any other. A file of the export that the adapter reads but that is "
+        "not the comma-separated CSV Polis writes (a workbook or a tab-separated re-save) cannot be searched by "
+        "its participant columns: it is listed as needing attention, and `din forget` exits with "
+        f"code {int(ExitCode.SOURCE_ERRORS)}.\n"
+    )
+
+
 def _erasure_section() -> str:
     from din.keys import PREVIOUS_SUFFIX
+    from transforms.adapters.polis import ON_ERASED_STATEMENT
     from transforms.blocklist import PREFIX as TOKEN_PREFIX
     from warehouse.blocklist import REGISTER
     from warehouse.erasure import JOURNAL_PREFIX, PERSONAL_KINDS, STEPS
@@ -771,7 +823,7 @@ def _erasure_section() -> str:
         "and nothing changes. No Prefect server is started.\n\n"
         "### What it erases\n\n"
         "- **Landing copies.** Every file landing holds is searched. The person's records are found by their "
-        f"reference in the panellist column (`panellist_ref`, with `panel_id`, in {_codes(PERSONAL_KINDS)} files; "
+        f"reference in the panellist column (with `panel_id`: {_personal_columns(PERSONAL_KINDS)}; "
         "a survey export's mapped panellist column), and by the e-mail addresses on their roster rows (survey "
         "tools often key respondents by e-mail), on every sheet of a workbook, hidden ones included. Each copy "
         "that holds them is rewritten in its own format: their records are *blanked* (a blank record is padding "
@@ -782,6 +834,7 @@ def _erasure_section() -> str:
         "the person is not in; a Parquet file keeps its schema, metadata and compression. The redacted copy is "
         "a new content-addressed object; the original is deleted. A file that cannot be read as a table is "
         "redacted line by line, or, if it is binary, listed as needing attention.\n"
+        f"{_polis_erasure_text()}"
         "- **The warehouse.** The deliveries of the redacted copies are read again, exactly as their runs read "
         "them: their rows, their quarantine records (the values included), their validation results (the samples "
         "included) and their counts are replaced. Anything left of the person by pseudonym is deleted. The "
@@ -806,7 +859,9 @@ def _erasure_section() -> str:
         "- When a later delivery is read, the rows of erased panellists are dropped before anything else sees "
         "them, and counted (`deliveries.rows_blocked`; `rows_read` = `rows_accepted` + `rows_quarantined` + "
         "`rows_blocked`); they are never validated, stored or quarantined. The run summary says so, and the "
-        "organisation's feedback page asks it to delete those rows from its copy.\n"
+        "organisation's feedback page asks it to delete those rows from its copy. In a Polis export the "
+        "statements they wrote are dropped the same way (by `author_ref`), and everyone else's votes on them "
+        f"are left out (`{ON_ERASED_STATEMENT}`).\n"
         "- A partner re-sending an original file unchanged sends nothing new: the bytes land as the redacted copy.\n"
         "- A changed file that still holds an erased panellist has its landing copy redacted at the end of the run, "
         "and their name in other people's free text is scrubbed by its token, although no roster lists them any "

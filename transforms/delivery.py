@@ -12,8 +12,9 @@ for both) and decide what is accepted.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -99,15 +100,19 @@ class FileProblem:
 
 
 def read_delivery(
-    delivery: DeliveryToProcess, outcome: DeliveryOutcome, mapping: SurveyMapping | None = None
+    delivery: DeliveryToProcess,
+    outcome: DeliveryOutcome,
+    mapping: SurveyMapping | None = None,
+    blocklist: Blocklist | None = None,
 ) -> dict[str, pl.DataFrame] | FileProblem:
     """The delivery as canonical frames by kind, or the FileProblem that explains why the whole file is refused.
 
     Fills in what was learnt about the file on `outcome` (format, encoding, headers, extra columns).
     A tool's export (`format.type: survey`) is read with its source's mapping file, or with `mapping`
-    when one is given (`din check` previews an export that way)."""
+    when one is given (`din check` previews an export that way). `blocklist`: the erased panellists,
+    whose rows `protect` drops; a deliberation export also leaves out the votes on their statements."""
     if delivery.format.type == "survey":
-        return _survey_delivery(delivery, outcome, mapping)
+        return _survey_delivery(delivery, outcome, mapping, blocklist)
     kind = KINDS[delivery.kind]
     name = Path(delivery.original_path).name
     options = ReadOptions(
@@ -166,7 +171,7 @@ def file_date_order(
 
 
 def _survey_delivery(
-    delivery: DeliveryToProcess, outcome: DeliveryOutcome, given: SurveyMapping | None
+    delivery: DeliveryToProcess, outcome: DeliveryOutcome, given: SurveyMapping | None, blocklist: Blocklist | None
 ) -> dict[str, pl.DataFrame] | FileProblem:
     """A tool's export, read by its adapter into responses (and project_feedback, statements, ...) rows."""
     from transforms.adapters import TOOL_NAMES, AdapterError, MappingError, load_mapping, read_survey
@@ -181,8 +186,9 @@ def _survey_delivery(
                 f"the source declares format.tool {delivery.format.tool}, but its mapping is for {mapping.tool}"
             )
         companions = {relative: Path(landing) for relative, landing in delivery.companions}
+        erased = _erased_of(blocklist, mapping.panel_id)
         result = read_survey(
-            Path(delivery.landing_path), mapping, date_order_option(delivery.format.date_order), companions
+            Path(delivery.landing_path), mapping, date_order_option(delivery.format.date_order), companions, erased
         )
     except AdapterError as error:
         return refuse(outcome, FileProblem((error.rule,), (_named(str(error), delivery),)))
@@ -212,6 +218,11 @@ def _survey_delivery(
     return frames
 
 
+def _erased_of(blocklist: Blocklist | None, panel_id: str) -> Callable[[str], bool] | None:
+    """Whether a panellist of `panel_id` (as the export names them) was erased, for an adapter (None: nobody was)."""
+    return partial(blocklist.blocks, panel_id) if blocklist else None
+
+
 def _named(message: str, delivery: DeliveryToProcess) -> str:
     """A reader's message about the landing copy, naming the file as the contributor named it."""
     name = Path(delivery.original_path).name
@@ -231,9 +242,10 @@ def protect(
     panellist references, scrub free text (counting what was replaced on `outcome`). `scrubber` may be
     None only for kinds without free text."""
     frame = frame.drop([c for c in kind.direct_identifiers if c in frame.columns])
-    if kind.pseudonymised_columns and blocklist:
-        frame, blocked = blocklist.drop(frame)
-        outcome.rows_blocked += blocked
+    if blocklist:
+        for column in kind.pseudonymised_columns:  # a statement's `author_ref` too: what they wrote goes with them
+            frame, blocked = blocklist.drop(frame, column)
+            outcome.rows_blocked += blocked
     for column in kind.pseudonymised_columns:
         frame = pseudonymise(frame, key_secret, column)
     if kind.free_text_columns:

@@ -33,10 +33,11 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import duckdb
 
@@ -52,7 +53,21 @@ from expectations.gate import process_batch
 from transforms.blocklist import Blocklist, erasure_token
 from transforms.disclosure import DisclosureRule
 from transforms.pseudonymise import pseudonym
-from transforms.redaction import Blocked, Layout, Person, Redaction, redact
+from transforms.redaction import (
+    Blocked,
+    Layout,
+    MentionFinder,
+    Person,
+    PolisPerson,
+    Redaction,
+    Whom,
+    file_role,
+    file_rows,
+    polis_participants,
+    polis_person,
+    redact,
+    unsearchable,
+)
 from transforms.scrub import AnyMentions, Mentions, PersonIdentifiers, email_key, mention_tokens
 from warehouse.batches import batch_specs
 from warehouse.blocklist import (
@@ -64,13 +79,16 @@ from warehouse.blocklist import (
     write_private,
 )
 from warehouse.landing import INCOMING, land
-from warehouse.manifest import LANDING_LOG, PendingDelivery, json_text, now, read_landing_log
+from warehouse.manifest import LANDING_LOG, PendingDelivery, companion_files, json_text, now, read_landing_log
 from warehouse.marts import marts
 from warehouse.merge import refresh_key_conflicts, replace_results
 from warehouse.publish import publish, publish_fingerprint, release_metadata
 from warehouse.remote import forget_remote
 from warehouse.runs import clear_leftovers, new_run_id
 from warehouse.schema import connect, core_rebuild_sql, create_schema
+
+if TYPE_CHECKING:
+    from transforms.adapters import SurveyMapping
 
 log = logging.getLogger("din")
 
@@ -149,8 +167,9 @@ def landing_copies(landing_dir: Path) -> list[LandingCopy]:
     return copies
 
 
-def layout_for(copy: LandingCopy, config: Config, data: bytes) -> Layout:
-    """How the pipeline reads this copy: its source's format options (a survey source: its mapping)."""
+def layout_for(copy: LandingCopy, config: Config, data: bytes, polis: PolisPerson | None = None) -> Layout:
+    """How the pipeline reads this copy: its source's format options (a survey source: its mapping); a file
+    of a Polis export the person is in: who they are in that export (`polis_people`)."""
     sources = {s.name: s for s in config.all_sources}
     options = sources[copy.source].format if copy.source in sources else FormatOptions()
     if options.type == "survey" and options.mapping is not None:
@@ -162,8 +181,112 @@ def layout_for(copy: LandingCopy, config: Config, data: bytes) -> Layout:
             return Layout.for_file(copy.name, data)
         fmt = "xlsx" if Path(copy.relative).suffix.lower() in (".xlsx", ".xlsm") else "csv"
         keep = frozenset({"question"}) if mapping.tool == "mentimeter" else frozenset()
-        return Layout(fmt, survey_column=mapping.panellist_column, survey_panel=mapping.panel_id, keep=keep)
+        return Layout(
+            fmt,
+            survey_column=mapping.panellist_column,
+            survey_panel=mapping.panel_id,
+            keep=keep,
+            polis=polis if mapping.tool == "polis" else None,
+        )
     return Layout.for_file(copy.name, data, options.type, options.encoding, options.delimiter, options.columns)
+
+
+def _polis_mappings(config: Config) -> dict[str, SurveyMapping]:
+    """The mapping of each source that delivers Polis exports, by source name."""
+    from transforms.adapters import MappingError, load_mapping
+
+    found = {}
+    for source in config.all_sources:
+        if source.format.type == "survey" and source.format.mapping is not None:
+            try:
+                mapping = load_mapping(source.format.mapping)
+            except (MappingError, OSError):
+                continue
+            if mapping.tool == "polis":
+                found[source.name] = mapping
+    return found
+
+
+def _export_of(copy: LandingCopy) -> tuple[str, str]:
+    """The export a file belongs to: its source's files in the same folder (as `companion_files` pairs them)."""
+    return str(copy.source), Path(copy.shown or copy.name).parent.as_posix()
+
+
+def polis_people(
+    config: Config, landing_dir: Path, copies: Sequence[LandingCopy], whom: Whom
+) -> dict[str, PolisPerson]:
+    """Each landing copy of a Polis export that holds the person (by `relative`): who they are in it.
+
+    The person is looked for in every file of the export, every version of it (a participants-votes.csv's
+    xid names the participant of votes.csv); each file's counts are made again with the files delivered
+    with it (`_delivered_with`)."""
+    from transforms.adapters.polis import participant_key
+
+    mappings = _polis_mappings(config)
+    exports: dict[tuple[str, str], list[LandingCopy]] = {}
+    for copy in copies:
+        if copy.source in mappings:
+            exports.setdefault(_export_of(copy), []).append(copy)
+    found: dict[str, PolisPerson] = {}
+    for (source, _), files in exports.items():
+        mapping = mappings[source]
+        data = {c.relative: (landing_dir / c.relative).read_bytes() for c in files}
+        key = partial(participant_key, mapping)
+        participants = polis_participants(data.values(), mapping.panel_id, mapping.panellist_column or "", whom, key)
+        if not participants:
+            continue
+        keys = {participant: key(participant) for participant in participants}
+        roles = {relative: file_role(file_rows(content)) for relative, content in data.items()}
+        for copy in files:
+            export = {role: data[c.relative] for role, c in _delivered_with(copy, files, roles).items()}
+            found[copy.relative] = polis_person(mapping.panel_id, participants, export, keys)
+    return found
+
+
+def _delivered_with(
+    copy: LandingCopy, files: Sequence[LandingCopy], roles: Mapping[str, str | None]
+) -> dict[str, LandingCopy]:
+    """For each file of the export (by role), the version delivered with `copy`: the latest delivered by the
+    time `copy` was (the earliest when all came later)."""
+
+    def first(c: LandingCopy) -> int:
+        return min(c.delivery_ids, default=0)
+
+    by_role: dict[str, list[LandingCopy]] = {}
+    for other in files:
+        role = roles.get(other.relative)
+        if role is not None:
+            by_role.setdefault(role, []).append(other)
+    chosen = {}
+    for role, versions in by_role.items():
+        if copy in versions:
+            chosen[role] = copy
+            continue
+        earlier = [c for c in versions if first(c) <= max(copy.delivery_ids, default=0)]
+        chosen[role] = max(earlier, key=first) if earlier else min(versions, key=first)
+    return chosen
+
+
+def _redactions(
+    config: Config,
+    landing_dir: Path,
+    copies: Sequence[LandingCopy],
+    whom: Whom,
+    mentions: MentionFinder | None = None,
+    among: Sequence[LandingCopy] | None = None,
+) -> Iterator[tuple[LandingCopy, Redaction]]:
+    """Each of `copies` redacted (`transforms.redaction.redact`) as the pipeline reads it; a Polis export's
+    files with what all of the export's files (in `among`, default: all of landing) say of the person."""
+    people = polis_people(config, landing_dir, landing_copies(landing_dir) if among is None else among, whom)
+    polis_sources = set(_polis_mappings(config))
+    for copy in copies:
+        data = (landing_dir / copy.relative).read_bytes()
+        redaction = redact(data, copy.name, layout_for(copy, config, data, people.get(copy.relative)), whom, mentions)
+        if copy.source in polis_sources:  # a file the adapter reads that redaction cannot search is said, loudly
+            why = unsearchable(landing_dir / copy.relative, data)
+            if why is not None:
+                redaction = replace(redaction, note="; ".join(filter(None, (redaction.note, why))), unchecked=True)
+        yield copy, redaction
 
 
 # --- finding the person ---------------------------------------------------------------------------
@@ -186,15 +309,12 @@ def find_person(config: Config, landing_dir: Path, panel_id: str, panellist_ref:
     copies = landing_copies(landing_dir)
     person = Person(panel_id.strip(), frozenset({panellist_ref.strip()}))
     identifiers = PersonIdentifiers()
-    for copy in copies:
-        data = (landing_dir / copy.relative).read_bytes()
-        identifiers = identifiers | redact(data, copy.name, layout_for(copy, config, data), person).identifiers
+    for _, redaction in _redactions(config, landing_dir, copies, person, among=copies):
+        identifiers = identifiers | redaction.identifiers
     person = Person(person.panel_id, person.refs, frozenset(email_key(e) for e in identifiers.emails))
     mentions = Mentions(identifiers)
     findings = Findings(person, identities={panellist_ref.strip()}, identifiers=identifiers)
-    for copy in copies:
-        data = (landing_dir / copy.relative).read_bytes()
-        redaction = redact(data, copy.name, layout_for(copy, config, data), person, mentions)
+    for copy, redaction in _redactions(config, landing_dir, copies, person, mentions, among=copies):
         if redaction.changed:
             findings.changes.append((copy, redaction))
             findings.identities |= redaction.identities
@@ -237,6 +357,7 @@ class FileChange:
     new_size: int
     rows: list[str]  # where the person's records were
     mentions: int
+    recounted: int = 0  # counts made from their records (a Polis export's), made again without them
 
 
 @dataclass
@@ -347,6 +468,7 @@ def stage(config: Config, paths: DataPaths, findings: Findings, journal: Journal
                 landed.size,
                 list(redaction.rows),
                 redaction.mentions,
+                redaction.recounted,
             )
         )
         faults.checkpoint("forget-stage")  # a redacted copy is in landing; no journal yet
@@ -432,7 +554,9 @@ def clean_warehouse(ctx: ErasureContext) -> dict[str, Any]:
                 con.execute(
                     "UPDATE ops.source_files SET sha256 = ? WHERE sha256 = ?", [change.new_sha256, change.sha256]
                 )
-            reread = _read_again(con, ctx, [c.new_sha256 for c in ctx.journal.changes], work, blocklist)
+            redacted = [str(ctx.paths.landing / c.new_relative) for c in ctx.journal.changes]
+            shas = [c.new_sha256 for c in ctx.journal.changes] + _reading_beside(con, ctx.config, redacted)
+            reread = _read_again(con, ctx, shas, work, blocklist)
             residual = _sweep(con, ctx.journal.panel_id, ctx.journal.pseudonyms)
             after = _table_counts(con)
             removed = {name: before[name] - after[name] for name in before if before[name] != after[name]}
@@ -507,6 +631,7 @@ def _table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 def _files(journal: Journal) -> list[dict[str, Any]]:
     files = [
         {"file": c.name, "source": c.source, "rows_blanked": len(c.rows), "mentions_replaced": c.mentions}
+        | ({"counts_recomputed": c.recounted} if c.recounted else {})
         for c in journal.changes
     ]
     return sorted(files, key=lambda f: (str(f["source"]), str(f["file"])))
@@ -539,6 +664,22 @@ def _read_again(
             con.execute(core_rebuild_sql(KINDS[name]))
             refresh_key_conflicts(con, KINDS[name], ctx.journal.erasure_id)  # their key may have been one
     return len(rows)
+
+
+def _reading_beside(con: duckdb.DuckDBPyConnection, config: Config, landing_paths: Sequence[str]) -> list[str]:
+    """The contents (SHA-256) of tool exports' deliveries that read one of these landing copies beside them
+    (votes.csv reads comments.csv for the statements' text): they read differently once it is redacted."""
+    surveys = [s.name for s in config.all_sources if s.format.type == "survey"]
+    rows = con.execute(
+        """SELECT delivery_id, sha256 FROM ops.deliveries
+           WHERE list_contains(?, source) AND status IN ('processed', 'superseded')""",
+        [surveys],
+    ).fetchall()
+    if not rows:
+        return []
+    wanted = set(landing_paths)
+    beside = companion_files(con, [d for d, _ in rows])
+    return sorted({sha for d, sha in rows if any(landing in wanted for _, landing in beside.get(d, ()))})
 
 
 def _sweep(con: duckdb.DuckDBPyConnection, panel_id: str, pseudonyms: Sequence[str]) -> int:
@@ -678,12 +819,12 @@ def redact_blocked(
     shas = {sha for (sha,) in blocked if sha not in done}
     if not shas:
         return 0
-    copies = [c for c in landing_copies(paths.landing) if c.sha256 in shas]
+    everything = landing_copies(paths.landing)
+    copies = _with_their_exports(config, everything, [c for c in everything if c.sha256 in shas], done)
     whom = Blocked(blocklist)
     identifiers = PersonIdentifiers()
-    for copy in copies:
-        data = (paths.landing / copy.relative).read_bytes()
-        identifiers = identifiers | redact(data, copy.name, layout_for(copy, config, data), whom).identifiers
+    for _, redaction in _redactions(config, paths.landing, copies, whom, among=everything):
+        identifiers = identifiers | redaction.identifiers
     mentions = AnyMentions(Mentions(identifiers), blocklist.erased_mentions())
     if mentions:  # the run's other files may mention them: those are redacted too
         runs = con.execute(
@@ -692,11 +833,9 @@ def redact_blocked(
             [sorted(shas)],
         ).fetchall()
         wanted = {sha for (sha,) in runs} - done
-        copies = [c for c in landing_copies(paths.landing) if c.sha256 in wanted]
+        copies = _with_their_exports(config, everything, [c for c in everything if c.sha256 in wanted], done)
     moved: dict[str, tuple[LandingCopy, Path, int, str]] = {}
-    for copy in copies:
-        data = (paths.landing / copy.relative).read_bytes()
-        redaction = redact(data, copy.name, layout_for(copy, config, data), whom, mentions)
+    for copy, redaction in _redactions(config, paths.landing, copies, whom, mentions, among=everything):
         if not redaction.changed:
             continue
         landed = land(paths.landing, _writer(redaction.data), Path(copy.relative).suffix)
@@ -737,6 +876,21 @@ def redact_blocked(
         len(moved),
     )
     return len(moved)
+
+
+def _with_their_exports(
+    config: Config, everything: Sequence[LandingCopy], chosen: Sequence[LandingCopy], done: set[str]
+) -> list[LandingCopy]:
+    """`chosen`, and the other files of the Polis exports among them (a participant is in each of an
+    export's files, but only those with their votes or statements count rows blocked), not redacted yet."""
+    mappings = _polis_mappings(config)
+    exports = {_export_of(c) for c in chosen if c.source in mappings}
+    others = [
+        c
+        for c in everything
+        if c.source in mappings and _export_of(c) in exports and c.sha256 not in done and c not in chosen
+    ]
+    return [*chosen, *others]
 
 
 # --- the command --------------------------------------------------------------------------------
@@ -933,6 +1087,7 @@ def _dry_run(
     files = sorted(
         (
             {"file": c.label, "source": c.source, "rows_blanked": len(r.rows), "mentions_replaced": r.mentions}
+            | ({"counts_recomputed": r.recounted} if r.recounted else {})
             for c, r in findings.changes
         ),
         key=lambda f: (str(f["source"]), str(f["file"])),

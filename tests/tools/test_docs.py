@@ -239,3 +239,26 @@ def test_privacy_statement_describes_the_erasure_command() -> None:
     assert "din forget PANELLIST_REF --panel PANEL_ID" in section
     assert "no command" not in section
     assert "ops.erasures" in section and "outside the network's storage" in section
+
+
+def test_privacy_statement_says_where_statements_are_published_and_who_wrote_them() -> None:
+    """`statements` is published as the SQL table `restricted/statements` (with the counts of the votes), and
+    a statement is its author's: withdrawal and erasure find it by `author_ref`."""
+    text = _text("docs/privacy.md")
+    assert re.search(r"^\| `statements` \|.*\| `author_ref` \| `text` \| `restricted/statements` \|$", text, re.M)
+    assert "no panellist reference (`recommendations`)" in _section(text, "Withdrawal of consent")
+    assert "`author_ref` in `statements` files" in _section(text, "Erasure")
+
+
+def test_privacy_statement_says_what_erasure_does_to_each_file_of_a_polis_export() -> None:
+    from transforms.adapters.polis import ON_ERASED_STATEMENT
+
+    section = _section(_text("docs/privacy.md"), "Erasure")
+    polis = next(line for line in section.splitlines() if line.startswith("- **A Polis conversation's export**"))
+    for name in ("comments.csv", "votes.csv", "participants-votes.csv", "<id>-xid.csv", "comment-groups.csv"):
+        assert f"`{name}`" in polis, name
+    for column in ("voter-id", "author-id", "participant", "comment-id", "xid"):
+        assert f"`{column}`" in polis, column
+    assert "`summary.csv`" in polis and "are not published" in polis  # the export's counts: what becomes of them
+    assert section.count(f"`{ON_ERASED_STATEMENT}`") == 2  # when erased, and when delivered again
+    assert "not the comma-separated CSV Polis writes" in polis and "exits with code 3" in polis

@@ -34,3 +34,26 @@ def test_drop_removes_and_counts_only_the_blocked_panellists_rows() -> None:
     assert Blocklist().drop(frame) == (frame, 0)
     assert not Blocklist() and blocklist
     assert "k" * 32 not in repr(blocklist)
+
+
+def test_protect_drops_the_statements_an_erased_panellist_wrote_by_their_author_ref() -> None:
+    from din.contract import KINDS
+    from transforms.delivery import DeliveryOutcome, protect
+    from transforms.scrub import Scrubber
+
+    blocklist = Blocklist(KEY, frozenset({erasure_token(KEY, "p1", "23")}))
+    frame = pl.DataFrame(
+        {
+            "panel_id": ["p1", "p1", "p1"],
+            "workshop_id": ["W4", "W4", "W4"],
+            "statement_id": ["S35", "S36", "S0"],
+            "text": ["theirs", "someone else's", "the moderator's"],
+            "author_ref": ["23", "25", None],
+            "moderation": ["accepted", "accepted", "accepted"],
+            "created_at": [None, None, None],
+        }
+    )
+    outcome = DeliveryOutcome(1)
+    kept = protect(frame, KINDS["statements"], KEY, Scrubber([]), outcome, blocklist)
+    assert kept["statement_id"].to_list() == ["S36", "S0"] and outcome.rows_blocked == 1
+    assert kept["author_ref"][0] == pseudonym(KEY, "p1", "25")  # pseudonymised after the blocklist

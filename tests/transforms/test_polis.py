@@ -133,6 +133,63 @@ def test_votes_on_moderated_out_statements_are_left_out_and_counted(export: Path
     assert "S2" not in set(result.responses["question_id"])  # type: ignore[attr-defined]
 
 
+def test_a_statement_an_erasure_blanked_is_not_read_and_the_votes_on_it_are_left_out_and_counted(
+    export: Path,
+) -> None:
+    table = rows(export / "comments.csv")
+    for row in table[1:]:
+        if row[2] == "35":  # by participant 23: an erasure keeps only its comment-id
+            row[:] = ["" if i != 2 else value for i, value in enumerate(row)]
+    write(export / "comments.csv", table)
+    comments = read(export, "comments.csv")
+    assert "S35" not in set(comments.statements["statement_id"])  # type: ignore[attr-defined]
+    assert comments.statements.height == 38  # type: ignore[attr-defined]
+    assert "1 statement(s) erased with their author (din forget)" in " ".join(comments.notes)  # type: ignore[attr-defined]
+    votes = read(export, "votes.csv")
+    on_it = [r for r in rows(SAMPLE / "votes.csv")[1:] if r[2] == "35"]
+    assert votes.excluded == {"on_erased_statement": len(on_it)} and len(on_it) == 4  # type: ignore[attr-defined]
+    assert "S35" not in set(votes.responses["question_id"])  # type: ignore[attr-defined]
+    assert votes.responses.height == 638 - 4  # type: ignore[attr-defined]
+
+
+def test_votes_on_statements_of_a_participant_erased_before_are_left_out_their_own_to_the_blocklist() -> None:
+    erased = {"23"}.__contains__  # the blocklist, as the gate hands it to the adapter
+    result = read_survey(SAMPLE / "votes.csv", MAPPING, None, companions(SAMPLE, "votes.csv"), erased)
+    theirs = {r[2] for r in rows(SAMPLE / "comments.csv")[1:] if r[3] == "23"}
+    on_theirs = [r for r in rows(SAMPLE / "votes.csv")[1:] if r[2] in theirs and r[3] != "23"]
+    assert result.excluded == {"on_erased_statement": len(on_theirs)} and on_theirs
+    responses = result.responses.to_dicts()
+    assert not [r for r in responses if r["question_id"] in {f"S{c}" for c in theirs} and r["panellist_ref"] != "23"]
+    assert len([r for r in responses if r["panellist_ref"] == "23"]) == 36  # the blocklist drops and counts these
+
+
+def test_by_xid_a_participant_erased_before_whose_xid_is_gone_is_read_by_their_key_for_the_blocklist(
+    export: Path,
+) -> None:
+    """An erasure blanks their row of participants-votes.csv, xid included; a later export beside it still names
+    them by participant id: they are read as their `participant_key`, which the blocklist knows."""
+    from transforms.adapters.polis import participant_key
+
+    table = rows(export / "participants-votes.csv")
+    xid = table[0].index("xid")
+    for row in table[1:]:
+        row[xid] = f"P{int(row[0]):03d}"
+    table = [["" for _ in row] if row[0] == "23" else row for row in table]  # as the erasure left it
+    write(export / "participants-votes.csv", table)
+    by_xid = mapping_from_dict({"tool": "polis", "panel_id": "p1", "workshop_id": "W4", "panellist_column": "xid"})
+    key = participant_key(by_xid, "23")
+    assert key == "polis:W4:S:23"
+    erased = {key}.__contains__
+    votes = read_survey(export / "votes.csv", by_xid, None, companions(export, "votes.csv"), erased)
+    assert len([r for r in votes.responses.to_dicts() if r["panellist_ref"] == key]) == 36  # type: ignore[attr-defined]
+    assert votes.excluded["on_erased_statement"] > 0  # type: ignore[attr-defined]
+    comments = read_survey(export / "comments.csv", by_xid, None, companions(export, "comments.csv"), erased)
+    authors = comments.statements.filter(comments.statements["author_ref"] == key)  # type: ignore[attr-defined]
+    assert authors.height == 5
+    unknown = read_survey(export / "votes.csv", by_xid, None, companions(export, "votes.csv"))
+    assert unknown.excluded == {"no_panellist_ref": 36}  # type: ignore[attr-defined]  # nobody erased: no xid, no row
+
+
 def test_participants_by_xid_take_the_external_id_polis_was_given(export: Path) -> None:
     table = rows(export / "participants-votes.csv")
     xid = table[0].index("xid")

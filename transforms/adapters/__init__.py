@@ -41,13 +41,15 @@ def read_survey(
     mapping: SurveyMapping,
     date_order: DateOrder | None = None,
     companions: Mapping[str, Path] | None = None,
+    erased: Callable[[str], bool] | None = None,
 ) -> AdapterResult:
     """Canonical rows from a tool's export, read by the adapter of `mapping.tool`.
 
     `date_order` is the source's declared order of day and month (None: what the file proves);
-    `companions` are the files delivered beside this one, by name (a Polis export is several files)."""
+    `companions` are the files delivered beside this one, by name (a Polis export is several files);
+    `erased` tells the panellists erased before (a Polis export leaves out the votes on their statements)."""
     if mapping.tool == "polis":
-        return read_polis(Path(path), mapping, date_order, companions)
+        return read_polis(Path(path), mapping, date_order, companions, erased)
     return READERS[mapping.tool](Path(path), mapping, date_order)
 
 

@@ -20,6 +20,11 @@ size); `datetime` is the server's `Date.toString()` with a local zone abbreviati
 A participant may vote on a statement more than once: the last vote (latest timestamp, then file
 order) is the answer, and the earlier ones are kept as `response_history`, not quarantined.
 
+An erasure (`din forget`, `transforms.redaction.polis`) blanks a statement whose author is erased but
+its `comment-id`: such a row is an *erased statement*, not read, and the votes on it are left out and
+counted (`on_erased_statement`), as they are when the export is delivered again by a partner and its
+author is on the blocklist (`erased`).
+
 Each file of the export is one delivery; a file that needs another (votes need the statements' text)
 finds it among the files delivered beside it (`companions`).
 """
@@ -27,7 +32,7 @@ finds it among the files delivered beside it (`companions`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +62,7 @@ VOTES = {"1": "agree", "-1": "disagree", "0": "pass"}
 #: `moderated` in comments.csv: 1 accepted by a moderator, 0 not moderated (yet), -1 moderated out.
 MODERATION = {"1": "accepted", "0": "unmoderated", "-1": "moderated_out"}
 MODERATED_OUT = "moderated_out"
+ON_ERASED_STATEMENT = "on_erased_statement"  # votes left out: the statement's author was erased
 EPOCH_MILLISECONDS = 100_000_000_000  # epoch seconds stay below this until the year 5138
 SNIFF_ROWS = 40  # enough for summary.csv, whose rows are its keys
 
@@ -89,6 +95,13 @@ class _Statement:
     statement_id: str
     text: str
     moderation: str
+    author: str = ""  # who wrote it, as the pipeline knows them (participant id or xid)
+    erased: bool = False  # blanked by an erasure: only its comment-id is left
+
+
+#: Who was erased (`din forget`), by participant as the pipeline knows them: their statements are not
+#: read again, nor the votes on them.
+Erased = Callable[[str], bool]
 
 
 def read_polis(
@@ -96,12 +109,15 @@ def read_polis(
     mapping: SurveyMapping,
     date_order: DateOrder | None = None,
     companions: Mapping[str, Path] | None = None,
+    erased: Erased | None = None,
 ) -> AdapterResult:
     """Canonical rows from one file of a Polis export; `companions` are the export's other files by name.
 
     comments.csv gives `statements`; votes.csv gives `responses` (each participant's last vote on
     each statement) and `response_history` (the votes it replaced). The other files only
-    accompany these. `date_order` is accepted for a uniform signature: Polis dates are epoch times."""
+    accompany these. `date_order` is accepted for a uniform signature: Polis dates are epoch times.
+    `erased` tells the participants erased before (the blocklist): votes on their statements are left
+    out (their own rows are the blocklist's to drop)."""
     path = Path(path)
     rows = read_table(path)
     role = polis_role(rows[:SNIFF_ROWS])
@@ -109,9 +125,9 @@ def read_polis(
         raise _wrong_layout(path)
     others = _companion_roles(companions or {})
     if role == "comments":
-        return _statements_result(path, rows, mapping, others)
+        return _statements_result(path, rows, mapping, others, erased)
     if role == "votes":
-        return _votes_result(path, rows, mapping, others)
+        return _votes_result(path, rows, mapping, others, erased)
     return _companion_result(path, role)
 
 
@@ -136,22 +152,27 @@ def _companion_roles(companions: Mapping[str, Path]) -> dict[str, Path]:
 
 
 def _statements_result(
-    path: Path, rows: list[list[Cell]], mapping: SurveyMapping, others: Mapping[str, Path]
+    path: Path, rows: list[list[Cell]], mapping: SurveyMapping, others: Mapping[str, Path], erased: Erased | None
 ) -> AdapterResult:
     header = _header(rows, path)
     xids = _xids(others, path, mapping) if mapping.panellist_column == "xid" else None
+    who = _identities(mapping, xids, erased)
     records = []
     authors: set[str] = set()
     moderation: Counter[str] = Counter()
+    blanked = 0
     for number, row in data_rows(rows, 2):
         comment = _value(row, header, "commentid", path, number)
+        if _is_erased(row, header):
+            blanked += 1
+            continue
         moderated = _value(row, header, "moderated", path, number)
         if moderated not in MODERATION:
             raise AdapterError(
                 f"{path.name}: row {number}, column 'moderated': {moderated!r} is not 1 (accepted), 0 (unmoderated) "
                 "or -1 (moderated out)"
             )
-        author = _participant(_value(row, header, "authorid", path, number, required=False), xids)
+        author = who(_value(row, header, "authorid", path, number, required=False))
         if author:
             authors.add(author)
         moderation[MODERATION[moderated]] += 1
@@ -172,6 +193,8 @@ def _statements_result(
         f"{len(records)} statement(s) by {len(authors)} author(s): {shown} shown, {moderation[MODERATED_OUT]} "
         "moderated out (kept out of what is published, counted here)"
     ]
+    if blanked:
+        notes.append(f"{blanked} statement(s) erased with their author (din forget): only their comment-id is left")
     notes += _summary_check(others, "comments", shown, "shown statements")
     return AdapterResult(
         responses=_empty(RESPONSE_COLUMNS),
@@ -198,7 +221,7 @@ class _Vote:
 
 
 def _votes_result(
-    path: Path, rows: list[list[Cell]], mapping: SurveyMapping, others: Mapping[str, Path]
+    path: Path, rows: list[list[Cell]], mapping: SurveyMapping, others: Mapping[str, Path], erased: Erased | None
 ) -> AdapterResult:
     comments = others.get("comments")
     if comments is None:
@@ -206,9 +229,10 @@ def _votes_result(
             f"{path.name}: the votes of a Polis export need its comments.csv (the statements' text) delivered in "
             "the same folder; deliver the export's files together"
         )
-    statements = _read_statements(comments, mapping)
     header = _header(rows, path)
     xids = _xids(others, path, mapping) if mapping.panellist_column == "xid" else None
+    who = _identities(mapping, xids, erased)
+    statements = _read_statements(comments, mapping, who)
     votes: list[_Vote] = []
     excluded: Counter[str] = Counter()
     unknown: list[str] = []
@@ -226,13 +250,16 @@ def _votes_result(
         if statement.moderation == MODERATED_OUT:
             excluded["on_moderated_out_statement"] += 1
             continue
-        voter = _participant(_value(row, header, "voterid", path, number), xids)
+        voter = who(_value(row, header, "voterid", path, number))
         if not voter:
             excluded["no_panellist_ref"] += 1
             continue
+        if _erased_statement(statement, voter, erased):
+            excluded[ON_ERASED_STATEMENT] += 1
+            continue
         stamp = _value(row, header, "timestamp", path, number, required=False)
         votes.append(
-            _Vote(number, voter, comment, VOTES[raw_vote], _moment(stamp, path, number), (_millis(stamp), number))
+            _Vote(number, voter, comment, VOTES[raw_vote], _moment(stamp, path, number), (epoch_millis(stamp), number))
         )
     if unknown:
         listed = ", ".join(sorted(set(unknown), key=_numeric)[:10])
@@ -300,7 +327,7 @@ def _response(vote: _Vote, statement: _Statement, mapping: SurveyMapping) -> dic
     }
 
 
-def _read_statements(path: Path, mapping: SurveyMapping) -> dict[str, _Statement]:
+def _read_statements(path: Path, mapping: SurveyMapping, who: Callable[[str], str]) -> dict[str, _Statement]:
     """comment-id -> the statement, from the export's comments.csv."""
     rows = read_table(path)
     header = _header(rows, path)
@@ -311,8 +338,27 @@ def _read_statements(path: Path, mapping: SurveyMapping) -> dict[str, _Statement
             mapping.statement_prefix + comment,
             text(cell(row, header["commentbody"])).strip(),
             MODERATION.get(_value(row, header, "moderated", path, number, required=False), "unmoderated"),
+            who(_value(row, header, "authorid", path, number, required=False)),
+            _is_erased(row, header),
         )
     return found
+
+
+def _is_erased(row: Row, header: Mapping[str, int]) -> bool:
+    """Whether a comments.csv row is a statement an erasure blanked: nothing but its comment-id is left."""
+    kept = header.get("commentid")
+    return all(not text(value).strip() for index, value in enumerate(row) if index != kept)
+
+
+def _erased_statement(statement: _Statement, voter: str, erased: Erased | None) -> bool:
+    """Whether a vote is on a statement whose author was erased (blanked in landing, or on the blocklist).
+
+    A vote of the erased person themselves is left to the blocklist, which drops and counts their rows."""
+    if statement.erased:
+        return True
+    if erased is None or not statement.author or erased(voter):
+        return False
+    return erased(statement.author)
 
 
 # --- checks against the export's own summaries -----------------------------------------------------
@@ -394,6 +440,29 @@ def _participant(participant: str, xids: Mapping[str, str] | None) -> str:
     return participant if xids is None else xids.get(participant, "")
 
 
+def participant_key(mapping: SurveyMapping, participant: str) -> str:
+    """A participant as the blocklist knows them besides their xid: by conversation (the mapping's workshop
+    and statement prefix) and Polis participant id. An erasure blanks their xid with everything else, so
+    a later export whose xid file is the redacted one still names them by participant id only."""
+    return f"polis:{mapping.workshop_id}:{mapping.statement_prefix}:{participant}"
+
+
+def _identities(mapping: SurveyMapping, xids: Mapping[str, str] | None, erased: Erased | None) -> Callable[[str], str]:
+    """Polis participant id -> the panellist reference the pipeline reads for them (their xid, by xid).
+
+    A participant erased before whose xid the export no longer gives is read as their `participant_key`,
+    so that the blocklist drops (and counts) their rows and the votes on their statements are left out."""
+
+    def who(participant: str) -> str:
+        identity = _participant(participant, xids)
+        if identity or not participant or erased is None:
+            return identity
+        key = participant_key(mapping, participant)
+        return key if erased(key) else ""
+
+    return who
+
+
 # --- cells -----------------------------------------------------------------------------------------
 
 
@@ -413,7 +482,7 @@ def _value(row: Row, header: Mapping[str, int], key: str, path: Path, number: in
     return value
 
 
-def _millis(stamp: str) -> int:
+def epoch_millis(stamp: str) -> int:
     """An epoch timestamp in milliseconds, whether Polis wrote seconds or milliseconds (0 when missing)."""
     try:
         value = int(float(stamp))
@@ -432,7 +501,7 @@ def _moment(stamp: str, path: Path, number: int) -> str | None:
         raise AdapterError(
             f"{path.name}: row {number}, column 'timestamp': {stamp!r} is not an epoch time (seconds or milliseconds)"
         ) from None
-    moment = datetime.fromtimestamp(_millis(stamp) / 1000, tz=UTC)
+    moment = datetime.fromtimestamp(epoch_millis(stamp) / 1000, tz=UTC)
     return moment.replace(tzinfo=None).isoformat(timespec="seconds")
 
 

@@ -24,10 +24,13 @@ A file that cannot be read as a table (malformed CSV or JSON) is handled line by
 holds the person's reference as a whole word is blanked. A binary file that cannot be read is left
 as it is and said so (`Redaction.note`).
 
-The person's records are found by their panellist column: `panellist_ref` for the contract's
-kinds (with `panel_id` when the table has it), the mapping's panellist column for a survey-tool
-export (whose panel is the mapping's). A record matches when that cell holds one of the person's
-references, or one of their e-mail addresses (survey tools often key respondents by e-mail).
+The person's records are found by their panellist column: `panellist_ref` (a statement's
+`author_ref`) for the contract's kinds (with `panel_id` when the table has it), the mapping's
+panellist column for a survey-tool export (whose panel is the mapping's). A record matches when that
+cell holds one of the person's references, or one of their e-mail addresses (survey tools often key
+respondents by e-mail). A Polis export spreads a participant over several files under other columns,
+and counts their votes in others: `transforms.redaction.polis` finds them in all of its files first
+(`Layout.polis`), then redacts each.
 """
 
 from __future__ import annotations
@@ -42,12 +45,14 @@ from ._common import (
     Matcher,
     MentionFinder,
     Person,
+    PolisPerson,
     Redaction,
     RedactionError,
     Whom,
     decode,
 )
 from .parquet import redact_parquet
+from .polis import file_role, file_rows, polis_participants, polis_person, redact_polis, unsearchable
 from .records import redact_json, redact_ndjson
 from .text import redact_csv, redact_lines
 from .workbook import redact_xlsx
@@ -57,6 +62,11 @@ def redact(data: bytes, name: str, layout: Layout, person: Whom, mentions: Menti
     """`data` (a landing copy of the delivered file `name`) without the person, and what was found.
 
     With `mentions` None only the person's own records are blanked."""
+    if layout.polis is not None and layout.format == "csv":
+        try:
+            return redact_polis(data, name, layout, mentions)
+        except RedactionError as error:  # the adapter refuses such a file too; nobody's row can be told
+            return Redaction(data, note=f"could not be read as a Polis file ({error}); left as it was", unchecked=True)
     handlers: dict[str, Callable[[bytes, str, Layout, Matcher, MentionFinder | None], Redaction]] = {
         "csv": redact_csv,
         "xlsx": redact_xlsx,
@@ -83,9 +93,15 @@ __all__ = [
     "Layout",
     "MentionFinder",
     "Person",
+    "PolisPerson",
     "Redaction",
     "RedactionError",
     "Whom",
     "decode",
+    "file_role",
+    "file_rows",
+    "polis_participants",
+    "polis_person",
     "redact",
+    "unsearchable",
 ]

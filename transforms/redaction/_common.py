@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from din.contract import normalise_header
+from din.contract import KINDS, normalise_header
 from transforms.blocklist import Blocklist
 from transforms.readers import EXTENSIONS
 from transforms.scrub import PersonIdentifiers, email_key, phone_key
@@ -36,6 +36,8 @@ IDENTIFIER_HEADERS = {
     "surname": "last",
     "recipientlastname": "last",
 }
+#: The contract's columns that name a panellist (`panellist_ref`; a statement's `author_ref`): pseudonymised.
+PANELLIST_COLUMNS = tuple(sorted({c for kind in KINDS.values() for c in kind.pseudonymised_columns}))
 #: The contract's direct identifiers, and what kind of identifier each is (for a source's own headers).
 IDENTIFIER_COLUMNS = {"full_name": "name", "email": "email", "phone": "phone", "postcode": "postcode"}
 
@@ -98,6 +100,31 @@ Whom = Person | Blocked
 
 
 @dataclass(frozen=True)
+class PolisPerson:
+    """What one Polis export holds of the person, learnt from all of its files
+    (`transforms.redaction.polis.polis_person`)."""
+
+    panel_id: str
+    participants: tuple[tuple[str, str], ...]  # (Polis participant id, the identity the pipeline reads for it)
+    keys: tuple[tuple[str, str], ...] = ()  # (Polis participant id, how the blocklist also knows them)
+    vote_rows: tuple[tuple[str, str], ...] = ()  # (comment-id, vote) of each of their rows of votes.csv
+    final_votes: tuple[tuple[str, str], ...] = ()  # (comment-id, vote): their vote that stands on each statement
+    authored: frozenset[str] = frozenset()  # comment-ids of the statements they wrote
+    shown: int = 0  # of those, the ones not moderated out (summary.csv counts those)
+    group: str | None = None  # their opinion group (participants-votes.csv `group-id`), when they are in one
+    votes_known: bool = False  # the export's votes.csv was delivered with the file (counts of votes can be made)
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset(p for p, _ in self.participants)
+
+    def identities(self, participant: str) -> set[str]:
+        """What the pipeline may read for a participant: their identity, and their key (`keys`)."""
+        found = {dict(self.participants).get(participant, participant)}
+        return found | ({dict(self.keys)[participant]} if participant in dict(self.keys) else set())
+
+
+@dataclass(frozen=True)
 class Layout:
     """How the pipeline reads a landing copy (from its source's format options)."""
 
@@ -111,6 +138,8 @@ class Layout:
     keep: frozenset[str] = frozenset()
     #: The source's own headers for our columns (`format.columns`): (their header, our column) pairs.
     columns: tuple[tuple[str, str], ...] = ()
+    #: A file of a Polis export: who the person is in that export (`transforms.redaction.polis`).
+    polis: PolisPerson | None = None
 
     @classmethod
     def for_file(
@@ -157,10 +186,11 @@ class Redaction:
     mentions: int = 0  # identifiers replaced in other people's cells
     note: str | None = None  # how the file was handled when it could not be read as a table
     unchecked: bool = False  # it could not be read at all: the person may be in it, it was left as it was
+    recounted: int = 0  # counts made from the person's records (a Polis export's), made again without them
 
     @property
     def changed(self) -> bool:
-        return bool(self.rows or self.mentions)
+        return bool(self.rows or self.mentions or self.recounted)
 
 
 class RedactionError(ValueError):
@@ -194,7 +224,9 @@ class Matcher:
     def __init__(self, layout: Layout, person: Whom) -> None:
         self.layout, self.person = layout, person
         self.wanted = (
-            {normalise_header(layout.survey_column)} if layout.survey_column else layout.headers_for("panellist_ref")
+            {normalise_header(layout.survey_column)}
+            if layout.survey_column
+            else {header for column in PANELLIST_COLUMNS for header in layout.headers_for(column)}
         )
         self.panel_headers = layout.headers_for("panel_id")
         self.identifier_headers = dict(IDENTIFIER_HEADERS) | {

@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from typing import Literal
 
 from transforms.readers import sniff_delimiter
 
@@ -134,6 +135,45 @@ def _redact_record(record: str, fields: Sequence[str], delimiter: str, mentions:
             total += n
     parts.append(content[done:])
     return "".join(parts) + tail, total
+
+
+#: What `edit_csv` does to one record: nothing (None), replace some fields (index -> new value), or blank it.
+RecordEdit = Mapping[int, str] | Literal["blank"] | None
+
+
+def edit_csv(text: str, delimiter: str, edit: Callable[[int, list[str]], RecordEdit]) -> tuple[str, list[int], int]:
+    """`text` with each record as `edit(record number, fields)` says, every other character kept.
+
+    Returns the text, the numbers of the records blanked, and how many fields were replaced."""
+    out: list[str] = []
+    done, replaced, blanked = 0, 0, []
+    for number, (start, end, fields) in enumerate(_csv_records(text, delimiter), start=1):
+        change = edit(number, list(fields))
+        if not change:
+            continue
+        record = text[start:end]
+        if change == "blank":
+            out += [text[done:start], _blank_record(record, fields, delimiter, frozenset())]
+            blanked.append(number)
+            done = end
+            continue
+        terminator = _TERMINATOR.search(record)
+        tail = terminator.group() if terminator else ""
+        content = record[: len(record) - len(tail)]
+        spans = _field_spans(content, delimiter)
+        if len(spans) != len(fields):  # quoting this scanner reads differently: leave the record as it was
+            continue
+        parts, position = [], 0
+        for index, (a, b) in enumerate(spans):
+            if index in change and change[index] != fields[index]:
+                parts += [content[position:a], _csv_field(content[a:b], change[index], delimiter)]
+                position = b
+                replaced += 1
+        parts.append(content[position:])
+        out += [text[done:start], "".join(parts) + tail]
+        done = end
+    out.append(text[done:])
+    return "".join(out), blanked, replaced
 
 
 # --- text that is not a table ---------------------------------------------------------------------
