@@ -40,6 +40,13 @@ TIERS_SEEN = {"open": ("open",), "restricted": ("open", "restricted"), "ops": TI
 QUERY_TYPES = (duckdb.StatementType.SELECT,)
 _EXPLAIN = re.compile(r"^\s*EXPLAIN(\s+ANALY[SZ]E)?\s+(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
 DEFAULT_TIMEOUT_SECONDS = 300.0
+#: The storage format the catalog file is written in. DuckDB 2.0 writes format 69 by default, which
+#: DuckDB 1.x clients refuse ("can only read versions between 64 and 68"); format v1.0.0 (64) is
+#: read by every DuckDB release since 1.0 (June 2024). The catalog holds only views, comments and a
+#: small metadata table, so it loses nothing by it. README states it; tests/warehouse/test_catalog_readers.py
+#: opens the catalog with the oldest and a recent 1.x client.
+CATALOG_STORAGE_VERSION = "v1.0.0"
+OLDEST_READER = "1.0.0"  # the oldest DuckDB release that reads CATALOG_STORAGE_VERSION
 
 
 # --- the catalog file report authors open ---------------------------------------------------
@@ -50,7 +57,7 @@ def build_catalog(paths: DataPaths, marts: Sequence[Mart], metadata: dict[str, A
     catalog = paths.catalog
     temporary = catalog.with_name(f".{catalog.name}.{os.getpid()}")
     temporary.unlink(missing_ok=True)
-    con = duckdb.connect(str(temporary))
+    con = duckdb.connect(str(temporary), config={"storage_compatibility_version": CATALOG_STORAGE_VERSION})
     try:
         # Relative paths resolve against file_search_path (else the working directory): set it to the
         # catalog's folder while building, as a reader does when opening it.
@@ -82,10 +89,14 @@ def create_views(con: duckdb.DuckDBPyConnection, base: Path, marts: Sequence[Mar
         view = f"{quote(mart.tier)}.{quote(mart.name)}"
         location = literal(str(base / mart.relative_path))
         con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet({location})")
-        con.execute(f"CREATE VIEW main.{quote(mart.name)} AS SELECT * FROM {view}")
-        con.execute(f"COMMENT ON VIEW {view} IS {literal(mart.description)}")
-        for column, *_ in con.sql(f"DESCRIBE {view}").fetchall():
-            con.execute(f"COMMENT ON COLUMN {view}.{quote(column)} IS {literal(_meaning(mart, column))}")
+        alias = f"main.{quote(mart.name)}"
+        con.execute(f"CREATE VIEW {alias} AS SELECT * FROM {view}")
+        # The unqualified name is documented as fully as the tier's: a reader listing comments by
+        # table name gets every column's meaning whichever of the two views it finds first.
+        for name in (view, alias):
+            con.execute(f"COMMENT ON VIEW {name} IS {literal(mart.description)}")
+            for column, *_ in con.sql(f"DESCRIBE {view}").fetchall():
+                con.execute(f"COMMENT ON COLUMN {name}.{quote(column)} IS {literal(_meaning(mart, column))}")
 
 
 def _meaning(mart: Mart, column: str) -> str:
