@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from din.config import DEMO_CONFIG, Config, ConfigError, load_config
 from din.errors import DinError
@@ -22,12 +22,14 @@ from din.source_options import DATE_ORDERS
 from din.sql import quote
 
 if TYPE_CHECKING:
+    from reports.results import Written
     from warehouse.catalog import Sandbox
 
 # The codes are defined, and documented, once: din/exit_codes.py (README's table lists them).
 EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = ExitCode.OK, ExitCode.PROBLEMS, ExitCode.ERROR
 EXIT_SOURCE_ERRORS, EXIT_NEEDS_ATTENTION = ExitCode.SOURCE_ERRORS, ExitCode.NEEDS_ATTENTION
 TIER_CHOICES = ("open", "restricted", "ops")
+TABLE_ROWS = 50  # rows `din query` shows in the table format unless asked for more (--limit, --all, --out)
 TIER_HELP = "see only what a reader of this tier sees: open; open and restricted; or all (default: what you can read)"
 
 
@@ -108,10 +110,25 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument(
         "--format",
         choices=("table", "csv", "json"),
-        default="table",
+        default=None,
         help="csv and json escape text a spreadsheet would run as a formula",
     )
     query.add_argument("--tier", choices=TIER_CHOICES, help=TIER_HELP)
+    shown = query.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--limit",
+        type=_row_count,
+        metavar="N",
+        help=f"write at most N rows (default: {TABLE_ROWS} in the table format; every row in csv, json and --out)",
+    )
+    shown.add_argument("--all", action="store_true", help="write every row, in the table format too")
+    query.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="write the result to FILE instead (every row unless --limit; the format from --format, "
+        "else from FILE's ending: .csv, .json, else a table)",
+    )
     query.add_argument(
         "--timeout", type=float, default=300.0, metavar="SECONDS", help="stop the query after this long (default 300)"
     )
@@ -351,9 +368,63 @@ def _tables(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     from reports.results import write_result
 
+    fmt = args.format or _format_of(args.out)
+    limit = None if args.all else args.limit
+    if limit is None and not args.all and fmt == "table" and args.out is None:
+        limit = TABLE_ROWS  # a screenful; --all, --limit or --out for more
     with _sandbox(args) as sandbox:
-        write_result(sandbox.batches(args.sql, timeout=args.timeout), args.format, sys.stdout)
+        batches = sandbox.batches(args.sql, timeout=args.timeout)
+        if args.out is None:
+            written = write_result(batches, fmt, sys.stdout, limit)
+        else:
+            written = _write_file(args.out, lambda handle: write_result(batches, fmt, handle, limit))
+        read = sandbox.tables_read(args.sql)
+    note = written.count_line()
+    if written.cut:
+        note += " (--limit N or --all for more, --out FILE to save them)" if args.out is None else " (--limit)"
+    note += f"; read {_tiers_note(read)}"
+    if args.out is not None:
+        print(f"wrote {args.out}: {note}")
+    elif fmt == "table":
+        print(note)
+    else:  # csv and json on stdout are data: the note goes to stderr
+        print(f"din: {note}", file=sys.stderr)
     return EXIT_OK
+
+
+def _row_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of rows (0 or more), not {text!r}")
+    return value
+
+
+def _format_of(out: Path | None) -> str:
+    suffix = out.suffix.lower() if out is not None else ""
+    return {".csv": "csv", ".json": "json"}.get(suffix, "table")
+
+
+def _tiers_note(read: list[tuple[str, str]]) -> str:
+    """Which published tables the query read, each with its tier: `restricted.responses (restricted tier)`."""
+    if not read:
+        return "no published table"
+    return ", ".join(f"{tier}.{table} ({tier} tier)" for tier, table in read)
+
+
+def _write_file(out: Path, write: Callable[[TextIO], Written]) -> Written:
+    """Write through a temporary file beside `out`, renamed over it when complete (never a half file)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        with open(temporary, "w", encoding="utf-8", newline="") as handle:
+            written = write(handle)
+        os.replace(temporary, out)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return written
 
 
 def _runs(args: argparse.Namespace) -> int:

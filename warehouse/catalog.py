@@ -40,6 +40,7 @@ TIERS_SEEN = {"open": ("open",), "restricted": ("open", "restricted"), "ops": TI
 QUERY_TYPES = (duckdb.StatementType.SELECT,)
 _EXPLAIN = re.compile(r"^\s*EXPLAIN(\s+ANALY[SZ]E)?\s+(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
 DEFAULT_TIMEOUT_SECONDS = 300.0
+_ALIAS = re.compile(r"\s+AS\s+.*$", re.IGNORECASE | re.DOTALL)  # `responses AS r`, as DuckDB names a table read
 #: The storage format the catalog file is written in. DuckDB 2.0 writes format 69 by default, which
 #: DuckDB 1.x clients refuse ("can only read versions between 64 and 68"); format v1.0.0 (64) is
 #: read by every DuckDB release since 1.0 (June 2024). The catalog holds only views, comments and a
@@ -141,6 +142,23 @@ class Sandbox:
                 "WHERE NOT internal AND schema_name != 'main' ORDER BY schema_name, view_name"
             ).fetchall()
         ]
+
+    def tables_read(self, sql: str) -> list[tuple[str, str]]:
+        """(tier, table) of each published table `sql` names, an unqualified name resolved to its tier as the
+        query resolves it; CTEs, table functions and names that are not published tables are left out."""
+        published = {(tier, table) for tier, table, _ in self.tables()}
+        tier_of = {table: tier for tier, table in published}  # what `main.<table>` (an unqualified name) reads
+        found = set()
+        try:
+            names = duckdb.get_table_names(check_query(sql), qualified=True)
+        except duckdb.Error:  # a query that does not bind fails with its own one-line error when it runs
+            names = set()
+        for name in names:
+            *schema, table = (part.strip('"').lower() for part in _ALIAS.sub("", name).split("."))
+            tier = schema[-1] if schema and schema[-1] != "main" else tier_of.get(table)
+            if (tier, table) in published:
+                found.add((str(tier), table))
+        return sorted(found, key=lambda t: (TIERS.index(t[0]), t[1]))
 
     def query(self, sql: str) -> duckdb.DuckDBPyRelation:
         """The result of one query (refused with `QueryRefused` unless it only reads)."""

@@ -27,10 +27,20 @@ def run_with(requirement: str, command: list[str], cwd: Path) -> subprocess.Comp
     if UV is None:
         pytest.skip("uv is not installed (./dev installs it into .venv)")
     failures = []
-    for offline in (True, False):
+    for network in (("--offline",), ()):  # the cache first, then the registry
         result = subprocess.run(
-            [UV, "run", "--no-project", "--isolated", "--python", BASE_PYTHON, *(["--offline"] if offline else [])]
-            + ["--with", requirement, *command],
+            [
+                UV,
+                "run",
+                "--no-project",
+                "--isolated",
+                "--python",
+                BASE_PYTHON,
+                *network,
+                "--with",
+                requirement,
+                *command,
+            ],
             cwd=cwd,
             capture_output=True,
             text=True,
@@ -46,7 +56,10 @@ def run_with(requirement: str, command: list[str], cwd: Path) -> subprocess.Comp
 
 def _could_not_install(stderr: str) -> bool:
     """uv's own failure to resolve or fetch (not the command's failure)."""
-    return any(
-        marker in stderr
-        for marker in ("No solution found", "Failed to fetch", "Failed to download", "network", "offline")
-    ) and "Traceback" not in stderr
+    return (
+        any(
+            marker in stderr
+            for marker in ("No solution found", "Failed to fetch", "Failed to download", "network", "offline")
+        )
+        and "Traceback" not in stderr
+    )
