@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -221,26 +222,25 @@ def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
         flow = consolidate
     try:
         with _prefect_api():
-            result = run_flow(flow, config)
+            result = run_flow(flow, config, data_dir_given=args.data_dir is not None)
     except DinError:
         raise
     except Exception as error:  # the flow's log above has the traceback; the operator gets one line
+        options = f"--config {shlex.quote(str(config.path))}" + (
+            f" --data-dir {shlex.quote(args.data_dir)}" if args.data_dir else ""
+        )
         print(
             f"din: run failed: {type(error).__name__}: {error}. The published data was left as it was; "
-            "see `din runs` and the run's log above.",
+            f"see `din runs {options}` and the run's log above.",
             file=sys.stderr,
         )
         return EXIT_ERROR
     summary = RunSummary.from_dict(result)
-    print(summary_text(summary))
     print(
         f"published: {config.data_dir / 'published' / 'current'}  catalog: "
         f"{config.data_dir / 'published' / 'catalog.duckdb'}"
     )
-    print(
-        "next: `din tables` lists what was published, `din report` writes the HTML report, "
-        '`din query "SQL"` queries it (see README)'
-    )
+    print(summary_text(summary))
     return int(exit_code_for(summary.outcome))
 
 
@@ -428,6 +428,7 @@ def _write_file(out: Path, write: Callable[[TextIO], Written]) -> Written:
 
 
 def _runs(args: argparse.Namespace) -> int:
+    from reports.run_summary import history_table
     from warehouse.runs import run_history
 
     config = load_config(args.config, args.data_dir)
@@ -435,16 +436,7 @@ def _runs(args: argparse.Namespace) -> int:
     if not rows:
         print("no runs yet")
         return EXIT_OK
-    print(
-        f"{'run':<30} {'started':<20} {'outcome':<30} {'new':>4} {'accepted':>9} {'quarant.':>9} "
-        f"{'published':>10}  stages (s)"
-    )
-    for row in rows:
-        print(
-            f"{row['run_id']:<30} {str(row['started_at'])[:19]:<20} {row['outcome']:<30} "
-            f"{row['deliveries_new'] or 0:>4} {row['rows_accepted'] or 0:>9} {row['rows_quarantined'] or 0:>9} "
-            f"{row['rows_published'] or 0:>10}  {row['stage_seconds'] or ''}"
-        )
+    print(history_table(rows))
     return EXIT_OK
 
 
