@@ -286,14 +286,14 @@ def history_table(rows: Sequence[Mapping[str, Any]]) -> str:
     the error (a failed run's message, or the sources that could not be pulled)."""
     stages = [name for name in STAGES if any(name in _stages(row) for row in rows)]
     head = (
-        f"{'run':<30} {'started':<19} {'duration':>9} {'outcome':<28} {'new':>4} {'accepted':>9} "
+        f"{'run':<30} {'started':<19} {'outcome':<28} {'duration':>11} {'new':>4} {'accepted':>9} "
         f"{'quarant.':>9} {'published':>10}" + "".join(f" {STAGES[name]:>14}" for name in stages) + "  error"
     )
     lines = [head]
     for row in rows:
         seconds = _stages(row)
         line = (
-            f"{row['run_id']:<30} {str(row['started_at'])[:19]:<19} {_duration(row):>9} {row['outcome']:<28} "
+            f"{row['run_id']:<30} {str(row['started_at'])[:19]:<19} {row['outcome']:<28} {_duration(row):>11} "
             f"{row['deliveries_new'] or 0:>4} {row['rows_accepted'] or 0:>9} {row['rows_quarantined'] or 0:>9} "
             f"{row['rows_published'] or 0:>10}"
             + "".join(f" {duration(seconds[name]) if name in seconds else '-':>14}" for name in stages)
