@@ -17,7 +17,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from uuid import UUID
 
@@ -108,12 +108,14 @@ def pull_source_task(source: SourceConfig, known: dict[str, KnownFile], landing_
 
 
 def batch_label(spec: BatchSpec) -> str:
-    """`validate university-responses: responses-w1.csv +10 more`: where a batch's files come from."""
+    """`validate university-responses: responses-w1.csv +10 more`: where a batch's files come from (the
+    file's name only: the source says where, and a full path would bury the name in the UI)."""
     if not spec.deliveries:
         return f"validate {spec.kind}: no files"
     first = spec.deliveries[0]
     more = len(spec.deliveries) - 1
-    return f"validate {first.source}: {first.original_path}" + (f" +{more} more" if more else "")
+    name = PurePosixPath(first.original_path.replace("\\", "/")).name or first.original_path
+    return f"validate {first.source}: {name}" + (f" +{more} more" if more else "")
 
 
 def _batch_run_name() -> str:
@@ -142,7 +144,7 @@ def merge_task(
     return conflicts
 
 
-@task(name="redact-blocked", cache_policy=NO_CACHE)
+@task(name="redact-blocked", task_run_name="redact erased panellists", cache_policy=NO_CACHE)
 def redact_blocked_task(
     con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, key: PseudonymKey, blocklist: Blocklist
 ) -> int:
@@ -150,7 +152,7 @@ def redact_blocked_task(
     return redact_blocked(con, config, paths, key, blocklist)
 
 
-@task(name="publish", cache_policy=NO_CACHE)
+@task(name="publish", task_run_name="publish", cache_policy=NO_CACHE)
 def publish_task(
     con: duckdb.DuckDBPyConnection,
     config: Config,
@@ -162,25 +164,25 @@ def publish_task(
     publish_if_changed(con, config, paths, summary, key, progress)
 
 
-@task(name="push-landing", cache_policy=NO_CACHE)
+@task(name="push-landing", task_run_name="push landing", cache_policy=NO_CACHE)
 def push_landing_task(storage: RemoteStorage, landing_dir: Path) -> int:
     """Mirror new landing objects and the delivery log to the bucket (storage.landing)."""
     return push_landing(storage, landing_dir)
 
 
-@task(name="push-published", cache_policy=NO_CACHE)
+@task(name="push-published", task_run_name="push published", cache_policy=NO_CACHE)
 def push_published_task(storage: RemoteStorage, paths: DataPaths) -> str | None:
     """Mirror the current version to the bucket (storage.published) unless it holds it already."""
     return push_current(storage, paths)
 
 
-@task(name="feedback-reports", cache_policy=NO_CACHE)
+@task(name="feedback-reports", task_run_name="feedback reports", cache_policy=NO_CACHE)
 def feedback_task(paths: DataPaths, run_id: str) -> tuple[list[OrgReport], list[Drift]]:
     """Each organisation's feedback on this run, and the run's schema drift (reads the warehouse only)."""
     return write_run_feedback(paths, run_id)
 
 
-@task(name="missing-feedback-reports", cache_policy=NO_CACHE)
+@task(name="missing-feedback-reports", task_run_name="missing feedback reports", cache_policy=NO_CACHE)
 def missing_feedback_task(paths: DataPaths, run_id: str) -> list[str]:
     """Feedback of earlier runs that never got written (killed after publishing): the runs written for."""
     return write_missing_feedback(paths, run_id)
@@ -385,7 +387,8 @@ def validate_and_merge(
         pending, specs = plan_level(con, config, paths, summary.run_id, level, kinds, key, blocklist)
         if not pending:
             continue
-        names = ", ".join(k.name for k in kinds)
+        delivered = {p.kind for p in pending}
+        names = ", ".join(k.name for k in kinds if k.name in delivered)  # the kinds this run has files of
         size = sum(p.size for p in pending)
         progress.start(
             f"validate level {level} ({names})", len(pending), "files", f"in {len(specs)} batch(es), {size:,} bytes"
