@@ -44,7 +44,7 @@ _ALIAS = re.compile(r"\s+AS\s+.*$", re.IGNORECASE | re.DOTALL)  # `responses AS 
 #: The storage format the catalog file is written in. DuckDB 2.0 writes format 69 by default, which
 #: DuckDB 1.x clients refuse ("can only read versions between 64 and 68"); format v1.0.0 (64) is
 #: read by every DuckDB release since 1.0 (June 2024). The catalog holds only views, comments and a
-#: small metadata table, so it loses nothing by it. README states it; tests/warehouse/test_catalog_readers.py
+#: small metadata table, so it loses nothing by it. README states it; tests/warehouse/test_catalog.py
 #: opens the catalog with the oldest and a recent 1.x client.
 CATALOG_STORAGE_VERSION = "v1.0.0"
 OLDEST_READER = "1.0.0"  # the oldest DuckDB release that reads CATALOG_STORAGE_VERSION
