@@ -86,6 +86,9 @@ class Display(Protocol):
 
     def show(self, state: StageState, now: float) -> None: ...
 
+    def end(self, state: StageState, now: float) -> None:
+        """The stage is over: its last line stays, and nothing is redrawn until the next stage."""
+
     def close(self) -> None: ...
 
 
@@ -121,9 +124,13 @@ class Progress:
         """The stage is done: its counts, time and rate are logged."""
         with self._lock:
             state, self.current = self.current, None
-            if state is None or self.log is None:
+            if state is None:
                 return
             now = self.clock()
+            if self.display is not None:
+                self.display.end(state, now)
+            if self.log is None:
+                return
             rate = state.rate(now)
             self.log.info(
                 "%s done: %s, %s rows in %s%s%s",
@@ -200,10 +207,19 @@ class LiveDisplay:
         self._progress.update(self._task, completed=state.done, line=state.line(now))
         self._progress.refresh()
 
+    def end(self, state: StageState, now: float) -> None:
+        """Draw the stage's last line and stop: between stages the log prints as it would without us."""
+        if self._task is None:
+            return
+        self.show(state, now)
+        self.close()
+
     def close(self) -> None:
         if self._task is not None:
             self._progress.stop()
+            self._progress.remove_task(self._task)
             self._task = None
+            self._stage = None
         for handler, console in self._borrowed:
             setattr(handler, "console", console)  # noqa: B010
         self._borrowed = []

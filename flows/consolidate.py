@@ -13,6 +13,7 @@ per row or per tiny file. The warehouse has one writer: this flow, under a file 
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -205,7 +206,37 @@ def feedback(paths: DataPaths, run_id: str) -> tuple[list[OrgReport], list[Drift
     return reports
 
 
-@flow(name="consolidate", description="Pull partner deliveries, validate, merge and publish.")
+NAME_SEPARATOR = " · "
+_RUN_ID = re.compile(r"\d{8}T\d{9}-[0-9a-f]{6}")  # warehouse.runs.new_run_id
+
+
+def flow_run_name() -> str:
+    """A flow run's name from its start, so every log line carries it: a new din run id (the one the run
+    then records) and the registry's title. Prefect's own names are random words."""
+    from prefect.runtime import flow_run
+
+    parameters = flow_run.parameters
+    config_path = str(parameters.get("config_path") or DEMO_CONFIG)
+    try:
+        title = load_config(config_path, parameters.get("data_dir")).title
+    except Exception:  # the flow itself stops on a bad registry, with the reason; the name needs none
+        title = Path(config_path).name
+    return f"{new_run_id()}{NAME_SEPARATOR}{title}"
+
+
+def run_id_in_flow_run_name() -> str | None:
+    """The din run id `flow_run_name` put in the current flow run's name, if it is there."""
+    from prefect.runtime import flow_run
+
+    first = str(flow_run.get_name() or "").split(NAME_SEPARATOR)[0]
+    return first if _RUN_ID.fullmatch(first) else None
+
+
+@flow(
+    name="consolidate",
+    description="Pull partner deliveries, validate, merge and publish.",
+    flow_run_name=flow_run_name,
+)
 def consolidate(config_path: str = str(DEMO_CONFIG), data_dir: str | None = None) -> dict[str, Any]:
     """Consolidate every configured source into the warehouse and publish the result."""
     config = load_config(config_path, data_dir)
@@ -235,10 +266,14 @@ def observed_run(config: Config, paths: DataPaths, data_dir: str | None) -> Iter
     progress (logged; live on a terminal), an ERROR line with the cause when it fails, and the summary
     artifacts in every case, keyed by the data folder."""
     started = time.perf_counter()
-    summary = RunSummary(new_run_id(), config.mode, False, "", config_path=str(config.path), title=config.title)
+    run_id = run_id_in_flow_run_name()
+    summary = RunSummary(
+        run_id or new_run_id(), config.mode, False, "", config_path=str(config.path), title=config.title
+    )
     summary.data_dir_option = data_dir
     summary.sources = [SourceSummary(s.name, s.organisation, s.kind) for s in config.all_sources]
-    name_flow_run(f"{summary.run_id} · {config.title}")
+    if run_id is None:  # named otherwise (a custom name, or no flow run): the din run id goes in now
+        name_flow_run(f"{summary.run_id}{NAME_SEPARATOR}{config.title}")
     logger = _logger()
     progress = for_run(logger)
     try:

@@ -15,12 +15,16 @@ from din.config import DEMO_CONFIG, load_config
 from din.keys import resolve_key
 from din.lock import writer_lock
 from din.paths import DataPaths
-from flows.consolidate import observed_run, run_consolidation
+from flows.consolidate import flow_run_name, observed_run, run_consolidation
 from warehouse.erasure import before_run
 from warehouse.rebuild import prepare_rebuild, swap_in
 
 
-@flow(name="rebuild", description="Recreate the warehouse and published data from the landing zone.")
+@flow(
+    name="rebuild",
+    description="Recreate the warehouse and published data from the landing zone.",
+    flow_run_name=flow_run_name,
+)
 def rebuild(config_path: str = str(DEMO_CONFIG), data_dir: str | None = None) -> dict[str, Any]:
     """Replay every landed delivery in order into a fresh warehouse, then publish from it."""
     config = load_config(config_path, data_dir)

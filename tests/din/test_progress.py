@@ -38,6 +38,9 @@ class Drawn:
     def show(self, state: StageState, now: float) -> None:
         self.lines.append(state.line(now))
 
+    def end(self, state: StageState, now: float) -> None:
+        self.lines.append("ended: " + state.line(now))
+
     def close(self) -> None:
         self.closed = True
 
@@ -70,6 +73,8 @@ def test_the_live_line_has_n_of_n_rows_rate_and_eta() -> None:
     clock.now += 30
     progress.advance(8, 30_000)
     assert drawn.lines[-1] == "validate level 1 (roster): 11 of 11 files, 42,400 rows, 1,178 rows/s"  # no ETA: done
+    progress.finish()
+    assert drawn.lines[-1] == "ended: validate level 1 (roster): 11 of 11 files, 42,400 rows, 1,178 rows/s"
     progress.close()
     assert drawn.closed and progress.display is None
 
@@ -115,6 +120,14 @@ def test_the_live_display_draws_the_stage_line_on_the_terminal(monkeypatch: pyte
     progress.start("publish version 20260301T000000Z", 25, "tables")
     clock.now += 2
     progress.advance(5, 10_000)
-    progress.close()
     drawn = stream.getvalue()
     assert "publish version 20260301T000000Z: 5 of 25 tables, 10,000 rows, 5,000 rows/s, ETA 8.0 s" in drawn
+    clock.now += 6
+    progress.advance(20, 30_000)
+    progress.finish()  # the stage's last line stays; nothing is redrawn after it
+    ended = stream.getvalue()
+    assert ended.rstrip().endswith("\x1b[?25h")  # rich stopped: the cursor is shown again
+    assert "publish version 20260301T000000Z: 25 of 25 tables, 40,000 rows, 5,000 rows/s" in ended
+    progress.start("next stage", 2, "files")
+    assert "next stage: 0 of 2 files" in stream.getvalue()[len(ended) :]
+    progress.close()
