@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from din.config import DEMO_CONFIG, Config, ConfigError, load_config
 from din.errors import DinError
@@ -22,12 +23,14 @@ from din.source_options import DATE_ORDERS
 from din.sql import quote
 
 if TYPE_CHECKING:
+    from reports.results import Written
     from warehouse.catalog import Sandbox
 
 # The codes are defined, and documented, once: din/exit_codes.py (README's table lists them).
 EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = ExitCode.OK, ExitCode.PROBLEMS, ExitCode.ERROR
 EXIT_SOURCE_ERRORS, EXIT_NEEDS_ATTENTION = ExitCode.SOURCE_ERRORS, ExitCode.NEEDS_ATTENTION
 TIER_CHOICES = ("open", "restricted", "ops")
+TABLE_ROWS = 50  # rows `din query` shows in the table format unless asked for more (--limit, --all, --out)
 TIER_HELP = "see only what a reader of this tier sees: open; open and restricted; or all (default: what you can read)"
 
 
@@ -108,10 +111,25 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument(
         "--format",
         choices=("table", "csv", "json"),
-        default="table",
+        default=None,
         help="csv and json escape text a spreadsheet would run as a formula",
     )
     query.add_argument("--tier", choices=TIER_CHOICES, help=TIER_HELP)
+    shown = query.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--limit",
+        type=_row_count,
+        metavar="N",
+        help=f"write at most N rows (default: {TABLE_ROWS} in the table format; every row in csv, json and --out)",
+    )
+    shown.add_argument("--all", action="store_true", help="write every row, in the table format too")
+    query.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="write the result to FILE instead (every row unless --limit; the format from --format, "
+        "else from FILE's ending: .csv, .json, else a table)",
+    )
     query.add_argument(
         "--timeout", type=float, default=300.0, metavar="SECONDS", help="stop the query after this long (default 300)"
     )
@@ -204,26 +222,25 @@ def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
         flow = consolidate
     try:
         with _prefect_api():
-            result = run_flow(flow, config)
+            result = run_flow(flow, config, data_dir_given=args.data_dir is not None)
     except DinError:
         raise
     except Exception as error:  # the flow's log above has the traceback; the operator gets one line
+        options = f"--config {shlex.quote(str(config.path))}" + (
+            f" --data-dir {shlex.quote(args.data_dir)}" if args.data_dir else ""
+        )
         print(
             f"din: run failed: {type(error).__name__}: {error}. The published data was left as it was; "
-            "see `din runs` and the run's log above.",
+            f"see `din runs {options}` and the run's log above.",
             file=sys.stderr,
         )
         return EXIT_ERROR
     summary = RunSummary.from_dict(result)
-    print(summary_text(summary))
     print(
         f"published: {config.data_dir / 'published' / 'current'}  catalog: "
         f"{config.data_dir / 'published' / 'catalog.duckdb'}"
     )
-    print(
-        "next: `din tables` lists what was published, `din report` writes the HTML report, "
-        '`din query "SQL"` queries it (see README)'
-    )
+    print(summary_text(summary))
     return int(exit_code_for(summary.outcome))
 
 
@@ -351,12 +368,67 @@ def _tables(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     from reports.results import write_result
 
+    fmt = args.format or _format_of(args.out)
+    limit = None if args.all else args.limit
+    if limit is None and not args.all and fmt == "table" and args.out is None:
+        limit = TABLE_ROWS  # a screenful; --all, --limit or --out for more
     with _sandbox(args) as sandbox:
-        write_result(sandbox.batches(args.sql, timeout=args.timeout), args.format, sys.stdout)
+        batches = sandbox.batches(args.sql, timeout=args.timeout)
+        if args.out is None:
+            written = write_result(batches, fmt, sys.stdout, limit)
+        else:
+            written = _write_file(args.out, lambda handle: write_result(batches, fmt, handle, limit))
+        read = sandbox.tables_read(args.sql)
+    note = written.count_line()
+    if written.cut:
+        note += " (--limit N or --all for more, --out FILE to save them)" if args.out is None else " (--limit)"
+    note += f"; read {_tiers_note(read)}"
+    if args.out is not None:
+        print(f"wrote {args.out}: {note}")
+    elif fmt == "table":
+        print(note)
+    else:  # csv and json on stdout are data: the note goes to stderr
+        print(f"din: {note}", file=sys.stderr)
     return EXIT_OK
 
 
+def _row_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of rows (0 or more), not {text!r}")
+    return value
+
+
+def _format_of(out: Path | None) -> str:
+    suffix = out.suffix.lower() if out is not None else ""
+    return {".csv": "csv", ".json": "json"}.get(suffix, "table")
+
+
+def _tiers_note(read: list[tuple[str, str]]) -> str:
+    """Which published tables the query read, each with its tier: `restricted.responses (restricted tier)`."""
+    if not read:
+        return "no published table"
+    return ", ".join(f"{tier}.{table} ({tier} tier)" for tier, table in read)
+
+
+def _write_file(out: Path, write: Callable[[TextIO], Written]) -> Written:
+    """Write through a temporary file beside `out`, renamed over it when complete (never a half file)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        with open(temporary, "w", encoding="utf-8", newline="") as handle:
+            written = write(handle)
+        os.replace(temporary, out)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return written
+
+
 def _runs(args: argparse.Namespace) -> int:
+    from reports.run_summary import history_table
     from warehouse.runs import run_history
 
     config = load_config(args.config, args.data_dir)
@@ -364,16 +436,7 @@ def _runs(args: argparse.Namespace) -> int:
     if not rows:
         print("no runs yet")
         return EXIT_OK
-    print(
-        f"{'run':<30} {'started':<20} {'outcome':<30} {'new':>4} {'accepted':>9} {'quarant.':>9} "
-        f"{'published':>10}  stages (s)"
-    )
-    for row in rows:
-        print(
-            f"{row['run_id']:<30} {str(row['started_at'])[:19]:<20} {row['outcome']:<30} "
-            f"{row['deliveries_new'] or 0:>4} {row['rows_accepted'] or 0:>9} {row['rows_quarantined'] or 0:>9} "
-            f"{row['rows_published'] or 0:>10}  {row['stage_seconds'] or ''}"
-        )
+    print(history_table(rows))
     return EXIT_OK
 
 

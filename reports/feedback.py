@@ -847,7 +847,8 @@ def feedback_markdown(
     """Markdown for the flow's Prefect artifact: one line per organisation's report, then the drift.
 
     With the portal's address (`portal.url`), the links open the organisation's feedback in the
-    portal (where the organisation signs in to see it); without, they name the files on the worker."""
+    portal (where the organisation signs in to see it); without, there is no link, and the files on
+    the worker are named as text (a `file://` link opens nothing in a browser on another machine)."""
     lines = [
         "| organisation | files | rows accepted | rows set aside | report | rejected rows |",
         "|---|---:|---:|---:|---|---|",
@@ -856,15 +857,17 @@ def feedback_markdown(
         if portal_url and run_id:
             links = f"[feedback]({portal_url}/feedback/{run_id}) | [deliveries]({portal_url}/deliveries)"
         else:
-            links = (
-                f"[feedback.html]({r.html_path.resolve().as_uri()}) "
-                f"| [rejected_rows.csv]({r.csv_path.resolve().as_uri()})"
-            )
+            links = f"{_code(r.html_path)} | {_code(r.csv_path)}"
         lines.append(f"| {_md(r.organisation)} | {r.deliveries} | {r.rows_accepted} | {r.rows_quarantined} | {links} |")
     if drift:
         lines += ["", "## Schema drift", ""]
         lines += [f"- **{_md(d.organisation)}** / {_md(d.source)}: {_md(d.message)}" for d in drift]
     return "\n".join(lines) + "\n"
+
+
+def _code(path: Path) -> str:
+    """A path as a code span (no link; markdown escapes do not apply inside one, backticks would end it)."""
+    return "`" + str(path).replace("`", "'") + "`"
 
 
 def _md(text: str) -> str:

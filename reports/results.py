@@ -12,7 +12,8 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import TextIO
 
 import polars as pl
@@ -22,27 +23,68 @@ from reports.export import prepare
 from reports.spreadsheet import neutralise, neutralise_value
 
 FORMATS = ("table", "csv", "json")
-TABLE_ROWS = 50  # rows the terminal table shows; csv and json always hold every row
 #: C0 and C1 controls (except none: a newline in a cell is shown too), and Unicode's bidirectional
 #: overrides and isolates, which can make text read differently from what it is.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-def write_result(batches: Iterable[pa.RecordBatch], fmt: str, out: TextIO) -> int:
-    """Write the result in `fmt` to `out`; returns the number of rows."""
+@dataclass(frozen=True)
+class Written:
+    """How many rows a result had and how many of them were written."""
+
+    shown: int
+    total: int
+
+    @property
+    def cut(self) -> bool:
+        return self.shown < self.total
+
+    def count_line(self) -> str:
+        """`108 rows`, or `showing 50 of 108 rows` when the limit cut the result short."""
+        if self.cut:
+            return f"showing {self.shown} of {self.total} rows"
+        return f"{self.total} row{'s' if self.total != 1 else ''}"
+
+
+def write_result(batches: Iterable[pa.RecordBatch], fmt: str, out: TextIO, limit: int | None = None) -> Written:
+    """Write at most `limit` rows (None: all) of the result in `fmt` to `out`; every row is counted."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    counted = _Counted(batches, limit)
     if fmt == "csv":
-        return write_csv(batches, out)
-    if fmt == "json":
-        return write_json(batches, out)
-    if fmt == "table":
-        return write_table(batches, out)
-    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        write_csv(counted, out)
+    elif fmt == "json":
+        write_json(counted, out)
+    else:
+        write_table(counted, out)
+    return Written(counted.shown, counted.total)
+
+
+class _Counted:
+    """The batches cut to `limit` rows, counting every row of the result as they pass (bounded memory)."""
+
+    def __init__(self, batches: Iterable[pa.RecordBatch], limit: int | None) -> None:
+        self._batches, self._limit = batches, limit
+        self.shown = self.total = 0
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        schema_given = False
+        for batch in self._batches:
+            self.total += batch.num_rows
+            room = batch.num_rows if self._limit is None else max(0, self._limit - self.shown)
+            if room or not schema_given:  # an empty first slice still says which columns there are
+                part = batch.slice(0, min(room, batch.num_rows))
+                self.shown += part.num_rows
+                schema_given = True
+                yield part
 
 
 def write_csv(batches: Iterable[pa.RecordBatch], out: TextIO) -> int:
     """CSV with one header row; formula-like text (and column names) escaped, nested values as JSON text."""
     rows, header = 0, True
     for batch in batches:
+        if not header and not batch.num_rows:
+            continue
         frame = prepare(_frame(batch))
         frame = frame.rename({c: neutralise(c) for c in frame.columns})
         buffer = io.StringIO()
@@ -65,21 +107,20 @@ def write_json(batches: Iterable[pa.RecordBatch], out: TextIO) -> int:
     return rows
 
 
-def write_table(batches: Iterable[pa.RecordBatch], out: TextIO, limit: int = TABLE_ROWS) -> int:
-    """The first `limit` rows as a table, then how many there were in all."""
-    shown: list[pl.DataFrame] = []
-    rows = 0
-    for batch in batches:
-        if rows < limit:
-            shown.append(_frame(batch).head(limit - rows))
-        rows += batch.num_rows
-    frame = pl.concat(shown) if shown else pl.DataFrame()
+def write_table(batches: Iterable[pa.RecordBatch], out: TextIO) -> int:
+    """The rows as a table (the caller cuts them to what a screen should show)."""
+    parts = [_frame(batch) for batch in batches]
+    frame = pl.concat(parts) if parts else pl.DataFrame()
     frame = frame.with_columns(visible(pl.col(c)) for c, t in frame.schema.items() if t == pl.String)
-    with pl.Config(tbl_rows=limit, tbl_cols=30, fmt_str_lengths=60, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+    with pl.Config(
+        tbl_rows=max(frame.height, 1),
+        tbl_cols=30,
+        fmt_str_lengths=60,
+        tbl_width_chars=200,
+        tbl_hide_dataframe_shape=True,
+    ):
         out.write(f"{frame}\n")
-    shown_note = f", first {limit} shown (--format csv for all)" if rows > limit else ""
-    out.write(f"{rows} row{'s' if rows != 1 else ''}{shown_note}\n")
-    return rows
+    return frame.height
 
 
 def visible(text: pl.Expr) -> pl.Expr:

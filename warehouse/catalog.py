@@ -40,6 +40,14 @@ TIERS_SEEN = {"open": ("open",), "restricted": ("open", "restricted"), "ops": TI
 QUERY_TYPES = (duckdb.StatementType.SELECT,)
 _EXPLAIN = re.compile(r"^\s*EXPLAIN(\s+ANALY[SZ]E)?\s+(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
 DEFAULT_TIMEOUT_SECONDS = 300.0
+_ALIAS = re.compile(r"\s+AS\s+.*$", re.IGNORECASE | re.DOTALL)  # `responses AS r`, as DuckDB names a table read
+#: The storage format the catalog file is written in. DuckDB 2.0 writes format 69 by default, which
+#: DuckDB 1.x clients refuse ("can only read versions between 64 and 68"); format v1.0.0 (64) is
+#: read by every DuckDB release since 1.0 (June 2024). The catalog holds only views, comments and a
+#: small metadata table, so it loses nothing by it. README states it; tests/warehouse/test_catalog.py
+#: opens the catalog with the oldest and a recent 1.x client.
+CATALOG_STORAGE_VERSION = "v1.0.0"
+OLDEST_READER = "1.0.0"  # the oldest DuckDB release that reads CATALOG_STORAGE_VERSION
 
 
 # --- the catalog file report authors open ---------------------------------------------------
@@ -50,7 +58,7 @@ def build_catalog(paths: DataPaths, marts: Sequence[Mart], metadata: dict[str, A
     catalog = paths.catalog
     temporary = catalog.with_name(f".{catalog.name}.{os.getpid()}")
     temporary.unlink(missing_ok=True)
-    con = duckdb.connect(str(temporary))
+    con = duckdb.connect(str(temporary), config={"storage_compatibility_version": CATALOG_STORAGE_VERSION})
     try:
         # Relative paths resolve against file_search_path (else the working directory): set it to the
         # catalog's folder while building, as a reader does when opening it.
@@ -82,10 +90,14 @@ def create_views(con: duckdb.DuckDBPyConnection, base: Path, marts: Sequence[Mar
         view = f"{quote(mart.tier)}.{quote(mart.name)}"
         location = literal(str(base / mart.relative_path))
         con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet({location})")
-        con.execute(f"CREATE VIEW main.{quote(mart.name)} AS SELECT * FROM {view}")
-        con.execute(f"COMMENT ON VIEW {view} IS {literal(mart.description)}")
-        for column, *_ in con.sql(f"DESCRIBE {view}").fetchall():
-            con.execute(f"COMMENT ON COLUMN {view}.{quote(column)} IS {literal(_meaning(mart, column))}")
+        alias = f"main.{quote(mart.name)}"
+        con.execute(f"CREATE VIEW {alias} AS SELECT * FROM {view}")
+        # The unqualified name is documented as fully as the tier's: a reader listing comments by
+        # table name gets every column's meaning whichever of the two views it finds first.
+        for name in (view, alias):
+            con.execute(f"COMMENT ON VIEW {name} IS {literal(mart.description)}")
+            for column, *_ in con.sql(f"DESCRIBE {view}").fetchall():
+                con.execute(f"COMMENT ON COLUMN {name}.{quote(column)} IS {literal(_meaning(mart, column))}")
 
 
 def _meaning(mart: Mart, column: str) -> str:
@@ -130,6 +142,23 @@ class Sandbox:
                 "WHERE NOT internal AND schema_name != 'main' ORDER BY schema_name, view_name"
             ).fetchall()
         ]
+
+    def tables_read(self, sql: str) -> list[tuple[str, str]]:
+        """(tier, table) of each published table `sql` names, an unqualified name resolved to its tier as the
+        query resolves it; CTEs, table functions and names that are not published tables are left out."""
+        published = {(tier, table) for tier, table, _ in self.tables()}
+        tier_of = {table: tier for tier, table in published}  # what `main.<table>` (an unqualified name) reads
+        found = set()
+        try:
+            names = duckdb.get_table_names(check_query(sql), qualified=True)
+        except duckdb.Error:  # a query that does not bind fails with its own one-line error when it runs
+            names = set()
+        for name in names:
+            *schema, table = (part.strip('"').lower() for part in _ALIAS.sub("", name).split("."))
+            tier = schema[-1] if schema and schema[-1] != "main" else tier_of.get(table)
+            if (tier, table) in published:
+                found.add((str(tier), table))
+        return sorted(found, key=lambda t: (TIERS.index(t[0]), t[1]))
 
     def query(self, sql: str) -> duckdb.DuckDBPyRelation:
         """The result of one query (refused with `QueryRefused` unless it only reads)."""

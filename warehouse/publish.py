@@ -24,6 +24,7 @@ from din import faults
 from din.config import Config
 from din.keys import PseudonymKey
 from din.paths import DataPaths
+from din.progress import Progress, silent
 from din.sql import literal
 from transforms.disclosure import DisclosureRule
 from warehouse.catalog import build_catalog
@@ -63,8 +64,11 @@ def publish(
     marts: Sequence[Mart],
     metadata: dict[str, Any],
     rule: Any = None,
+    progress: Progress | None = None,
 ) -> PublishResult:
-    """Write every mart into a new version folder, then make it current in one atomic step."""
+    """Write every mart into a new version folder, then make it current in one atomic step (`progress`
+    hears of each table written, and of the catalog)."""
+    progress = progress or silent()
     versions = paths.published / "versions"
     final = versions / version
     partial = versions / f".{version}.partial"
@@ -73,11 +77,13 @@ def publish(
     for tier in TIERS:
         (partial / tier).mkdir(parents=True, exist_ok=True)
     tables = []
+    progress.start(f"publish version {version}", len(marts), "tables")
     for mart in marts:
         target = partial / mart.relative_path
         write_mart(con, mart, target, rule)
         rows = con.sql(f"SELECT count(*) FROM read_parquet({literal(str(target))})").fetchall()[0][0]
         tables.append(PublishedTable(mart.name, mart.tier, mart.relative_path, int(rows)))
+        progress.advance(1, int(rows))
         faults.checkpoint("publish")
     manifest = {
         "version": version,
@@ -93,11 +99,17 @@ def publish(
     swap_current(paths, final)
     build_catalog(paths, marts, metadata)
     prune_versions(versions, keep=KEEP_VERSIONS, current=final)
+    progress.finish("made current; catalog rebuilt")
     return PublishResult(version, tuple(tables))
 
 
 def publish_if_changed(
-    con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, summary: RunSummary, key: PseudonymKey
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    paths: DataPaths,
+    summary: RunSummary,
+    key: PseudonymKey,
+    progress: Progress | None = None,
 ) -> None:
     """Publish a new version unless nothing that feeds the published data has changed."""
     fingerprint = publish_fingerprint(con, config, key)
@@ -117,7 +129,8 @@ def publish_if_changed(
         summary.run_warnings.append(warning)
     record_run(con, summary, finished=False)
     rule = DisclosureRule.from_config(config.disclosure)
-    result = publish(con, paths, summary.run_id, marts(), release_metadata(config, key, summary.run_id, rule), rule)
+    metadata = release_metadata(config, key, summary.run_id, rule)
+    result = publish(con, paths, summary.run_id, marts(), metadata, rule, progress)
     con.execute(
         "INSERT INTO ops.publishes VALUES (?, now()::TIMESTAMP, ?, ?)", [summary.run_id, result.version, fingerprint]
     )

@@ -58,6 +58,12 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     message: str | None = None
     run_warnings: list[str] = field(default_factory=list)  # what needs attention, not tied to one source
+    config_path: str = ""  # the registry the run read: the `next:` commands carry it
+    data_dir_option: str | None = None  # the data folder given besides the registry's own (`--data-dir`)
+    title: str = ""  # the registry's title
+    elapsed_seconds: float | None = None  # from the flow's start (waiting for the lock included) to its end
+    failed_stage: str | None = None  # the stage a failed run stopped in
+    feedback_dir: str | None = None  # where this run's feedback reports were written (on the worker)
 
     @property
     def deliveries_new(self) -> int:
@@ -217,6 +223,7 @@ HISTORY_COLUMNS = (
     "rows_published",
     "stage_seconds",
     "message",
+    "source_errors",
 )
 INTERRUPTED_MESSAGE = "the process stopped before the run finished; the next run picks up its deliveries"
 

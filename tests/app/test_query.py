@@ -80,16 +80,76 @@ def test_table_output_shows_control_characters_as_escapes(network: Network) -> N
     assert result.returncode == 0, result.stderr
     assert "\x1b" not in result.stdout and "\u202e" not in result.stdout and "\x07" not in result.stdout
     assert "Fine\\x1b]0;pwned\\x07\\x1b[2J\\u202eevil" in result.stdout
-    assert result.stdout.rstrip().endswith("1 row")
+    assert result.stdout.rstrip().endswith("1 row; read restricted.responses (restricted tier)")
 
 
 def test_table_output_shows_the_first_rows_and_says_how_many(network: Network) -> None:
     result = query(network, "SELECT range AS n FROM range(120)")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.rstrip().endswith("120 rows, first 50 shown (--format csv for all)")
+    assert result.stdout.rstrip().splitlines()[-1] == (
+        "showing 50 of 120 rows (--limit N or --all for more, --out FILE to save them); read no published table"
+    )
     assert "│ 49  │" in result.stdout and "│ 50  │" not in result.stdout
     everything = query(network, "SELECT range AS n FROM range(120)", "--format", "csv")
     assert len(everything.stdout.splitlines()) == 121
+    assert everything.stderr.strip() == "din: 120 rows; read no published table"
+
+
+def test_limit_and_all_choose_how_many_rows_are_shown(network: Network) -> None:
+    sql = "SELECT range AS n FROM range(120)"
+    ten = query(network, sql, "--limit", "10")
+    assert "│ 9   │" in ten.stdout and "│ 10  │" not in ten.stdout
+    assert ten.stdout.rstrip().splitlines()[-1].startswith("showing 10 of 120 rows")
+    every = query(network, sql, "--all")
+    assert "│ 119 │" in every.stdout
+    assert every.stdout.rstrip().splitlines()[-1] == "120 rows; read no published table"
+    csv_five = query(network, sql, "--format", "csv", "--limit", "5")
+    assert csv_five.stdout.splitlines() == ["n", "0", "1", "2", "3", "4"]
+    assert csv_five.stderr.startswith("din: showing 5 of 120 rows")
+    none = query(network, sql, "--format", "json", "--limit", "0")
+    assert json.loads(none.stdout) == []
+    both = query(network, sql, "--all", "--limit", "3")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    negative = query(network, sql, "--limit", "-3")
+    assert negative.returncode == 2 and "expected a number of rows (0 or more), not '-3'" in negative.stderr
+
+
+def test_out_writes_every_row_to_a_file_in_the_format_its_name_says(network: Network, tmp_path) -> None:
+    target = tmp_path / "answers" / "all.csv"
+    result = query(network, "SELECT question_id, answer FROM responses ORDER BY ALL", "--out", str(target))
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.reader(io.StringIO(target.read_text(encoding="utf-8"))))
+    assert rows[0] == ["question_id", "answer"] and len(rows) == 1 + 4 + len(ANSWERS) + 1
+    assert ["Q3", ANSWERS["Q3"][1]] in rows  # the formula rule holds in files too
+    assert result.stdout.strip() == (
+        f"wrote {target}: {len(rows) - 1} rows; read restricted.responses (restricted tier)"
+    )
+    assert list(target.parent.iterdir()) == [target]  # no temporary file left beside it
+    as_json = tmp_path / "orgs.json"
+    query(network, "SELECT org_id FROM open.organisations ORDER BY 1", "--out", str(as_json))
+    assert json.loads(as_json.read_text()) == [{"org_id": "ORG-A"}, {"org_id": "ORG-B"}]
+    cut = tmp_path / "two.txt"
+    two = query(network, "SELECT range FROM range(9)", "--out", str(cut), "--limit", "2")
+    assert "│ 1     │" in cut.read_text() and "│ 2     │" not in cut.read_text()
+    assert two.stdout.startswith(f"wrote {cut}: showing 2 of 9 rows (--limit)")
+
+
+def test_the_tier_each_table_was_read_from_is_named(network: Network) -> None:
+    unqualified = query(network, "SELECT count(*) AS n FROM responses")
+    assert unqualified.stdout.rstrip().splitlines()[-1] == "1 row; read restricted.responses (restricted tier)"
+    joined = query(
+        network,
+        "WITH p AS (SELECT * FROM Project_Feedback) SELECT count(*) FROM p JOIN open.projects o "
+        "ON o.project_id = p.project_id WHERE EXISTS (SELECT 1 FROM ops.runs)",
+        "--format",
+        "json",
+    )
+    assert joined.returncode == 0, joined.stderr
+    assert joined.stderr.strip() == (
+        "din: 1 row; read open.projects (open tier), restricted.project_feedback (restricted tier), ops.runs (ops tier)"
+    )
+    as_open_reader = query(network, "SELECT count(*) FROM organisations", "--tier", "open")
+    assert as_open_reader.stdout.rstrip().endswith("read open.organisations (open tier)")
 
 
 ATTACKS = {

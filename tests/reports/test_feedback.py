@@ -271,6 +271,7 @@ def test_redelivery_reports_renames_with_suggestion_gains_and_row_changes(tmp_pa
 
     markdown = feedback_markdown(list(reports.values()), drift)
     assert "ORG-UNI" in markdown and "feedback.html" in markdown and "Schema drift" in markdown
+    assert "file://" not in markdown and "](" not in markdown  # no portal: paths as text, never a link
     portal = feedback_markdown(list(reports.values()), drift, "https://din.example.org", "run-7")
     assert "(https://din.example.org/feedback/run-7)" in portal and "file://" not in portal
     assert_no_identifiers(DataPaths(network.data_dir).reports)

@@ -236,3 +236,59 @@ def first(batches: Iterator[pa.RecordBatch]) -> object:
 def _published_bytes(site: Site) -> dict[str, bytes]:
     published = site.paths.published
     return {str(p.relative_to(published)): p.read_bytes() for p in sorted(published.rglob("*")) if p.is_file()}
+
+
+# --- the catalog read by the DuckDB releases report authors have ------------------------------
+
+
+def test_catalog_storage_version_is_the_promised_one(site: Site) -> None:
+    header = site.paths.catalog.read_bytes()[:20]
+    assert header[8:12] == b"DUCK"
+    assert int.from_bytes(header[12:20], "little") == 64  # DuckDB's storage version 64 is format v1.0.0
+
+
+OLDER_READER_SCRIPT = """
+import duckdb, json, sys
+con = duckdb.connect("catalog.duckdb", read_only=True)
+print(json.dumps({
+    "version": duckdb.__version__,
+    "responses": con.sql("SELECT count(*) FROM restricted.responses").fetchall()[0][0],
+    "organisations": sorted(r[0] for r in con.sql("SELECT org_id FROM open.organisations").fetchall()),
+    "comments": con.sql(
+        "SELECT count(*), count(comment) FILTER (comment <> '') FROM duckdb_columns() WHERE table_name = 'responses'"
+    ).fetchall()[0],
+    "notice": con.sql("SELECT value FROM catalog_metadata WHERE key = 'notice'").fetchall()[0][0],
+}))
+"""
+
+
+def test_the_oldest_promised_duckdb_reads_the_catalog_and_its_parquet(site: Site) -> None:
+    import json
+
+    from tests.support.readers import run_with
+    from warehouse.catalog import OLDEST_READER
+
+    result = run_with(f"duckdb=={OLDEST_READER}", ["python", "-c", OLDER_READER_SCRIPT], site.paths.published)
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen = json.loads(result.stdout)
+    assert seen["version"] == OLDEST_READER
+    assert seen["responses"] == 4
+    assert seen["organisations"] == ["ORG-A", "ORG-B"]
+    columns, commented = seen["comments"]
+    assert columns > 0 and commented == columns  # both the tier's view and the unqualified one are documented
+    assert "DEMO" in seen["notice"]
+
+
+def test_readme_first_query_runs_in_the_duckdb_cli_from_pypi(site: Site) -> None:
+    """README: `cd .../published && duckdb -readonly catalog.duckdb "SELECT ... FROM open.<table>"`."""
+    from tests.support.readers import CLI_RELEASE, run_with
+
+    version = run_with(f"duckdb-cli=={CLI_RELEASE}", ["duckdb", "-version"], site.paths.published)
+    assert version.stdout.startswith(f"v{CLI_RELEASE}"), version.stdout + version.stderr
+    result = run_with(
+        f"duckdb-cli=={CLI_RELEASE}",
+        ["duckdb", "-readonly", "-csv", "catalog.duckdb", "SELECT org_id, name FROM open.organisations ORDER BY 1"],
+        site.paths.published,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["org_id,name", "ORG-A,Alpha Health Board", "ORG-B,Beta Council"]
