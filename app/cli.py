@@ -188,7 +188,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
     config = load_config(args.config, args.data_dir)  # fail fast on config mistakes, before Prefect loads
+    from din.keys import check_key_before_start
     from warehouse.erasure import refuse_if_erasure_pending
+
+    check_key_before_start(config)  # a missing or short key: one line, before Prefect's start-up
 
     refuse_if_erasure_pending(DataPaths(config.data_dir).landing)  # before Prefect loads, too
     from din.settings import configure_environment
