@@ -119,7 +119,7 @@ def read_delivery(
         return refuse(outcome, FileProblem((FILE_UNREADABLE,), (f"{name}: {error}",)))
     outcome.format, outcome.encoding = raw.format, raw.encoding
     outcome.rows_read = raw.frame.height
-    outcome.headers = list(raw.headers)
+    outcome.headers = raw.delivered_headers
     if delivery.columns_error is not None:
         from transforms.column_mapping import MAPPING_INVALID
 
@@ -128,7 +128,8 @@ def read_delivery(
         )
         return refuse(outcome, problem)
     # The source's own mapping (din.yaml, set by the network's engineers) wins over one an organisation saved.
-    match = match_headers(raw.headers, kind, {**delivery.columns, **delivery.format.columns})
+    # The header row as delivered: a header given twice is a duplicate (refused when it names a contract column).
+    match = match_headers(raw.delivered_headers, kind, {**delivery.columns, **delivery.format.columns})
     outcome.extra_columns = list(match.extra)
     outcome.missing_optional_columns = list(match.missing_optional)
     if raw.frame.height == 0:
