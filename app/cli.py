@@ -70,7 +70,13 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    add("run", _run, "Pull, validate, merge and publish every configured source.")
+    run = add("run", _run, "Pull, validate, merge and publish every configured source.")
+    run.add_argument(
+        "--accept-drop",
+        action="store_true",
+        help="publish even when a reference or the roster lost most of its rows against the published version "
+        "(by default such a run warns and keeps the previous version; see attention.rows_lost_share)",
+    )
     add(
         "rebuild",
         _rebuild,
@@ -205,9 +211,10 @@ def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
         from flows.rebuild import rebuild as flow
     else:
         flow = consolidate
+    parameters = {"accept_drop": True} if getattr(args, "accept_drop", False) else {}
     try:
         with _prefect_api():
-            result = run_flow(flow, config)
+            result = run_flow(flow, config, **parameters)
     except DinError:
         raise
     except Exception as error:  # the flow's log above has the traceback; the operator gets one line

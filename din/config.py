@@ -76,6 +76,30 @@ class FormatOptions:
     date_order: str | None = None  # day_first | month_first; None: what the file proves, else refused
     columns: Mapping[str, str] = field(default_factory=dict)  # delivered header -> contract column
 
+    def fingerprint(self) -> str:
+        """Everything that decides how a file is read, as one short hash (the mapping file by its content):
+        a delivery read under another fingerprint is read again with these options."""
+        import hashlib
+        import json
+
+        mapping = None
+        if self.mapping is not None:
+            try:
+                mapping = hashlib.sha256(self.mapping.read_bytes()).hexdigest()
+            except OSError:
+                mapping = f"unreadable:{self.mapping}"
+        basis = {
+            "type": self.type,
+            "sheet": self.sheet,
+            "delimiter": self.delimiter,
+            "encoding": self.encoding,
+            "mapping": mapping,
+            "tool": self.tool,
+            "date_order": self.date_order,
+            "columns": sorted(self.columns.items()),
+        }
+        return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
+
 
 @dataclass(frozen=True)
 class RemoteStorage:

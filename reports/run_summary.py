@@ -25,6 +25,12 @@ def summary_text(summary: RunSummary) -> str:
         )
     for warning in summary.warnings:  # one greppable line each
         lines.append(f"WARNING {warning}")
+    reread = {s.source: s.files_reread for s in summary.sources if s.files_reread}
+    if reread:
+        lines.append(
+            "reading options changed, deliveries read again: "
+            + ", ".join(f"{source} {count}" for source, count in sorted(reread.items()))
+        )
     scrubbed: dict[str, int] = {}
     for source in summary.sources:
         for placeholder, count in source.identifiers_scrubbed.items():
@@ -41,10 +47,10 @@ def summary_text(summary: RunSummary) -> str:
             + "): the organisations still send them; their landing copies were redacted, and their feedback "
             "pages ask them to delete those rows"
         )
-    lines.append(
-        f"published version: {summary.published_version or '(none)'}; "
-        f"withdrawn panellists excluded: {summary.withdrawn_panellists}"
-    )
+    published = summary.published_version or "(none)"
+    if summary.publish_held:
+        published = "NOT PUBLISHED this run (see WARNING above): the previous version stays current"
+    lines.append(f"published version: {published}; withdrawn panellists excluded: {summary.withdrawn_panellists}")
     return "\n".join(lines)
 
 
@@ -59,6 +65,7 @@ def source_rows(summary: RunSummary) -> list[dict[str, Any]]:
             "files unchanged": s.files_unchanged,
             "files superseded": s.files_superseded,
             "files refused": s.files_refused,
+            "files read again": s.files_reread,
             "rows accepted": s.rows_accepted,
             "rows quarantined": s.rows_quarantined,
             "rows of erased panellists dropped": s.rows_blocked,

@@ -75,6 +75,7 @@ class DeliveryOutcome:
     answers: int | None = None  # answers read (tool exports: rows of `responses`)
     excluded: dict[str, int] = field(default_factory=dict)  # respondents or votes left out, by reason
     notes: list[str] = field(default_factory=list)  # what the reader noticed (counts, checks against the export)
+    read_options: str | None = None  # how it was read (din.config.FormatOptions.fingerprint)
 
     @property
     def outcome(self) -> str:
@@ -106,6 +107,7 @@ def read_delivery(
     Fills in what was learnt about the file on `outcome` (format, encoding, headers, extra columns).
     A tool's export (`format.type: survey`) is read with its source's mapping file, or with `mapping`
     when one is given (`din check` previews an export that way)."""
+    outcome.read_options = delivery.format.fingerprint()
     if delivery.format.type == "survey":
         return _survey_delivery(delivery, outcome, mapping)
     kind = KINDS[delivery.kind]
