@@ -25,7 +25,7 @@ from transforms.dates import DateOrder, DateOrderProblem, date_order_option, evi
 from transforms.headers import HeaderMatch, match_headers
 from transforms.normalise import canonical_frame
 from transforms.pseudonymise import pseudonymise
-from transforms.readers import ROW, RawTable, ReadError, ReadOptions, read_table
+from transforms.readers import ROW, ROW_REASON, ROW_RULE, RawTable, ReadError, ReadOptions, read_table
 
 REFUSED = "refused"  # outcome of a file refused whole: unreadable, wrong layout, a required column missing, ...
 COMPANION = "companion"  # outcome of a file read only with the files beside it (a Polis summary.csv)
@@ -140,6 +140,14 @@ def read_delivery(
         )
     problems = match.problems()
     rows = tuple(raw.frame[ROW].to_list())
+    unread = raw.frame.filter(pl.col(ROW_RULE).is_not_null())
+    if unread.height == raw.frame.height:  # nothing in the file can be used: refused, never a silent loss
+        first = unread.row(0, named=True)
+        reason = (
+            f"{name}: no row could be read as its header says (row {first[ROW]}: {first[ROW_REASON]}); "
+            "send the whole file again"
+        )
+        return refuse(outcome, FileProblem((FILE_UNREADABLE,), (reason,), rows))
     if problems:
         reasons = tuple(p.message + (f" ({p.suggestion})" if p.suggestion else "") for p in problems)
         outcome.message = f"{name}: {match.problem()}"
