@@ -19,6 +19,7 @@ import csv
 import io
 import itertools
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,10 +181,40 @@ def text_encoding(path: Path, declared: str | None = None) -> str:
             "the file holds binary data, not text (or UTF-16 text without its byte-order mark): export it as CSV "
             "(UTF-8) or XLSX"
         )
-    for candidate in ("utf-8", "cp1252"):
-        if _decodes(path, candidate):
-            return "utf-8-sig" if candidate == "utf-8" and head.startswith(codecs.BOM_UTF8) else candidate
-    return "latin-1"  # decodes any byte
+    if _decodes(path, "utf-8"):
+        return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
+    damaged = _damaged_utf8_line(path)
+    if damaged is not None:
+        raise ReadError(
+            f"the file is UTF-8 text, but line {damaged} holds bytes that are not UTF-8: it was damaged or cut short "
+            "in transfer, or text in two encodings was pasted together (read as Windows-1252 instead, every accented "
+            "letter in it would change); export it again as UTF-8, or declare its format.encoding"
+        )
+    return "cp1252" if _decodes(path, "cp1252") else "latin-1"  # latin-1 decodes any byte
+
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, as surrogateescape decodes it
+_MULTIBYTE = re.compile("[^\x00-\x7f\udc80-\udcff]")  # a character UTF-8 writes as several bytes
+
+
+def _damaged_utf8_line(path: Path) -> int | None:
+    """The line of the first byte that is not UTF-8, when the file also holds well-formed multi-byte UTF-8:
+    such a file is UTF-8 damaged (or cut inside a character), not text in a one-byte encoding."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+    lines, first_bad, multibyte = 1, None, False
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(CHUNK_BYTES)
+            text = decoder.decode(chunk, final=not chunk)
+            if first_bad is None:
+                bad = _UNDECODABLE.search(text)
+                if bad is not None:
+                    first_bad = lines + text.count("\n", 0, bad.start())
+                lines += text.count("\n")
+            multibyte = multibyte or _MULTIBYTE.search(text) is not None
+            if (first_bad is not None and multibyte) or not chunk:
+                break
+    return first_bad if multibyte else None
 
 
 def _decodes(path: Path, encoding: str) -> bool:
@@ -506,7 +537,7 @@ def _record_chunks(
         for _, record, _ in chunk:
             for key in record or {}:
                 columns.setdefault(str(key), None)
-        names = [c for c in columns if c not in MARKS]
+        names = list(columns)
         rules: list[str | None] = []
         reasons: list[str | None] = []
         for _, record, problem in chunk:
@@ -523,7 +554,8 @@ def _record_chunks(
             else:
                 rules.append(None)
                 reasons.append(None)
-        data = {name: [_json_text((record or {}).get(name)) for _, record, _ in chunk] for name in names}
+        # A key named like a mark keeps its values, under the name `_column_names` gives it (`_source_row*`).
+        data = {_unmarked(name): [_json_text((record or {}).get(name)) for _, record, _ in chunk] for name in names}
         yield pl.DataFrame(
             {
                 **{name: pl.Series(name, values, dtype=pl.String) for name, values in data.items()},
@@ -532,6 +564,12 @@ def _record_chunks(
                 ROW_REASON: pl.Series(ROW_REASON, reasons, dtype=pl.String),
             }
         )
+
+
+def _unmarked(name: str) -> str:
+    while name in MARKS:
+        name += "*"
+    return name
 
 
 def _json_text(value: object) -> str | None:
