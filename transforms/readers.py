@@ -345,8 +345,7 @@ def _frames(chunks: Iterable[pl.DataFrame], names: list[str]) -> pl.DataFrame:
     if not parts:
         schema = {**{n: pl.String() for n in names}, ROW: pl.Int64(), ROW_RULE: pl.String(), ROW_REASON: pl.String()}
         return pl.DataFrame(schema=schema)
-    # No rechunk: one more copy of the whole file at the peak; polars and DuckDB read chunked columns as they are.
-    return pl.concat(parts, how="diagonal", rechunk=False)  # JSON chunks may each bring new keys
+    return pl.concat(parts, how="diagonal", rechunk=True)  # JSON chunks may each bring new keys
 
 
 def _field_count_reason(found: int, width: int, kind: str) -> str:
