@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from din.config import FormatOptions
-from din.contract import FILE_UNREADABLE, KINDS, SURVEY_EXPORT_UNREADABLE, ColumnType
+from din.contract import FILE_UNREADABLE, KINDS, RECORD_RULES, SURVEY_EXPORT_UNREADABLE, ColumnType
 from expectations.engine import DELIVERY, ROW_ID
 from expectations.suites import KEY_SEPARATOR, load_suite
 from expectations.validate import reason, validate
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 GROUPS = {
     "file": "File problems",
+    "records": "Rows that could not be read as the header says",
     "not_null": "Required values that are empty",
     "type": "Values of the wrong type",
     "allowed": "Values that are not allowed",
@@ -374,6 +375,9 @@ def _validate(
         values = json.loads(record["values"])
         as_typed = cells.get(record["source_row"])
         for rule, given in zip(record["rules"], record["reasons"], strict=True):
+            if rule in RECORD_RULES:  # the record itself could not be read as the header says
+                report.problems.append(Problem("records", rule, record["source_row"], None, None, given))
+                continue
             columns = meta[rule]["columns"]
             if as_typed is not None:  # the cell as typed, never a normalised value or a pseudonym
                 value: str | None = " + ".join(_cell_text(as_typed.get(c)) for c in columns)

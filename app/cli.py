@@ -73,7 +73,13 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    add("run", _run, "Pull, validate, merge and publish every configured source.")
+    run = add("run", _run, "Pull, validate, merge and publish every configured source.")
+    run.add_argument(
+        "--accept-drop",
+        action="store_true",
+        help="publish even when a reference or the roster lost most of its rows against the published version "
+        "(by default such a run warns and keeps the previous version; see attention.rows_lost_share)",
+    )
     add(
         "rebuild",
         _rebuild,
@@ -206,7 +212,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
     config = load_config(args.config, args.data_dir)  # fail fast on config mistakes, before Prefect loads
+    from din.keys import check_key_before_start
     from warehouse.erasure import refuse_if_erasure_pending
+
+    check_key_before_start(config)  # a missing or short key: one line, before Prefect's start-up
 
     refuse_if_erasure_pending(DataPaths(config.data_dir).landing)  # before Prefect loads, too
     from din.settings import configure_environment
@@ -220,9 +229,10 @@ def _run(args: argparse.Namespace, rebuild: bool = False) -> int:
         from flows.rebuild import rebuild as flow
     else:
         flow = consolidate
+    parameters = {"accept_drop": True} if getattr(args, "accept_drop", False) else {}
     try:
         with _prefect_api():
-            result = run_flow(flow, config, data_dir_given=args.data_dir is not None)
+            result = run_flow(flow, config, data_dir_given=args.data_dir is not None, **parameters)
     except DinError:
         raise
     except Exception as error:  # the flow's log above has the traceback; the operator gets one line

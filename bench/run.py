@@ -7,7 +7,8 @@
 Per size, every repeat runs each system once, in a rotating order (so that no system always runs
 first or last): `din run` against a local Prefect server on a fresh data dir followed by its
 no-change rerun, an empty-config `din run`, bare DuckDB, the checked DuckDB script and dlt. `din run`
-in ephemeral mode runs once per size, `din check` on a 100k-row file `--repeats` times at the end.
+in ephemeral mode runs once per size, `din check` on a 100k-row file `--repeats` times at the end, and
+last the peak memory of `din run` on one 200 MB delivery (bench.memory; `--memory-mb 0` leaves it out).
 Results go to `--out` (rewritten after every run, so a long run can be watched) and to stdout.
 """
 
@@ -34,6 +35,7 @@ from bench import report
 from bench.baselines import parse_result
 from bench.data import QUICK, Dataset, Size, check_file, empty_config, ensure_dataset
 from bench.measure import Sample, run_measured
+from bench.memory import measure_memory
 from bench.prefect_server import Server, clean_env, prefect_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-ephemeral", action="store_true", help="skip the once-per-size ephemeral `din run`")
     parser.add_argument("--no-dlt", action="store_true", help="leave dlt out")
     parser.add_argument("--keep", action="store_true", help="keep each run's output folder")
+    parser.add_argument(
+        "--memory-mb",
+        type=float,
+        default=None,
+        help="size of the one delivery whose `din run` peak memory is measured (default 200; quick: 20; 0: skip)",
+    )
     return parser
 
 
@@ -283,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     command = "python -m bench.run " + shlex.join(sys.argv[1:] if argv is None else argv)
     sizes = sizes_of(args)
+    memory_lines: list[str] = []
     datasets = [_dataset(work, size) for size in sizes]
     check_path = check_file(work, args.check_rows)
     with_dlt = not args.no_dlt and dlt_available()
@@ -297,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{data.size.label}: {'reused' if data.reused else 'generated'} {data.root}", flush=True)
             bench.run_size(data)
         bench.run_check(check_path, args.check_rows)
+        memory_mb = args.memory_mb if args.memory_mb is not None else (20.0 if args.quick else 200.0)
+        if memory_mb > 0:
+            print(f"memory: `din run` on one responses CSV of {memory_mb:g} MB (and on a small one)", flush=True)
+            memory_lines = measure_memory(work, memory_mb).lines()
+            bench.notes += memory_lines
         if server is not None:
             bench.notes.append(f"Prefect server peak RSS (sampled between runs): {server.peak_rss / report.MB:,.0f} MB")
     if not with_dlt:
@@ -310,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     _write(args.out, bench, info, datasets, command)
     print()
     print(report.console(bench.results, bench.mode))
+    for line in memory_lines:
+        print(line)
     print(f"\nwritten: {args.out}")
     return 0
 

@@ -21,16 +21,34 @@ import yaml
 from din.contract import KINDS, LIMITS, REFERENCE_KINDS
 from din.errors import ConfigError
 from din.source_options import (
+    DISCLOSURE_PROFILES,
     FORMAT_OPTIONS,
     PORTAL_OPTIONS,
     SOURCE_OPTIONS,
     STORAGE_OPTIONS,
+    Option,
     OptionError,
     check_options,
+    fraction,
+    one_of,
     scheme,
+    seconds,
+    secret_name,
+    shown,
+    text,
+    whole_number,
 )
 
-__all__ = ["Config", "ConfigError", "FormatOptions", "PortalSettings", "RemoteStorage", "SourceConfig", "load_config"]
+__all__ = [
+    "Attention",
+    "Config",
+    "ConfigError",
+    "FormatOptions",
+    "PortalSettings",
+    "RemoteStorage",
+    "SourceConfig",
+    "load_config",
+]
 
 NETWORK_SCHEMES = ("https://", "http://", "s3://", "sftp://")
 INBOX = "inbox://"  # a portal inbox: `<data_dir>/inbox/<source name>/`, written by `din serve`
@@ -58,6 +76,30 @@ class FormatOptions:
     date_order: str | None = None  # day_first | month_first; None: what the file proves, else refused
     columns: Mapping[str, str] = field(default_factory=dict)  # delivered header -> contract column
 
+    def fingerprint(self) -> str:
+        """Everything that decides how a file is read, as one short hash (the mapping file by its content):
+        a delivery read under another fingerprint is read again with these options."""
+        import hashlib
+        import json
+
+        mapping = None
+        if self.mapping is not None:
+            try:
+                mapping = hashlib.sha256(self.mapping.read_bytes()).hexdigest()
+            except OSError:
+                mapping = f"unreadable:{self.mapping}"
+        basis = {
+            "type": self.type,
+            "sheet": self.sheet,
+            "delimiter": self.delimiter,
+            "encoding": self.encoding,
+            "mapping": mapping,
+            "tool": self.tool,
+            "date_order": self.date_order,
+            "columns": sorted(self.columns.items()),
+        }
+        return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
+
 
 @dataclass(frozen=True)
 class RemoteStorage:
@@ -76,6 +118,14 @@ class PortalSettings:
     url: str | None = None  # the public address behind the reverse proxy; feedback links point there
     deployment: str | None = None  # FLOW/DEPLOYMENT that the "process now" button runs
     session_hours: int = 12
+
+
+@dataclass(frozen=True)
+class Attention:
+    """The `attention:` section: when a run's results are unusual enough to warn (and hold a publish)."""
+
+    quarantined_share: float = 0.25  # of the rows a source's new deliveries read
+    rows_lost_share: float = 0.5  # of a reference's or the roster's rows, against the published version
 
 
 @dataclass(frozen=True)
@@ -127,6 +177,7 @@ class Config:
     storage: RemoteStorage | None = None  # durable copies of landing and published data in a bucket
     limits: Mapping[str, int] = field(default_factory=dict)  # the network's own limits (contract `limits`)
     portal: PortalSettings = field(default_factory=PortalSettings)
+    attention: Attention = field(default_factory=Attention)
 
     @property
     def inbox_sources(self) -> tuple[SourceConfig, ...]:
@@ -165,47 +216,113 @@ def load_config(path: str | os.PathLike[str], data_dir: str | os.PathLike[str] |
     return _build_config(config_path, raw, data_dir)
 
 
+#: The top-level settings of din.yaml and their one line of help (each block's own keys are below).
+SETTINGS = {
+    "version": "the registry's format version (1)",
+    "title": "shown in reports",
+    "mode": "production (default) or demo (demo allows the labelled demo key)",
+    "data_dir": "where landing, warehouse and published data live (relative to this file)",
+    "lock_timeout_seconds": "how long a second run waits for the first to finish",
+    "pseudonymisation": "where the HMAC key is found: key_env, key_block",
+    "validation": "engine: duckdb or gx",
+    "parallelism": "runner (threads, processes, sequential) and max_workers",
+    "disclosure": "profile and threshold of the open tier's small-count rule",
+    "attention": "when a run warns: quarantined_share, rows_lost_share",
+    "storage": "durable copies in S3-compatible object storage",
+    "limits": "the network's own caps on contract values",
+    "portal": "how `din serve` behaves",
+    "reference": "the network's reference data sources (a list)",
+    "sources": "the partners' sources (a list)",
+}
+_BLOCKS: dict[str, tuple[Option, ...]] = {
+    "pseudonymisation": (
+        Option("key_env", secret_name, "NAME of the environment variable holding the key (default DIN_PSEUDONYM_KEY)"),
+        Option("key_block", secret_name, "NAME of a Prefect Secret block holding the key"),
+    ),
+    "validation": (Option("engine", one_of(*VALIDATION_ENGINES), "duckdb (default) or gx"),),
+    "parallelism": (
+        Option("runner", one_of(*TASK_RUNNERS), "threads (default), processes or sequential"),
+        Option("max_workers", whole_number(1, 256), "parallel batches (default: the number of cores)"),
+    ),
+    "disclosure": (
+        Option("profile", one_of(*DISCLOSURE_PROFILES), "suppress_under_5 (default), suppress_under_10 or round_to_5"),
+        Option("threshold", whole_number(1, 1000), "raise the profile's threshold (never below the profile's own)"),
+    ),
+    "attention": (
+        Option(
+            "quarantined_share",
+            fraction,
+            "a source whose new deliveries set aside more than this share of the rows read warns (default 0.25)",
+        ),
+        Option(
+            "rows_lost_share",
+            fraction,
+            "a reference or roster losing more than this share of its rows against the published version warns "
+            "and holds the publish until `din run --accept-drop` (default 0.5)",
+        ),
+    ),
+}
+_TOP: tuple[Option, ...] = (
+    Option("version", one_of(1), SETTINGS["version"]),
+    Option("title", text, SETTINGS["title"]),
+    Option("mode", one_of(*MODES), SETTINGS["mode"]),
+    Option("data_dir", text, SETTINGS["data_dir"]),
+    Option("lock_timeout_seconds", seconds, SETTINGS["lock_timeout_seconds"]),
+)
+
+
+def _check_settings(config_path: Path, raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every top-level setting and every block's keys and values, against the declared schema; returns each
+    checked block (empty when left out). Each mistake is one ConfigError line with a did-you-mean."""
+    unknown = [str(name) for name in raw if name not in SETTINGS]
+    if unknown:
+        near = difflib.get_close_matches(unknown[0], list(SETTINGS), n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise ConfigError(
+            f"{config_path}: unknown setting(s) {', '.join(sorted(unknown))}{hint}; "
+            f"the settings are {', '.join(SETTINGS)}."
+        )
+    scalars = {o.name: raw[o.name] for o in _TOP if o.name in raw and raw[o.name] is not None}
+    try:
+        check_options(scalars, _TOP, "settings")
+    except OptionError as error:
+        raise ConfigError(f"{config_path}: {str(error).replace('option ', 'setting ', 1)}.") from None
+    blocks: dict[str, dict[str, Any]] = {}
+    for name, specs in _BLOCKS.items():
+        value = raw.get(name)
+        if value is None:
+            blocks[name] = {}
+            continue
+        if not isinstance(value, Mapping):
+            keys = ", ".join(o.name for o in specs)
+            raise ConfigError(f"{config_path}: {name} must be a mapping of settings ({keys}), not {shown(value)}.")
+        try:
+            blocks[name] = check_options(value, specs, f"{name} settings")
+        except OptionError as error:
+            raise ConfigError(f"{config_path}: {name}: {error}.") from None
+    for name in ("reference", "sources"):
+        if raw.get(name) is not None and not isinstance(raw[name], list):
+            raise ConfigError(
+                f"{config_path}: {name} must be a list of sources (`- name: ...` entries), not {shown(raw[name])}."
+            )
+    return blocks
+
+
 def _build_config(config_path: Path, raw: dict[str, Any], data_dir_override: Any) -> Config:
     base = config_path.parent
-    known = {
-        "version",
-        "title",
-        "data_dir",
-        "mode",
-        "pseudonymisation",
-        "disclosure",
-        "validation",
-        "lock_timeout_seconds",
-        "parallelism",
-        "reference",
-        "sources",
-        "storage",
-        "limits",
-        "portal",
-    }
-    unknown = sorted(set(raw) - known)
-    if unknown:
+    blocks = _check_settings(config_path, raw)
+    mode = str(raw.get("mode") or "production")
+    data_dir = Path(data_dir_override) if data_dir_override else base / str(raw.get("data_dir") or "data")
+    pseudo, parallelism = blocks["pseudonymisation"], blocks["parallelism"]
+    disclosure = blocks["disclosure"]
+    threshold = disclosure.get("threshold")
+    profile = str(disclosure.get("profile", "suppress_under_5"))
+    if threshold is not None and threshold < DISCLOSURE_PROFILES[profile]:
         raise ConfigError(
-            f"{config_path}: unknown setting(s) {', '.join(unknown)}; the settings are {', '.join(sorted(known))}."
+            f"{config_path}: disclosure.threshold {threshold} is below the {DISCLOSURE_PROFILES[profile]} that "
+            f"{profile} promises; raise it, or choose another profile."
         )
-    mode = str(raw.get("mode", "production"))
-    if mode not in MODES:
-        raise ConfigError(f"{config_path}: mode must be one of {', '.join(MODES)}, not {mode!r}.")
-    data_dir = Path(data_dir_override) if data_dir_override else base / str(raw.get("data_dir", "data"))
-    pseudo = raw.get("pseudonymisation") or {}
-    validation = raw.get("validation") or {}
-    engine = str(validation.get("engine", "duckdb"))
-    if engine not in VALIDATION_ENGINES:
-        raise ConfigError(
-            f"{config_path}: validation.engine must be one of {', '.join(VALIDATION_ENGINES)}, not {engine!r}."
-        )
-    parallelism = raw.get("parallelism") or {}
-    runner = str(parallelism.get("runner", "threads"))
-    if runner not in TASK_RUNNERS:
-        raise ConfigError(
-            f"{config_path}: parallelism.runner must be one of {', '.join(TASK_RUNNERS)}, not {runner!r}."
-        )
-    max_workers = int(parallelism.get("max_workers", os.cpu_count() or 2))
+    attention = blocks["attention"]
     data_dir = data_dir.resolve()
     reference = tuple(
         _source(config_path, entry, index, reference=True, data_dir=data_dir)
@@ -222,17 +339,21 @@ def _build_config(config_path: Path, raw: dict[str, Any], data_dir_override: Any
         mode=mode,
         key_env=str(pseudo.get("key_env", DEFAULT_KEY_ENV)),
         key_block=pseudo.get("key_block"),
-        disclosure=dict(raw.get("disclosure") or {}),
-        validation_engine=engine,
-        lock_timeout_seconds=float(raw.get("lock_timeout_seconds", 60)),
-        task_runner=runner,
-        max_workers=max_workers,
+        disclosure=disclosure,
+        validation_engine=str(blocks["validation"].get("engine", "duckdb")),
+        lock_timeout_seconds=float(raw.get("lock_timeout_seconds") or 60),
+        task_runner=str(parallelism.get("runner", "threads")),
+        max_workers=int(parallelism.get("max_workers", os.cpu_count() or 2)),
         reference=reference,
         sources=sources,
-        title=str(raw.get("title", "DIN public engagement panel")),
+        title=str(raw.get("title") or "DIN public engagement panel"),
         storage=_storage(config_path, raw.get("storage")),
         limits=_limits(config_path, raw.get("limits")),
         portal=_portal(config_path, raw.get("portal")),
+        attention=Attention(
+            quarantined_share=float(attention.get("quarantined_share", Attention.quarantined_share)),
+            rows_lost_share=float(attention.get("rows_lost_share", Attention.rows_lost_share)),
+        ),
     )
 
 
@@ -358,7 +479,7 @@ def _source(config_path: Path, entry: Any, index: int, *, reference: bool, data_
     if str(entry["location"]).startswith(INBOX):
         location = _inbox(config_path, name, str(entry["location"]), reference, data_dir)
     else:
-        location = _location(config_path, name, str(entry["location"]))
+        location = _location(config_path, name, str(entry["location"]), data_dir)
     where = scheme(location)
     try:
         options = check_options(entry.get("options") or {}, SOURCE_OPTIONS[where], f"{where} sources")
@@ -395,7 +516,7 @@ def _inbox(config_path: Path, name: str, location: str, reference: bool, data_di
     return INBOX + str(data_dir / "inbox" / name)
 
 
-def _location(config_path: Path, name: str, location: str) -> str:
+def _location(config_path: Path, name: str, location: str, data_dir: Path) -> str:
     if location.startswith(NETWORK_SCHEMES):
         return location
     if "://" in location:
@@ -418,7 +539,70 @@ def _location(config_path: Path, name: str, location: str) -> str:
         raise ConfigError(
             f"{config_path}: source '{name}': {path} does not exist; create the folder or correct the location."
         )
+    _refuse_unsafe_folder(config_path, name, path if not glob.has_magic(text) else folder, data_dir)
     return text
+
+
+#: Folders of the operating system (and their parents): a source there would land system files, and their
+#: lines would reach a partner's feedback page. Checked after links are followed.
+SYSTEM_FOLDERS = tuple(
+    Path(p)
+    for p in (
+        "/etc",
+        "/proc",
+        "/sys",
+        "/dev",
+        "/boot",
+        "/run",
+        "/root",
+        "/usr",
+        "/bin",
+        "/sbin",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/libx32",
+        "/var/lib",
+        "/var/log",
+        "/var/run",
+        "/var/spool",
+        "/var/mail",
+        "/var/cache",
+        "/var/backups",
+        "/snap",
+        "/System",
+        "/Library",
+        "/private/etc",
+        "/private/var",
+    )
+)
+
+
+def _refuse_unsafe_folder(config_path: Path, name: str, path: Path, data_dir: Path) -> None:
+    """A local source must be a folder of deliveries: not a system folder, a whole home folder, nor the
+    network's own data folder (or a folder holding it), whose landing copies would be landed again."""
+    where = path.resolve()
+    system = next((f for f in SYSTEM_FOLDERS if where == f or f in where.parents), None)
+    holds_system = where == Path(where.anchor) or any(where in f.parents for f in SYSTEM_FOLDERS)
+    if system is not None or holds_system:
+        folder = system or where
+        raise ConfigError(
+            f"{config_path}: source '{name}': {where} is {'inside ' if system and where != system else ''}"
+            f"{'a system folder' if system else 'a folder holding system folders'} ({folder}); point the source at "
+            "a folder that holds only the partner's deliveries."
+        )
+    homes = {Path.home().resolve(), *(p.resolve() for p in Path("/home").glob("*") if p.is_dir())}
+    if where in homes:
+        raise ConfigError(
+            f"{config_path}: source '{name}': {where} is a whole home folder; point the source at a folder that "
+            "holds only the partner's deliveries."
+        )
+    relation = "is" if where == data_dir else "is inside" if data_dir in where.parents else "holds"
+    if where == data_dir or data_dir in where.parents or where in data_dir.parents:
+        raise ConfigError(
+            f"{config_path}: source '{name}': {where} {relation} the data folder {data_dir} (landing copies, the "
+            "warehouse, published data); point the source at the partner's deliveries, and keep data_dir apart."
+        )
 
 
 def _static_prefix(pattern: str) -> str:

@@ -131,6 +131,12 @@ SURVEY_EXPORT_UNREADABLE = "survey_export_unreadable"
 DATE_ORDER_AMBIGUOUS = "date_order_ambiguous"  # dates readable day- or month-first, nothing decides
 DATE_ORDER_CONFLICT = "date_order_conflict"  # dates that contradict each other or the declared order
 
+#: Rules about one record as read, before its values are checked: the record is set aside with the reason.
+ROW_FIELD_COUNT = "row_field_count"  # a CSV row with more or fewer fields than the header
+RECORD_UNREADABLE = "record_unreadable"  # broken quoting, an NDJSON line that is not an object, a key given twice
+VALUE_NUL_BYTE = "value_nul_byte"  # a value holding a NUL byte: the file is damaged there
+RECORD_RULES = (ROW_FIELD_COUNT, RECORD_UNREADABLE, VALUE_NUL_BYTE)
+
 
 @dataclass(frozen=True)
 class Reference:

@@ -21,6 +21,7 @@ __all__ = [
     "PREVIOUS_SUFFIX",
     "PseudonymKey",
     "PseudonymKeyError",
+    "check_key_before_start",
     "new_key",
     "resolve_key",
     "resolve_previous_key",
@@ -78,6 +79,18 @@ def resolve_key(config: Config) -> PseudonymKey:
         f"outside the repository). Nothing was published. {config.path} is not in demo mode, "
         "so the demo key is not allowed."
     )
+
+
+def check_key_before_start(config: Config) -> None:
+    """Raise the PseudonymKeyError a run would meet, before Prefect starts (which takes seconds and would log
+    the message several times): the key's presence and length, when the environment holds or should hold it.
+
+    A key kept only in a Prefect Secret block is checked by the run itself: reading it needs Prefect."""
+    import os
+
+    value = os.environ.get(config.key_env)
+    if value or not config.key_block:
+        resolve_key(config)
 
 
 def resolve_previous_key(config: Config) -> PseudonymKey | None:

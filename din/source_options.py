@@ -9,7 +9,9 @@ variable or Prefect Secret), never by value, and a value that breaks that rule i
 from __future__ import annotations
 
 import difflib
+import math
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -66,7 +68,7 @@ def one_of(*choices: Any) -> Callable[[str, Any], None]:
 
 def secret_name(name: str, value: Any) -> None:
     """A credential given by name; the value itself may be a pasted secret, so it is never shown."""
-    if not isinstance(value, str) or not SECRET_NAME.fullmatch(value):
+    if not isinstance(value, str) or not SECRET_NAME.fullmatch(value) or looks_like_secret(value):
         raise OptionError(
             f"option {name} must be the NAME of an environment variable or Prefect Secret (such as "
             "PARTNER_A_TOKEN), not the secret itself"
@@ -225,6 +227,9 @@ def deployment(name: str, value: Any) -> None:
         )
 
 
+#: `disclosure.profile`: each profile and the threshold its name promises (the lowest allowed).
+DISCLOSURE_PROFILES: dict[str, int] = {"suppress_under_5": 5, "suppress_under_10": 10, "round_to_5": 5}
+
 #: Settings of the web portal (`portal:` in din.yaml; `din serve`).
 PORTAL_OPTIONS: tuple[Option, ...] = (
     _MAX_UPLOAD,
@@ -274,8 +279,38 @@ def check_options(options: Any, specs: tuple[Option, ...], what: str) -> dict[st
     return dict(options)
 
 
+def fraction(name: str, value: Any) -> None:
+    """A share such as 0.25 (a quarter), from 0 to 1."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise OptionError(f"option {name} must be a share from 0 to 1 (such as 0.25), not {_shown(value)}")
+
+
+def looks_like_secret(value: object) -> bool:
+    """Whether a value could be a pasted key, token or password, so that no message repeats it.
+
+    Long unbroken text is suspect on its own; shorter text when it mixes letters and digits with the
+    spread of characters of a random string (`din keys new`, access keys, API tokens), which names,
+    choices and settings such as `suppress_under_10` or `DIN_PSEUDONYM_KEY` do not have."""
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    if len(text) < 16 or any(ch.isspace() for ch in text):
+        return False
+    if len(text) >= 32:
+        return True
+    mixed = any(ch.isdigit() for ch in text) and any(ch.isalpha() for ch in text)
+    counts = Counter(text)
+    bits = -sum(n * math.log2(n / len(text)) for n in counts.values())
+    return mixed and bits >= 64
+
+
 def _word(value: Any) -> str:
     return "true" if value is True else "false" if value is False else str(value)
+
+
+def shown(value: Any) -> str:
+    """A value as a message may show it: short, typed, and never a secret."""
+    return _shown(value)
 
 
 def _shown(value: Any) -> str:
@@ -284,5 +319,7 @@ def _shown(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list | tuple):
         return "a list"
+    if looks_like_secret(value):
+        return "a value that looks like a secret (not repeated here)"
     text = repr(value)
     return text if len(text) <= 40 else text[:39] + "…"

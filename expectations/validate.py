@@ -18,7 +18,7 @@ from din.contract import LIMITS, Kind, limit_placeholder
 from expectations.engine import DELIVERY, ROW_ID, compile_suite, failing_rows, references_frame
 from expectations.suites import limit_parameter, load_suite
 from transforms.delivery import FileProblem
-from transforms.readers import ROW
+from transforms.readers import ROW, ROW_REASON, ROW_RULE
 
 QUARANTINE_SCHEMA = pl.Schema(
     {
@@ -79,6 +79,7 @@ def validate(
     are din.yaml's `limits` (a limit left out is not checked).
     """
     suite = suite or load_suite(kind.name)
+    unreadable, frame = _records_unread(frame, kind)
     references = reference_columns(kind)
     parameters = limit_parameters(limits)
     if engine == "gx":
@@ -96,7 +97,36 @@ def validate(
     failed_ids = failures.select(ROW_ID).unique()
     accepted = frame.join(failed_ids, on=ROW_ID, how="anti")
     quarantined = quarantine_records(frame, failures, suite, limits)
+    if unreadable.height:
+        quarantined = pl.concat([unreadable, quarantined], how="vertical").sort("source_row", nulls_last=True)
     return Verdict(accepted, quarantined, expectation_results(frame, failures, suite))
+
+
+def _records_unread(frame: pl.DataFrame, kind: Kind) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Records the reader marked (`transforms.readers.ROW_RULE`: ragged, broken quoting, a NUL byte, ...) are
+    quarantined with the reader's reason and every value they hold (already protected), unchecked by the
+    suite; the rest is returned for the suite, without the marks."""
+    if ROW_RULE not in frame.columns:
+        return pl.DataFrame(schema=QUARANTINE_SCHEMA), frame
+    marked = frame.filter(pl.col(ROW_RULE).is_not_null())
+    rest = frame.filter(pl.col(ROW_RULE).is_null()).drop(ROW_RULE, ROW_REASON)
+    if marked.height == 0:
+        return pl.DataFrame(schema=QUARANTINE_SCHEMA), rest
+    columns = [c.name for c in kind.columns if c.name in frame.columns]
+    records = [
+        {
+            "delivery_id": row[DELIVERY],
+            "source_row": row[ROW],
+            "rules": [row[ROW_RULE]],
+            "reasons": [row[ROW_REASON]],
+            "columns": [c for c in columns if row.get(c) is not None],
+            "values": json.dumps(
+                {c: row[c] for c in columns if row.get(c) is not None}, ensure_ascii=False, default=str
+            ),
+        }
+        for row in marked.iter_rows(named=True)
+    ]
+    return pl.DataFrame(records, schema=QUARANTINE_SCHEMA), rest
 
 
 def _values_for(frame: pl.DataFrame, failures: pl.DataFrame, suite: dict[str, Any]) -> pl.DataFrame:

@@ -45,11 +45,13 @@ from sources.credentials import resolve_credential
 from transforms.blocklist import Blocklist
 from warehouse.batches import plan_level
 from warehouse.erasure import before_run, redact_blocked
+from warehouse.guard import check_publish
 from warehouse.manifest import KnownFile, PendingDelivery, known_files
 from warehouse.merge import merge_level
 from warehouse.publish import publish_if_changed
 from warehouse.pull import SourcePull, pull_source, record_pulled
 from warehouse.remote import push_current, push_landing
+from warehouse.reread import requeue_changed_sources
 from warehouse.runs import (
     RunSummary,
     SourceSummary,
@@ -76,11 +78,11 @@ def task_runner_for(config: Config) -> Any:
     return ThreadPoolTaskRunner(max_workers=config.max_workers)
 
 
-def run_flow(flow_object: Any, config: Config, data_dir_given: bool = True) -> dict[str, Any]:
+def run_flow(flow_object: Any, config: Config, data_dir_given: bool = True, **parameters: Any) -> dict[str, Any]:
     """Run a flow with the task runner the config asks for (deployments set it the same way); the data
     folder is passed on only when it was given besides the registry (`--data-dir`)."""
     result: dict[str, Any] = flow_object.with_options(task_runner=task_runner_for(config))(
-        config_path=str(config.path), data_dir=str(config.data_dir) if data_dir_given else None
+        config_path=str(config.path), data_dir=str(config.data_dir) if data_dir_given else None, **parameters
     )
     return result
 
@@ -151,6 +153,18 @@ def redact_blocked_task(
 ) -> int:
     """Landing copies that hold rows of erased panellists (sent again) are redacted; returns how many."""
     return redact_blocked(con, config, paths, key, blocklist)
+
+
+@task(name="requeue-changed-sources", task_run_name="requeue changed sources", cache_policy=NO_CACHE)
+def requeue_task(con: duckdb.DuckDBPyConnection, config: Config) -> dict[str, list[int]]:
+    """Deliveries of sources whose reading options changed go back for reading (`warehouse.reread`)."""
+    return requeue_changed_sources(con, config)
+
+
+@task(name="check-publish", task_run_name="check publish", cache_policy=NO_CACHE)
+def check_publish_task(con: duckdb.DuckDBPyConnection, config: Config, accept_drop: bool) -> tuple[list[str], bool]:
+    """References and the roster against the published version (`warehouse.guard`): warnings, and whether to hold."""
+    return check_publish(con, config, accept_drop)
 
 
 @task(name="publish", task_run_name="publish", cache_policy=NO_CACHE)
@@ -237,8 +251,12 @@ def run_id_in_flow_run_name() -> str | None:
     description="Pull partner deliveries, validate, merge and publish.",
     flow_run_name=flow_run_name,
 )
-def consolidate(config_path: str = str(DEMO_CONFIG), data_dir: str | None = None) -> dict[str, Any]:
-    """Consolidate every configured source into the warehouse and publish the result."""
+def consolidate(
+    config_path: str = str(DEMO_CONFIG), data_dir: str | None = None, accept_drop: bool = False
+) -> dict[str, Any]:
+    """Consolidate every configured source into the warehouse and publish the result.
+
+    `accept_drop`: publish even when a reference or the roster lost most of its rows (`din run --accept-drop`)."""
     config = load_config(config_path, data_dir)
     paths = DataPaths(config.data_dir)
     reports: list[OrgReport] = []
@@ -247,7 +265,7 @@ def consolidate(config_path: str = str(DEMO_CONFIG), data_dir: str | None = None
         key = resolve_key(config)  # before any work: a production run without a key stops here
         summary.demo_key, summary.pseudonym_key_id = key.is_demo, key.key_id
         with writer_lock(paths.lock, config.lock_timeout_seconds):
-            run_consolidation(config, paths, key, summary, progress)
+            run_consolidation(config, paths, key, summary, progress, accept_drop=accept_drop)
             reports, drift = feedback(paths, summary.run_id)
         if reports:
             summary.feedback_dir = str(paths.reports / "feedback" / summary.run_id)
@@ -315,6 +333,7 @@ def run_consolidation(
     summary: RunSummary,
     progress: Progress | None = None,
     pull_sources: bool = True,
+    accept_drop: bool = False,
 ) -> RunSummary:
     """The stages in order, recording the run (and its failure, if it fails) in ops.runs."""
     logger = _logger()
@@ -341,11 +360,14 @@ def run_consolidation(
                 with _stage(summary, "redact_blocked"):
                     redact_blocked_task(con, config, paths, key, blocklist)
             with _stage(summary, "publish"):
-                publish_task(con, config, paths, summary, key, progress)
-            if config.storage is not None and config.storage.published:
+                guard_warnings, summary.publish_held = check_publish_task(con, config, accept_drop)
+                summary.run_warnings.extend(guard_warnings)
+                if not summary.publish_held:
+                    publish_task(con, config, paths, summary, key, progress)
+            if config.storage is not None and config.storage.published and not summary.publish_held:
                 with _stage(summary, "push_published"):
                     push_published_task(config.storage, paths)
-            summary.outcome = run_outcome(bool(summary.source_errors), bool(summary.warnings))
+            summary.outcome = run_outcome(bool(summary.source_errors), bool(summary.warnings), summary.publish_held)
         except BaseException as error:
             summary.outcome = "failed"
             summary.message = f"{type(error).__name__}: {error}"
@@ -415,9 +437,14 @@ def validate_and_merge(
     blocklist: Blocklist | None = None,
     progress: Progress | None = None,
 ) -> None:
-    """Level by level (reference data first, then the roster, then what refers to it)."""
+    """Level by level (reference data first, then the roster, then what refers to it); first, the deliveries
+    of sources whose reading options changed go back for reading."""
     logger = _logger()
     progress = progress or silent()
+    requeued = requeue_task(con, config)
+    for source, ids in requeued.items():
+        logger.info("source %s: reading options changed: %d delivery(ies) read again", source, len(ids))
+    reread = {delivery for ids in requeued.values() for delivery in ids}
     for level, kinds in enumerate(kinds_by_level()):
         pending, specs = plan_level(con, config, paths, summary.run_id, level, kinds, key, blocklist)
         if not pending:
@@ -442,7 +469,7 @@ def validate_and_merge(
         for conflict in merge_task(con, results, pending, summary.run_id, level, names):
             logger.warning("key conflict: %s", conflict)
             summary.run_warnings.append(conflict)
-        count_deliveries(summary, con, [p.delivery_id for p in pending])
+        count_deliveries(summary, con, [p.delivery_id for p in pending], reread, config.attention.quarantined_share)
         progress.advance(len(pending), sum(d.rows_accepted for r in results for d in r.deliveries))
         progress.finish()
 

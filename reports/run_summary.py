@@ -138,6 +138,12 @@ def summary_text(summary: RunSummary, with_next: bool = True) -> str:
         )
     for warning in summary.warnings:  # one greppable line each
         lines.append(f"WARNING {warning}")
+    reread = {s.source: s.files_reread for s in summary.sources if s.files_reread}
+    if reread:
+        lines.append(
+            "reading options changed, deliveries read again: "
+            + ", ".join(f"{source} {count}" for source, count in sorted(reread.items()))
+        )
     scrubbed = _scrubbed(summary)
     if scrubbed:
         lines.append(
@@ -154,10 +160,10 @@ def summary_text(summary: RunSummary, with_next: bool = True) -> str:
     if summary.quarantine_reasons:
         lines.append("quarantined rows by rule (in ops.quarantine, with each row's reason):")
         lines += [f"  {count:>7}  {rule}: {rule_words(rule)}" for rule, count in summary.quarantine_reasons.items()]
-    lines.append(
-        f"published version: {summary.published_version or '(none)'}; "
-        f"withdrawn panellists excluded: {summary.withdrawn_panellists}"
-    )
+    published = summary.published_version or "(none)"
+    if summary.publish_held:
+        published = "NOT PUBLISHED this run (see WARNING above): the previous version stays current"
+    lines.append(f"published version: {published}; withdrawn panellists excluded: {summary.withdrawn_panellists}")
     if summary.feedback_dir:
         lines.append(f"feedback reports (one per organisation): {summary.feedback_dir}")
     if with_next:
@@ -213,6 +219,7 @@ def source_rows(summary: RunSummary) -> list[dict[str, Any]]:
             "files superseded": s.files_superseded,
             "files refused": s.files_refused,
             "rows read": s.rows_read,
+            "files read again": s.files_reread,
             "rows accepted": s.rows_accepted,
             "rows quarantined": s.rows_quarantined,
             "rows of erased panellists dropped": s.rows_blocked,

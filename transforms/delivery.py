@@ -26,7 +26,7 @@ from transforms.dates import DateOrder, DateOrderProblem, date_order_option, evi
 from transforms.headers import HeaderMatch, match_headers
 from transforms.normalise import canonical_frame
 from transforms.pseudonymise import pseudonymise
-from transforms.readers import ROW, RawTable, ReadError, ReadOptions, read_table
+from transforms.readers import ROW, ROW_REASON, ROW_RULE, RawTable, ReadError, ReadOptions, read_table
 
 REFUSED = "refused"  # outcome of a file refused whole: unreadable, wrong layout, a required column missing, ...
 COMPANION = "companion"  # outcome of a file read only with the files beside it (a Polis summary.csv)
@@ -76,6 +76,7 @@ class DeliveryOutcome:
     answers: int | None = None  # answers read (tool exports: rows of `responses`)
     excluded: dict[str, int] = field(default_factory=dict)  # respondents or votes left out, by reason
     notes: list[str] = field(default_factory=list)  # what the reader noticed (counts, checks against the export)
+    read_options: str | None = None  # how it was read (din.config.FormatOptions.fingerprint)
 
     @property
     def outcome(self) -> str:
@@ -111,6 +112,7 @@ def read_delivery(
     A tool's export (`format.type: survey`) is read with its source's mapping file, or with `mapping`
     when one is given (`din check` previews an export that way). `blocklist`: the erased panellists,
     whose rows `protect` drops; a deliberation export also leaves out the votes on their statements."""
+    outcome.read_options = delivery.format.fingerprint()
     if delivery.format.type == "survey":
         return _survey_delivery(delivery, outcome, mapping, blocklist)
     kind = KINDS[delivery.kind]
@@ -124,7 +126,7 @@ def read_delivery(
         return refuse(outcome, FileProblem((FILE_UNREADABLE,), (f"{name}: {error}",)))
     outcome.format, outcome.encoding = raw.format, raw.encoding
     outcome.rows_read = raw.frame.height
-    outcome.headers = list(raw.headers)
+    outcome.headers = raw.delivered_headers
     if delivery.columns_error is not None:
         from transforms.column_mapping import MAPPING_INVALID
 
@@ -133,7 +135,8 @@ def read_delivery(
         )
         return refuse(outcome, problem)
     # The source's own mapping (din.yaml, set by the network's engineers) wins over one an organisation saved.
-    match = match_headers(raw.headers, kind, {**delivery.columns, **delivery.format.columns})
+    # The header row as delivered: a header given twice is a duplicate (refused when it names a contract column).
+    match = match_headers(raw.delivered_headers, kind, {**delivery.columns, **delivery.format.columns})
     outcome.extra_columns = list(match.extra)
     outcome.missing_optional_columns = list(match.missing_optional)
     if raw.frame.height == 0:
@@ -142,6 +145,14 @@ def read_delivery(
         )
     problems = match.problems()
     rows = tuple(raw.frame[ROW].to_list())
+    unread = raw.frame.filter(pl.col(ROW_RULE).is_not_null())
+    if unread.height == raw.frame.height:  # nothing in the file can be used: refused, never a silent loss
+        first = unread.row(0, named=True)
+        reason = (
+            f"{name}: no row could be read as its header says (row {first[ROW]}: {first[ROW_REASON]}); "
+            "send the whole file again"
+        )
+        return refuse(outcome, FileProblem((FILE_UNREADABLE,), (reason,), rows))
     if problems:
         reasons = tuple(p.message + (f" ({p.suggestion})" if p.suggestion else "") for p in problems)
         outcome.message = f"{name}: {match.problem()}"

@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from din.source_options import DISCLOSURE_PROFILES
+
 PUBLISHED = "published"
 ZERO = "zero"
 SUPPRESSED = "suppressed"
@@ -45,7 +47,7 @@ IS_TOTAL = "is_total"
 RULE_COLUMN = "disclosure_rule"
 
 # profile -> the threshold its name promises (the lowest allowed)
-PROFILES: dict[str, int] = {"suppress_under_5": 5, "suppress_under_10": 10, "round_to_5": 5}
+PROFILES: dict[str, int] = DISCLOSURE_PROFILES  # declared once, beside the config's other settings
 ROUNDING_BASE = 5
 
 _OPEN, _PRIMARY, _SECONDARY = 0, 1, 2

@@ -52,7 +52,12 @@ class HeaderMatch:
                 )
             found.append(HeaderProblem(column.present_rule, name, column.missing_message, suggestion))
         for name, headers in self.duplicates.items():
-            message = f"columns {', '.join(repr(h) for h in headers)} all mean `{name}`"
+            message = (
+                f"the header {headers[0]!r} is given {len(headers)} times: nothing says which of those columns holds "
+                f"`{name}`"
+                if len(set(headers)) == 1
+                else f"columns {', '.join(repr(h) for h in headers)} all mean `{name}`"
+            )
             found.append(HeaderProblem(DUPLICATE_COLUMNS, name, message, "keep one of them"))
         return found
 

@@ -17,7 +17,7 @@ import polars as pl
 from din.contract import ColumnType, Kind
 from transforms.dates import DateOrder
 from transforms.headers import HeaderMatch
-from transforms.readers import ROW
+from transforms.readers import ROW, ROW_REASON, ROW_RULE
 
 EXCEL_EPOCH = pl.date(1899, 12, 30)  # Excel's day zero (it counts 1900 as a leap year)
 EXCEL_SERIAL = r"^[0-9]{5}(\.[0-9]+)?$"  # 10000..99999: 1927..2173, wide enough for panels
@@ -42,13 +42,12 @@ def canonical_frame(
 
     Slashed dates are read in `date_order` (decided for the whole file by `transforms.dates`;
     None when no value needs it, and then either order reads them the same)."""
-    renamed = frame.select(
-        [pl.col(header).alias(canonical) for header, canonical in match.mapping.items()] + [pl.col(ROW)]
-    )
+    marks = [pl.col(c) for c in (ROW, ROW_RULE, ROW_REASON) if c in frame.columns]  # a record's rule as read
+    renamed = frame.select([pl.col(header).alias(canonical) for header, canonical in match.mapping.items()] + marks)
     absent = [c for c in kind.column_names if c not in renamed.columns]
     renamed = renamed.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in absent)
     return renamed.select(
-        [normalise_expr(pl.col(c.name), c.type, date_order).alias(c.name) for c in kind.columns] + [pl.col(ROW)]
+        [normalise_expr(pl.col(c.name), c.type, date_order).alias(c.name) for c in kind.columns] + marks
     )
 
 

@@ -3,20 +3,34 @@
 Every reader returns the rows as the contributor sees them: one row per record, all values as
 text (typing happens in `transforms.normalise`), and the spreadsheet row number of each record
 (header = row 1). A file that cannot be read raises `ReadError` with a reason a contributor can
-act on.
+act on. A record that cannot be read as the header says (a CSV row with more or fewer fields than the
+header, a quote left open, an NDJSON line that is not a JSON object, a JSON record naming a key twice,
+a value holding a NUL byte) stays in the frame, marked with its rule and reason (`ROW_RULE`,
+`ROW_REASON`), never padded or cut to fit: validation sets it aside with that reason.
+
+Text files are read in chunks (`CHUNK_ROWS` records at a time, decoded as they stream), so a large
+delivery costs about its own size in memory as a frame of strings, not several copies of it.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import itertools
 import json
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from din.contract import RECORD_UNREADABLE, ROW_FIELD_COUNT, VALUE_NUL_BYTE
+
 ROW = "_source_row"  # spreadsheet row number of each record (header is row 1)
+ROW_RULE = "_row_rule"  # the rule a record breaks as read (None: read as the header says)
+ROW_REASON = "_row_reason"  # why, in words a contributor can act on
 EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -30,6 +44,9 @@ EXTENSIONS = {
 }
 DELIMITERS = (",", ";", "\t", "|")
 SNIFF_BYTES = 64 * 1024
+CHUNK_BYTES = 1024 * 1024  # bytes decoded at a time while checking an encoding
+CHUNK_ROWS = 50_000  # records turned into a frame at a time
+MARKS = (ROW, ROW_RULE, ROW_REASON)  # the columns a reader adds to the delivered ones
 
 
 class ReadError(ValueError):
@@ -50,15 +67,22 @@ class ReadOptions:
 class RawTable:
     """A file's records as strings, with the headers as delivered."""
 
-    frame: pl.DataFrame  # delivered headers (as text) + ROW
+    frame: pl.DataFrame  # delivered headers (as text, each once) + ROW, ROW_RULE, ROW_REASON
     format: str
     encoding: str | None = None
     delimiter: str | None = None
     notes: list[str] = field(default_factory=list)
+    delivered: list[str] | None = None  # the header row exactly as delivered (a name twice stays twice)
 
     @property
     def headers(self) -> list[str]:
-        return [c for c in self.frame.columns if c != ROW]
+        """The frame's columns of delivered values (a header delivered twice: `x` and `x (2)`)."""
+        return [c for c in self.frame.columns if c not in MARKS]
+
+    @property
+    def delivered_headers(self) -> list[str]:
+        """The header row as delivered, so that a header given twice is seen twice (never first-wins)."""
+        return list(self.delivered) if self.delivered is not None else self.headers
 
 
 def detect_format(name: str, head: bytes, declared: str = "auto") -> str:
@@ -99,7 +123,7 @@ def read_table(path: Path, name: str, options: ReadOptions | None = None) -> Raw
         raise ReadError(f"format {fmt!r} is not a table format this pipeline reads (csv, xlsx, json, ndjson, parquet)")
     table = reader(path, options)
     before = table.frame.height
-    table.frame = _strip_blank_rows(table.frame)
+    table.frame = _mark_nul_bytes(_with_marks(_strip_blank_rows(table.frame)))
     if table.frame.height < before:
         table.notes.append(f"skipped {before - table.frame.height} blank row(s)")
     return table
@@ -131,6 +155,80 @@ def decode_text(data: bytes, encoding: str | None = None) -> tuple[str, str]:
             return data.decode("latin-1"), "latin-1"
 
 
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def text_encoding(path: Path, declared: str | None = None) -> str:
+    """The encoding to read `path` with (a codec name Python streams with): as declared, else UTF-8
+    (`utf-8-sig` when it starts with a BOM; UTF-16 with its BOM), else cp1252, else latin-1. The whole
+    file is checked, a chunk at a time, so a stray byte near the end is never decoded wrongly."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if declared is None and head.startswith(_UTF16_BOMS):
+        return "utf-16"
+    if declared is not None:
+        normalised = codecs.lookup(declared).name
+        if normalised == "utf-8" and head.startswith(codecs.BOM_UTF8):
+            normalised = "utf-8-sig"
+        if not _decodes(path, normalised):
+            raise ReadError(
+                f"the file is not valid {declared} text (as its source declares); save it as UTF-8 CSV, or correct "
+                "format.encoding"
+            )
+        return normalised
+    if head.count(b"\x00") > len(head) // 20:  # a stray NUL marks its row; many mean this is no text at all
+        raise ReadError(
+            "the file holds binary data, not text (or UTF-16 text without its byte-order mark): export it as CSV "
+            "(UTF-8) or XLSX"
+        )
+    if _decodes(path, "utf-8"):
+        return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
+    damaged = _damaged_utf8_line(path)
+    if damaged is not None:
+        raise ReadError(
+            f"the file is UTF-8 text, but line {damaged} holds bytes that are not UTF-8: it was damaged or cut short "
+            "in transfer, or text in two encodings was pasted together (read as Windows-1252 instead, every accented "
+            "letter in it would change); export it again as UTF-8, or declare its format.encoding"
+        )
+    return "cp1252" if _decodes(path, "cp1252") else "latin-1"  # latin-1 decodes any byte
+
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, as surrogateescape decodes it
+_MULTIBYTE = re.compile("[^\x00-\x7f\udc80-\udcff]")  # a character UTF-8 writes as several bytes
+
+
+def _damaged_utf8_line(path: Path) -> int | None:
+    """The line of the first byte that is not UTF-8, when the file also holds well-formed multi-byte UTF-8:
+    such a file is UTF-8 damaged (or cut inside a character), not text in a one-byte encoding."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+    lines, first_bad, multibyte = 1, None, False
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(CHUNK_BYTES)
+            text = decoder.decode(chunk, final=not chunk)
+            if first_bad is None:
+                bad = _UNDECODABLE.search(text)
+                if bad is not None:
+                    first_bad = lines + text.count("\n", 0, bad.start())
+                lines += text.count("\n")
+            multibyte = multibyte or _MULTIBYTE.search(text) is not None
+            if (first_bad is not None and multibyte) or not chunk:
+                break
+    return first_bad if multibyte else None
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(CHUNK_BYTES):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def sniff_delimiter(text: str) -> str:
     """The delimiter that splits the header line into the most fields, consistently."""
     sample = text[:SNIFF_BYTES]
@@ -154,40 +252,149 @@ def sniff_delimiter(text: str) -> str:
 
 
 def _read_csv(path: Path, options: ReadOptions) -> RawTable:
-    data = path.read_bytes()
-    text, encoding = decode_text(data, options.encoding)
-    if _control_ratio(text[:4096]) > 0.05:
+    """A CSV read record by record (Python's csv module, strict quoting), a chunk of records at a time.
+
+    Each record keeps its own fields: one with more or fewer fields than the header, or whose quoting is
+    broken (a quote left open at the end of a file cut short), is marked with why, never padded or cut to
+    fit silently."""
+    encoding = text_encoding(path, options.encoding)
+    with open(path, encoding=encoding, newline="") as handle:
+        head = handle.read(SNIFF_BYTES)
+    if _control_ratio(head[:4096]) > 0.05:
         raise ReadError("the file holds binary data, not text: export it as CSV (UTF-8) or XLSX")
-    delimiter = options.delimiter or sniff_delimiter(text)
-    payload = text.encode("utf-8") if encoding not in ("utf-8",) or data.startswith(b"\xef\xbb\xbf") else data
-    try:
-        frame = pl.read_csv(
-            io.BytesIO(payload),
-            separator=delimiter,
-            infer_schema=False,
-            has_header=True,
-            raise_if_empty=False,
-            truncate_ragged_lines=False,
-            quote_char='"',
-        )
-    except pl.exceptions.PolarsError as error:
-        detail = _ragged_row(text, delimiter) or _first_line(error)
-        raise ReadError(f"the file is not a well-formed {_delimiter_name(delimiter)}-separated CSV: {detail}") from None
-    frame = _dedupe_headers(frame)
-    return RawTable(_with_rows(frame, first_row=2), "csv", encoding=encoding, delimiter=delimiter)
-
-
-def _ragged_row(text: str, delimiter: str) -> str | None:
-    """Where a CSV's rows stop matching its header (only called once parsing has failed)."""
-    rows = csv.reader(io.StringIO(text), delimiter=delimiter)
-    header = next(rows, [])
-    for number, row in enumerate(rows, start=2):
-        if row and len(row) != len(header):
-            return (
-                f"row {number} has {len(row)} fields but the header has {len(header)}; "
-                "check for an unquoted delimiter or a missing column in that row"
+    delimiter = options.delimiter or sniff_delimiter(head)
+    with open(path, encoding=encoding, newline="") as handle:
+        records = _records_of(csv.reader(handle, delimiter=delimiter, quotechar='"', strict=True))
+        first = next(records, None)
+        if first is None or first[1] is None:
+            raise ReadError(
+                f"the header row is not a well-formed {_delimiter_name(delimiter)}-separated CSV line: check its quotes"
+                if first is not None
+                else "the file is empty: it has no header row and no data"
             )
-    return None
+        delivered = first[1]
+        names = _column_names(delivered)
+        frame = _frames(_field_chunks(records, names, delimiter), names)
+    frame = _drop_empty_unnamed(frame, delivered, names)
+    shown_encoding = {"utf-8-sig": "utf-8", "utf_16": "utf-16"}.get(encoding, encoding)
+    return RawTable(
+        frame, "csv", encoding=shown_encoding, delimiter=delimiter, delivered=_kept(frame, delivered, names)
+    )
+
+
+def _kept(frame: pl.DataFrame, delivered: list[str], names: list[str]) -> list[str]:
+    """The delivered headers of the columns kept (a header-less column with values by its `(column N)`)."""
+    return [header if header.strip() else name for header, name in zip(delivered, names, strict=True) if name in frame]
+
+
+def _records_of(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str] | None, str | None]]:
+    """(record number, fields, None) per record; (number, None, the csv module's complaint) for a record
+    whose quoting is broken. The reader starts again on the next line after a complaint."""
+    number = 0
+    while True:
+        number += 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            yield number, None, str(error)
+            continue
+        yield number, fields, None
+
+
+def _field_chunks(
+    records: Iterable[tuple[int, list[str] | None, str | None]], names: list[str], delimiter: str
+) -> Iterator[pl.DataFrame]:
+    width = len(names)
+    kind = _delimiter_name(delimiter)
+    while chunk := list(itertools.islice(records, CHUNK_ROWS)):
+        rows: list[list[str | None]] = []
+        rules: list[str | None] = []
+        reasons: list[str | None] = []
+        numbers: list[int] = []
+        for number, fields, complaint in chunk:
+            numbers.append(number)  # records count from the header (row 1), as a spreadsheet numbers rows
+            rule = reason = None
+            if fields is None:
+                rule, reason = RECORD_UNREADABLE, _quoting_reason(complaint or "")
+                values: list[str | None] = [None] * width
+            elif not fields or (len(fields) == 1 and not fields[0].strip()):  # a blank line: dropped as blank
+                values = [None] * width
+            elif len(fields) != width:
+                rule, reason = ROW_FIELD_COUNT, _field_count_reason(len(fields), width, kind)
+                values = [*fields[:width], *([None] * (width - len(fields)))]
+            else:
+                values = list(fields)
+            rows.append(values)
+            rules.append(rule)
+            reasons.append(reason)
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        yield pl.DataFrame(
+            {
+                **{name: pl.Series(name, column, dtype=pl.String) for name, column in zip(names, columns, strict=True)},
+                ROW: pl.Series(ROW, numbers, dtype=pl.Int64),
+                ROW_RULE: pl.Series(ROW_RULE, rules, dtype=pl.String),
+                ROW_REASON: pl.Series(ROW_REASON, reasons, dtype=pl.String),
+            }
+        )
+
+
+def _frames(chunks: Iterable[pl.DataFrame], names: list[str]) -> pl.DataFrame:
+    parts = list(chunks)
+    if not parts:
+        schema = {**{n: pl.String() for n in names}, ROW: pl.Int64(), ROW_RULE: pl.String(), ROW_REASON: pl.String()}
+        return pl.DataFrame(schema=schema)
+    return pl.concat(parts, how="diagonal", rechunk=True)  # JSON chunks may each bring new keys
+
+
+def _field_count_reason(found: int, width: int, kind: str) -> str:
+    if found < width:
+        return (
+            f"this row has {found} field(s) but the header has {width}: it was cut short (an unfinished last "
+            "line?) or lost a delimiter; its missing values were not filled in"
+        )
+    return (
+        f"this row has {found} fields but the header has {width}: a {kind} inside a value that is not quoted, "
+        "or a value in a column without a header; nothing of it was loaded"
+    )
+
+
+def _quoting_reason(complaint: str) -> str:
+    if "end of data" in complaint:
+        return (
+            "the file ends inside a quoted value: this row was cut short (an interrupted upload or export?); "
+            "send the whole file again"
+        )
+    return (
+        'this row\'s quotes are broken (a value such as "a"b, with text after its closing quote): '
+        "quote the whole value and double any quote inside it"
+    )
+
+
+def _column_names(delivered: list[str]) -> list[str]:
+    """Unique column names for delivered headers: a header given again is `x (2)`, a blank one `(column N)`."""
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for position, header in enumerate(delivered, start=1):
+        base = header if header.strip() else f"(column {position})"
+        seen[base] = seen.get(base, 0) + 1
+        name = base if seen[base] == 1 else f"{base} ({seen[base]})"
+        while name in names or name in MARKS:
+            name += "*"
+        names.append(name)
+    return names
+
+
+def _drop_empty_unnamed(frame: pl.DataFrame, delivered: list[str], names: list[str]) -> pl.DataFrame:
+    """A column without a header that holds no value (a trailing delimiter) is no column; one with values
+    stays, as `(column N)`, and is reported as an extra column."""
+    empty = [
+        name
+        for header, name in zip(delivered, names, strict=True)
+        if not header.strip() and frame[name].str.strip_chars().fill_null("").eq("").all()
+    ]
+    return frame.drop(empty) if empty else frame
 
 
 def _delimiter_name(delimiter: str) -> str:
@@ -216,16 +423,21 @@ def _read_xlsx(path: Path, options: ReadOptions) -> RawTable:
     if sheet not in sheets:
         raise ReadError(f"the workbook has no sheet named {sheet!r}; its sheets are {', '.join(sheets)}")
     try:
-        loaded = reader.load_sheet_by_name(sheet, header_row=0, dtypes="string")
-        frame = pl.from_arrow(loaded.to_arrow())
+        # The header row is read as a row of cells: the reader's own names would hide a header given twice.
+        loaded = reader.load_sheet_by_name(sheet, header_row=None, dtypes="string")
+        cells = pl.from_arrow(loaded.to_arrow())
     except Exception as error:
         raise ReadError(f"sheet {sheet!r} could not be read: {_first_line(error)}") from None
-    assert isinstance(frame, pl.DataFrame)
-    frame = frame.select(pl.all().cast(pl.String))
-    frame = frame.select([c for c in frame.columns if not c.startswith("__UNNAMED__")])
-    frame = _dedupe_headers(frame)
+    assert isinstance(cells, pl.DataFrame)
+    cells = cells.select(pl.all().cast(pl.String))
     notes = [f"read sheet {sheet!r}"] if len(sheets) > 1 else []
-    return RawTable(_with_rows(frame, first_row=2), "xlsx", notes=notes)
+    if cells.height == 0:
+        raise ReadError(f"sheet {sheet!r} is empty: it has no header row and no data")
+    delivered = ["" if v is None else str(v) for v in cells.row(0)]
+    names = _column_names(delivered)
+    frame = _with_rows(cells.slice(1).rename(dict(zip(cells.columns, names, strict=True))), first_row=2)
+    frame = _drop_empty_unnamed(frame, delivered, names)
+    return RawTable(frame, "xlsx", notes=notes, delivered=_kept(frame, delivered, names))
 
 
 def _data_sheet(sheets: list[str]) -> str:
@@ -242,34 +454,61 @@ def _data_sheet(sheets: list[str]) -> str:
 def _read_json(path: Path, options: ReadOptions) -> RawTable:
     text, _ = decode_text(path.read_bytes(), options.encoding or "utf-8")
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_pairs)
     except json.JSONDecodeError as error:
         raise ReadError(
             f"the file is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
         ) from None
+    del text
     records = _records(document)
-    return RawTable(_records_frame(records, first_row=1), "json")
+    numbered = ((index, record, None) for index, record in enumerate(records, start=1))
+    return RawTable(_frames(_record_chunks(numbered), []), "json")
 
 
 def _read_ndjson(path: Path, options: ReadOptions) -> RawTable:
-    text, _ = decode_text(path.read_bytes(), options.encoding or "utf-8")
-    records: list[dict[str, object]] = []
-    rows: list[int] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    """One JSON object per line, read a chunk of lines at a time; a line that is not one is marked, not fatal."""
+    encoding = text_encoding(path, options.encoding or "utf-8")
+    with open(path, encoding=encoding, newline=None) as handle:
+        frame = _frames(_record_chunks(_ndjson_records(handle)), [])
+    return RawTable(frame, "ndjson")
+
+
+def _ndjson_records(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, object] | None, str | None]]:
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=_pairs)
         except json.JSONDecodeError as error:
-            raise ReadError(f"line {number} is not valid JSON: {error.msg} at column {error.colno}") from None
+            yield (
+                number,
+                None,
+                (
+                    f"line {number} is not valid JSON ({error.msg} at column {error.colno}): cut short, or two records "
+                    "on one line; each line must be one record {...}"
+                ),
+            )
+            continue
         if not isinstance(record, dict):
-            raise ReadError(f"line {number} is not a JSON object; each line must be one record {{...}}")
-        records.append(record)
-        rows.append(number)
-    frame = _records_frame(records, first_row=1)
-    if rows:
-        frame = frame.with_columns(pl.Series(ROW, rows, dtype=pl.Int64))
-    return RawTable(frame, "ndjson")
+            yield number, None, f"line {number} is not a JSON object; each line must be one record {{...}}"
+            continue
+        yield number, record, None
+
+
+class _Pairs(dict[str, object]):
+    """A JSON object that remembers the keys it was given more than once (json keeps only the last)."""
+
+    repeated: tuple[str, ...] = ()
+
+
+def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    record = _Pairs(pairs)
+    if len(record) < len(pairs):
+        counts: dict[str, int] = {}
+        for key, _ in pairs:
+            counts[key] = counts.get(key, 0) + 1
+        record.repeated = tuple(k for k, n in counts.items() if n > 1)
+    return record
 
 
 def _records(document: object) -> list[dict[str, object]]:
@@ -288,14 +527,49 @@ def _records(document: object) -> list[dict[str, object]]:
     return document
 
 
-def _records_frame(records: list[dict[str, object]], first_row: int) -> pl.DataFrame:
-    columns: dict[str, None] = {}
-    for record in records:
-        for key in record:
-            columns.setdefault(str(key), None)
-    data = {column: [_json_text(record.get(column)) for record in records] for column in columns}
-    frame = pl.DataFrame(data, schema={column: pl.String for column in columns})
-    return _with_rows(frame, first_row=first_row)
+def _record_chunks(
+    records: Iterable[tuple[int, dict[str, object] | None, str | None]],
+) -> Iterator[pl.DataFrame]:
+    """Frames of CHUNK_ROWS records each (their columns in the order first seen; pl.concat lines them up)."""
+    iterator = iter(records)
+    while chunk := list(itertools.islice(iterator, CHUNK_ROWS)):
+        columns: dict[str, None] = {}
+        for _, record, _ in chunk:
+            for key in record or {}:
+                columns.setdefault(str(key), None)
+        names = list(columns)
+        rules: list[str | None] = []
+        reasons: list[str | None] = []
+        for _, record, problem in chunk:
+            repeated = getattr(record, "repeated", ())
+            if problem is not None:
+                rules.append(RECORD_UNREADABLE)
+                reasons.append(problem)
+            elif repeated:
+                rules.append(RECORD_UNREADABLE)
+                reasons.append(
+                    f"this record names {', '.join(repr(k) for k in repeated)} more than once: only one value per "
+                    "key can be loaded, and nothing says which is meant"
+                )
+            else:
+                rules.append(None)
+                reasons.append(None)
+        # A key named like a mark keeps its values, under the name `_column_names` gives it (`_source_row*`).
+        data = {_unmarked(name): [_json_text((record or {}).get(name)) for _, record, _ in chunk] for name in names}
+        yield pl.DataFrame(
+            {
+                **{name: pl.Series(name, values, dtype=pl.String) for name, values in data.items()},
+                ROW: pl.Series(ROW, [number for number, _, _ in chunk], dtype=pl.Int64),
+                ROW_RULE: pl.Series(ROW_RULE, rules, dtype=pl.String),
+                ROW_REASON: pl.Series(ROW_REASON, reasons, dtype=pl.String),
+            }
+        )
+
+
+def _unmarked(name: str) -> str:
+    while name in MARKS:
+        name += "*"
+    return name
 
 
 def _json_text(value: object) -> str | None:
@@ -337,18 +611,39 @@ def _with_rows(frame: pl.DataFrame, first_row: int) -> pl.DataFrame:
     return frame.with_columns(pl.int_range(first_row, first_row + frame.height, dtype=pl.Int64).alias(ROW))
 
 
-def _dedupe_headers(frame: pl.DataFrame) -> pl.DataFrame:
-    """polars renames duplicate headers `x_duplicated_0`; keep them visible as `x (2)`."""
-    renames = {c: c.replace("_duplicated_", " (dup ") + ")" for c in frame.columns if "_duplicated_" in c}
-    return frame.rename(renames) if renames else frame
+def _with_marks(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with ROW_RULE and ROW_REASON (null where the record was read as the header says)."""
+    missing = [pl.lit(None, dtype=pl.String).alias(c) for c in (ROW_RULE, ROW_REASON) if c not in frame.columns]
+    return frame.with_columns(missing) if missing else frame
+
+
+def _mark_nul_bytes(frame: pl.DataFrame) -> pl.DataFrame:
+    """A value holding a NUL byte marks its record: text never holds one, so the file is damaged there."""
+    values = [c for c in frame.columns if c not in MARKS]
+    if not values or frame.height == 0:
+        return frame
+    has_nul = pl.any_horizontal(pl.col(values).str.contains("\x00", literal=True).fill_null(False))
+    if not frame.select(has_nul.any()).item():
+        return frame
+    reason = (
+        "a value in this row holds a NUL byte (character 0), which text never holds: the file is damaged here, "
+        "or was saved in another encoding (UTF-16?); export it again as UTF-8"
+    )
+    marked = has_nul & pl.col(ROW_RULE).is_null()
+    return frame.with_columns(
+        pl.when(marked).then(pl.lit(VALUE_NUL_BYTE)).otherwise(pl.col(ROW_RULE)).alias(ROW_RULE),
+        pl.when(marked).then(pl.lit(reason)).otherwise(pl.col(ROW_REASON)).alias(ROW_REASON),
+    )
 
 
 def _strip_blank_rows(frame: pl.DataFrame) -> pl.DataFrame:
-    """Rows where every cell is empty are spreadsheet padding, not records."""
-    values = [c for c in frame.columns if c != ROW]
+    """Rows where every cell is empty are spreadsheet padding, not records (a record marked unreadable stays)."""
+    values = [c for c in frame.columns if c not in MARKS]
     if not values or frame.height == 0:
         return frame
     blank = pl.all_horizontal(pl.col(values).str.strip_chars().fill_null("") == "")
+    if ROW_RULE in frame.columns:
+        blank = blank & pl.col(ROW_RULE).is_null()
     return frame.filter(~blank)
 
 

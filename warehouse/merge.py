@@ -8,7 +8,7 @@ references may take (from the core tables of the levels below).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import duckdb
@@ -18,7 +18,7 @@ from din.contract import KINDS, Kind
 from din.sql import quote
 from expectations.gate import BatchResult
 from expectations.suites import KEY_SEPARATOR
-from transforms.delivery import DeliveryOutcome
+from transforms.delivery import REFUSED, DeliveryOutcome
 from warehouse.manifest import PendingDelivery, json_text
 from warehouse.schema import KEY_CONFLICT, core_rebuild_sql, key_conflicts_sql
 
@@ -71,15 +71,7 @@ def merge_level(
                 _record_outcome(con, outcome, run_id)
         # After loading, so that replaying a delivery and its correction together (a rebuild) ends as
         # the incremental runs did: the superseded delivery's rows go, its record stays.
-        retired = sorted(supersedes.values())
-        if retired:
-            for name in KINDS:
-                con.execute(f"DELETE FROM stg.{quote(name)} WHERE list_contains(?, delivery_id)", [retired])
-        for new_id, old_id in sorted(supersedes.items()):
-            con.execute(
-                "UPDATE ops.deliveries SET status = 'superseded', superseded_by = ? WHERE delivery_id = ?",
-                [new_id, old_id],
-            )
+        retire_superseded(con, supersedes, {o.delivery_id: o for r in results for o in r.deliveries})
         # A kind whose ownership rule looks at a touched kind (a project's lead organisation changed) is
         # settled again too, with the core tables just rebuilt.
         touched |= {k.name for k in KINDS.values() if k.owner is not None and k.owner.reference.target in touched}
@@ -92,6 +84,50 @@ def merge_level(
         con.execute("ROLLBACK")
         raise
     return found
+
+
+def retire_superseded(
+    con: duckdb.DuckDBPyConnection, supersedes: Mapping[int, int], outcomes: Mapping[int, DeliveryOutcome]
+) -> None:
+    """Retire what each new delivery of a file supersedes, oldest first; inside the caller's transaction.
+
+    A file refused whole never supersedes a readable earlier delivery of the same file: that one stays
+    in use (the refused delivery's message says so) until a readable delivery of the file arrives, which
+    then retires both. A broken re-upload (0 bytes, cut short, another encoding) never wipes rows."""
+    if not supersedes:
+        return
+    state = {
+        delivery_id: (previous, status, outcome)
+        for delivery_id, previous, status, outcome in con.execute(
+            "SELECT delivery_id, supersedes, status, outcome FROM ops.deliveries WHERE source IN "
+            "(SELECT source FROM ops.deliveries WHERE list_contains(?, delivery_id))",
+            [list(supersedes)],
+        ).fetchall()
+    }
+    for new_id, old_id in sorted(supersedes.items()):
+        chain, current = [], old_id
+        while current is not None and current in state and current not in chain:
+            chain.append(current)
+            current = state[current][0]
+        in_use = [d for d in chain if state[d][1] == "processed"]
+        outcome = outcomes.get(new_id)
+        kept = next((d for d in in_use if state[d][2] not in (REFUSED, None)), None)
+        if outcome is not None and outcome.refused and kept is not None:
+            note = (
+                f"; the earlier delivery of this file (delivery {kept}) is still used until a readable one replaces it"
+            )
+            con.execute("UPDATE ops.deliveries SET message = message || ? WHERE delivery_id = ?", [note, new_id])
+            continue
+        if not in_use:
+            continue
+        for name in KINDS:
+            con.execute(f"DELETE FROM stg.{quote(name)} WHERE list_contains(?, delivery_id)", [in_use])
+        con.execute(
+            "UPDATE ops.deliveries SET status = 'superseded', superseded_by = ? WHERE list_contains(?, delivery_id)",
+            [new_id, in_use],
+        )
+        for delivery_id in in_use:
+            state[delivery_id] = (state[delivery_id][0], "superseded", state[delivery_id][2])
 
 
 def refresh_key_conflicts(con: duckdb.DuckDBPyConnection, kind: Kind, run_id: str) -> list[str]:
@@ -212,12 +248,14 @@ def replace_results(con: duckdb.DuckDBPyConnection, results: Sequence[BatchResul
 
 def _record_outcome(con: duckdb.DuckDBPyConnection, outcome: DeliveryOutcome, run_id: str | None) -> None:
     """A delivery's outcome; with `run_id` None (read again after an erasure) its status and run stay."""
-    # a re-read after an erasure keeps the run that first processed the delivery
+    # a re-read after an erasure keeps the run that first processed the delivery, and its reading options
+    # when the re-read learnt none
     processed = "status = 'processed', processed_run_id = ?, " if run_id is not None else ""
+    read_options = "read_options = ?" if run_id is not None else "read_options = coalesce(?, read_options)"
     con.execute(
         f"""UPDATE ops.deliveries SET {processed}outcome = ?, format = ?, encoding = ?, rows_read = ?,
                rows_accepted = ?, rows_quarantined = ?, rows_blocked = ?, extra_columns = ?,
-               missing_optional_columns = ?, scrub_counts = ?, message = ?, headers = ?
+               missing_optional_columns = ?, scrub_counts = ?, message = ?, headers = ?, {read_options}
            WHERE delivery_id = ?""",
         ([run_id] if run_id is not None else [])
         + [
@@ -233,6 +271,7 @@ def _record_outcome(con: duckdb.DuckDBPyConnection, outcome: DeliveryOutcome, ru
             json_text(outcome.scrub_counts),
             outcome.message,
             outcome.headers,
+            outcome.read_options,
             outcome.delivery_id,
         ],
     )

@@ -29,6 +29,7 @@ from din.sql import literal
 from transforms.disclosure import DisclosureRule
 from warehouse.catalog import build_catalog
 from warehouse.datapackage import write_datapackage
+from warehouse.guard import record_published_rows
 from warehouse.marts import SCHEMA_VERSION, TIERS, Mart, marts, write_mart
 from warehouse.runs import RunSummary, record_run
 from warehouse.verify import verify_published
@@ -134,6 +135,7 @@ def publish_if_changed(
     con.execute(
         "INSERT INTO ops.publishes VALUES (?, now()::TIMESTAMP, ?, ?)", [summary.run_id, result.version, fingerprint]
     )
+    record_published_rows(con, summary.run_id)  # what the next publish's guard compares with
     summary.published_version = result.version
     summary.published_tables = {t.name: t.rows for t in result.tables}
     summary.quarantine_reasons = dict(
@@ -145,7 +147,10 @@ def publish_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, key: Pse
     """What the published data depends on: the deliveries' states, the key and the publishing rules."""
     state = con.execute(
         "SELECT coalesce(max(delivery_id), 0), count(*) FILTER (status = 'superseded'), "
-        "count(*) FILTER (status = 'processed') FROM ops.deliveries"
+        "count(*) FILTER (status = 'processed'), coalesce(sum(rows_accepted), 0), "
+        # a delivery read again (its source's reading options changed) changes what is published
+        "md5(coalesce(string_agg(delivery_id || ':' || coalesce(read_options, ''), ',' ORDER BY delivery_id), '')) "
+        "FROM ops.deliveries"
     ).fetchall()[0]
     basis = {
         "deliveries": list(state),

@@ -40,6 +40,7 @@ class SourceSummary:
     files_refused: int = 0  # delivered files refused whole (unreadable, wrong layout, a required column missing)
     files_skipped: int = 0  # found but not taken (hidden, a link out of the folder, ...): see warnings
     warnings: list[str] = field(default_factory=list)  # what needs someone's attention, one line each
+    files_reread: int = 0  # deliveries read again because the source's reading options changed
 
 
 @dataclass
@@ -64,6 +65,7 @@ class RunSummary:
     elapsed_seconds: float | None = None  # from the flow's start (waiting for the lock included) to its end
     failed_stage: str | None = None  # the stage a failed run stopped in
     feedback_dir: str | None = None  # where this run's feedback reports were written (on the worker)
+    publish_held: bool = False  # a reference or the roster lost most of its rows: the previous version stays
 
     @property
     def deliveries_new(self) -> int:
@@ -161,21 +163,36 @@ def mark_abandoned_runs(con: duckdb.DuckDBPyConnection) -> int:
     return int(rows)
 
 
-def count_deliveries(summary: RunSummary, con: duckdb.DuckDBPyConnection, delivery_ids: list[int]) -> None:
-    """Add the processed deliveries' counts (files, rows, scrubbed identifiers) to the run summary."""
+def count_deliveries(
+    summary: RunSummary,
+    con: duckdb.DuckDBPyConnection,
+    delivery_ids: list[int],
+    reread: set[int] | None = None,
+    quarantined_share: float | None = None,
+) -> None:
+    """Add the processed deliveries' counts (files, rows, scrubbed identifiers) to the run summary.
+
+    `reread` are deliveries read again (their source's reading options changed), counted apart from new
+    files. A source whose deliveries (those not refused whole, which warn on their own) set aside more than
+    `quarantined_share` of the rows they read gets a warning."""
     rows = con.execute(
-        """SELECT source, supersedes IS NOT NULL, coalesce(rows_read, 0), coalesce(rows_accepted, 0),
+        """SELECT source, EXISTS (SELECT 1 FROM ops.deliveries AS o WHERE o.superseded_by = d.delivery_id),
+                  coalesce(rows_read, 0), coalesce(rows_accepted, 0),
                   coalesce(rows_quarantined, 0), scrub_counts, outcome, relative_path, message,
-                  coalesce(rows_blocked, 0)
-           FROM ops.deliveries WHERE list_contains(?, delivery_id) ORDER BY delivery_id""",
+                  coalesce(rows_blocked, 0), delivery_id
+           FROM ops.deliveries AS d WHERE list_contains(?, delivery_id) ORDER BY delivery_id""",
         [delivery_ids],
     ).fetchall()
     by_name = {s.source: s for s in summary.sources}
-    for source, superseding, read, accepted, quarantined, scrubbed, outcome, file, message, blocked in rows:
+    judged: dict[str, tuple[int, int]] = {}
+    for source, superseding, read, accepted, quarantined, scrubbed, outcome, file, message, blocked, delivery in rows:
         entry = by_name.get(source)
         if entry is None:
             continue
-        entry.files_new += 1
+        if reread and delivery in reread:
+            entry.files_reread += 1
+        else:
+            entry.files_new += 1
         entry.files_superseded += int(superseding)
         entry.rows_read += int(read)
         entry.rows_accepted += int(accepted)
@@ -183,10 +200,22 @@ def count_deliveries(summary: RunSummary, con: duckdb.DuckDBPyConnection, delive
         if outcome == REFUSED:
             entry.files_refused += 1
             entry.warnings.append(refusal_line(file, message))
+        else:
+            total, aside = judged.get(source, (0, 0))
+            judged[source] = (total + int(read), aside + int(quarantined))
         entry.rows_blocked += int(blocked)
         for placeholder, count in json.loads(scrubbed or "{}").items():
             if count:
                 entry.identifiers_scrubbed[placeholder] = entry.identifiers_scrubbed.get(placeholder, 0) + count
+    if quarantined_share is None:
+        return
+    for source, (total, aside) in sorted(judged.items()):
+        if total and aside / total > quarantined_share:
+            by_name[source].warnings.append(
+                f"{aside} of the {total} row(s) read ({aside / total:.0%}) were set aside, more than "
+                f"attention.quarantined_share {quarantined_share:.0%}: see ops.quarantine and the organisation's "
+                "feedback page"
+            )
 
 
 def refusal_line(file: str, message: str | None) -> str:

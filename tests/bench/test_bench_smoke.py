@@ -61,6 +61,8 @@ def test_bench_harness_end_to_end(tmp_path: Path) -> None:
         str(HOME),
         "--check-rows",
         "2000",
+        "--memory-mb",
+        "0",
         "--work-dir",
         str(tmp_path / "work"),
         "--out",

@@ -10,11 +10,11 @@ import polars as pl
 from tests.support.network import environment
 
 
-def run(network, **env: str) -> dict:
+def run(network, accept_drop: bool = False, **env: str) -> dict:
     from flows.consolidate import consolidate
 
     with environment(**env):
-        return consolidate(config_path=str(network.config))
+        return consolidate(config_path=str(network.config), accept_drop=accept_drop)
 
 
 def published(network) -> dict[str, pl.DataFrame]:

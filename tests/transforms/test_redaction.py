@@ -44,7 +44,8 @@ def reread(data: bytes, name: str, tmp_path: Path, options: ReadOptions) -> dict
     """The rows the pipeline reads from `data`, by row number."""
     path = tmp_path / f"reread-{len(list(tmp_path.iterdir()))}-{name}"
     path.write_bytes(data)
-    return {row.pop(ROW): row for row in read_table(path, name, options).frame.to_dicts()}
+    table = read_table(path, name, options)
+    return {row.pop(ROW): row for row in table.frame.select(*table.headers, ROW).to_dicts()}
 
 
 # --- CSV ------------------------------------------------------------------------------------------

@@ -90,6 +90,9 @@ ALTER TABLE ops.deliveries ADD COLUMN IF NOT EXISTS headers VARCHAR[];
 -- Rows of erased panellists, dropped when the file was read (never validated, stored or quarantined):
 -- rows_read = rows_accepted + rows_quarantined + rows_blocked.
 ALTER TABLE ops.deliveries ADD COLUMN IF NOT EXISTS rows_blocked BIGINT DEFAULT 0;
+-- How the delivery was read (din.config.FormatOptions.fingerprint: format, encoding, columns, date order,
+-- the mapping file's content): when its source's options change, the next run reads it again.
+ALTER TABLE ops.deliveries ADD COLUMN IF NOT EXISTS read_options VARCHAR;
 
 CREATE TABLE IF NOT EXISTS ops.quarantine (
     delivery_id BIGINT NOT NULL,
@@ -137,6 +140,16 @@ CREATE TABLE IF NOT EXISTS ops.publishes (
     published_at TIMESTAMP NOT NULL,
     version VARCHAR NOT NULL,
     fingerprint VARCHAR NOT NULL
+);
+
+-- The rows of each reference kind and of the roster in the warehouse when a version was published:
+-- what the next publish compares with, so that a reference or roster losing most of its rows is held
+-- back (warehouse.guard) instead of published over the previous version.
+CREATE TABLE IF NOT EXISTS ops.published_rows (
+    run_id VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    rows BIGINT NOT NULL,
+    PRIMARY KEY (run_id, kind)
 );
 
 -- Erasure requests (`din forget`): who asked, when, what was touched; the person only by erasure token.
