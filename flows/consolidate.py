@@ -43,7 +43,7 @@ from warehouse.batches import plan_level
 from warehouse.erasure import before_run, redact_blocked
 from warehouse.manifest import KnownFile, PendingDelivery, known_files
 from warehouse.merge import merge_level
-from warehouse.publish import publish_if_changed
+from warehouse.publish import publish_new_version, published_is_current
 from warehouse.pull import SourcePull, pull_source, record_pulled
 from warehouse.remote import push_current, push_landing
 from warehouse.runs import (
@@ -128,7 +128,7 @@ def redact_blocked_task(
 def publish_task(
     con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, summary: RunSummary, key: PseudonymKey
 ) -> None:
-    publish_if_changed(con, config, paths, summary, key)
+    publish_new_version(con, config, paths, summary, key)
 
 
 @task(name="push-landing", cache_policy=NO_CACHE)
@@ -216,7 +216,8 @@ def run_consolidation(config: Config, paths: DataPaths, key: PseudonymKey, pull_
                 with _stage(summary, "redact_blocked"):
                     redact_blocked_task(con, config, paths, key, blocklist)
             with _stage(summary, "publish"):
-                publish_task(con, config, paths, summary, key)
+                if not published_is_current(con, config, paths, summary, key):  # unchanged: not even a task run
+                    publish_task(con, config, paths, summary, key)
             if config.storage is not None and config.storage.published:
                 with _stage(summary, "push_published"):
                     push_published_task(config.storage, paths)

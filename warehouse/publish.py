@@ -100,21 +100,39 @@ def publish_if_changed(
     con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, summary: RunSummary, key: PseudonymKey
 ) -> None:
     """Publish a new version unless nothing that feeds the published data has changed."""
-    fingerprint = publish_fingerprint(con, config, key)
-    last = con.execute("SELECT fingerprint, version FROM ops.publishes ORDER BY published_at DESC LIMIT 1").fetchall()
+    if not published_is_current(con, config, paths, summary, key):
+        publish_new_version(con, config, paths, summary, key)
+
+
+def published_is_current(
+    con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, summary: RunSummary, key: PseudonymKey
+) -> bool:
+    """True when the current version was published from exactly what the warehouse and config hold now
+    and its files are intact: then the run keeps it (and the summary names it). A damaged version is a
+    warning on the summary and False, so that it is published again."""
     withdrawn = con.execute("SELECT count(*) FROM core.roster WHERE consent = 'withdrawn'").fetchall()[0][0]
     summary.withdrawn_panellists = int(withdrawn)
     summary.withdrawn_rows_excluded = _withdrawn_rows(con)
-    if last and last[0][0] == fingerprint and current_version(paths) == last[0][1]:
-        check = verify_published(paths)
-        if check.ok:
-            summary.published_version = last[0][1]
-            log.info("publish: nothing changed since version %s; published data left as it was", last[0][1])
-            return
-        damage = "; ".join(str(p) for p in check.problems[:3]) + (" ..." if len(check.problems) > 3 else "")
-        warning = f"published version {last[0][1]} was damaged ({damage}): published again from the warehouse"
-        log.warning("publish: %s", warning)
-        summary.run_warnings.append(warning)
+    last = con.execute("SELECT fingerprint, version FROM ops.publishes ORDER BY published_at DESC LIMIT 1").fetchall()
+    if not (last and last[0][0] == publish_fingerprint(con, config, key) and current_version(paths) == last[0][1]):
+        return False
+    check = verify_published(paths)
+    if check.ok:
+        summary.published_version = last[0][1]
+        log.info("publish: nothing changed since version %s; published data left as it was", last[0][1])
+        return True
+    damage = "; ".join(str(p) for p in check.problems[:3]) + (" ..." if len(check.problems) > 3 else "")
+    warning = f"published version {last[0][1]} was damaged ({damage}): published again from the warehouse"
+    log.warning("publish: %s", warning)
+    summary.run_warnings.append(warning)
+    return False
+
+
+def publish_new_version(
+    con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, summary: RunSummary, key: PseudonymKey
+) -> None:
+    """Publish every mart as version `summary.run_id` and record it with the fingerprint it came from."""
+    fingerprint = publish_fingerprint(con, config, key)
     record_run(con, summary, finished=False)
     rule = DisclosureRule.from_config(config.disclosure)
     result = publish(con, paths, summary.run_id, marts(), release_metadata(config, key, summary.run_id, rule), rule)
@@ -139,7 +157,9 @@ def publish_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, key: Pse
         "key": key.key_id,
         "disclosure": dict(config.disclosure),
         "schema_version": SCHEMA_VERSION,
-        "marts": [m.sql for m in marts()],
+        # what the release says about itself (publish.json, catalog, datapackage) and its tables' docs
+        "release": {"title": config.title, "mode": config.mode},
+        "marts": [[m.sql, m.description, {c: repr(doc) for c, doc in m.columns.items()}] for m in marts()],
     }
     return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()
 
