@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from din.contract import ColumnType
 from din.sql import literal
+from transforms.normalise import CLOCK as _CLOCK
 from transforms.normalise import (
     EXCEL_SERIAL,
     FALSE_WORDS,
@@ -26,10 +27,11 @@ from transforms.normalise import (
     SLASHED_DATE,
     TRUE_WORDS,
 )
-from transforms.normalise import CLOCK as _CLOCK
 
 #: Unicode White_Space, what polars' `strip_chars()` removes and Rust's `\s` matches.
-WHITESPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+WHITESPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+)
 _WS = literal(WHITESPACE)
 #: The same set as an RE2 character class body (RE2's own `\s` is ASCII only).
 WS_CLASS = "\\t\\n\\x0b\\x0c\\r \\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}"
@@ -137,7 +139,11 @@ def _year(year: str) -> str:
 
 def _ymd(year: str, month: str, day: str) -> str:
     """`YYYY-MM-DD` (NULL when a part is): polars' concat_str of zero-filled parts."""
-    return f"({year} || '-' || lpad({month}, greatest(2, length({month}))::INTEGER, '0') || '-' || lpad({day}, greatest(2, length({day}))::INTEGER, '0'))"
+
+    def padded(part: str) -> str:
+        return f"lpad({part}, greatest(2, length({part}))::INTEGER, '0')"
+
+    return f"({year} || '-' || {padded(month)} || '-' || {padded(day)})"
 
 
 _ISO_DATE_LOOSE = r"^([0-9]{4})[-/]([0-9]{1,2})[-/]([0-9]{1,2})(?:[T ][0-9:.]+Z?)?$"
@@ -189,5 +195,8 @@ def _ymd_hms(date: str, hour: str, minute: str, second: str, meridiem: str | Non
         pm = f"starts_with(lower({meridiem}), 'p')"
         hours = f"(CASE WHEN {meridiem} IS NULL THEN {hours} ELSE {hours} % 12 + CASE WHEN {pm} THEN 12 ELSE 0 END END)"
     hh = f"CAST({hours} AS VARCHAR)"
-    clock = f"lpad({hh}, greatest(2, length({hh}))::INTEGER, '0') || ':' || coalesce({minute}, '00') || ':' || coalesce({second}, '00')"
+    clock = (
+        f"lpad({hh}, greatest(2, length({hh}))::INTEGER, '0')"
+        f" || ':' || coalesce({minute}, '00') || ':' || coalesce({second}, '00')"
+    )
     return f"({date} || 'T' || {clock})"

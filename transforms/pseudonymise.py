@@ -17,8 +17,10 @@ PREFIX = "pn_"
 LENGTH = 20  # hex characters kept: 80 bits, ample for any panel programme without collisions
 SEPARATOR = "\x1f"  # between panel and reference in the message
 #: What Python's `str.strip()` removes (`str.isspace`): Unicode whitespace and the four separators 1C-1F.
-PYTHON_WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + (
-    "\u2028\u2029\u202f\u205f\u3000"
+PYTHON_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + ("\u2028\u2029\u202f\u205f\u3000")
 )
 _BLOCK = 64  # SHA-256's block size: HMAC's pads are this long
 
@@ -43,7 +45,8 @@ def pseudonym_sql(panel_id: str, panellist_ref: str) -> str:
     ws = "'" + PYTHON_WHITESPACE.replace("'", "''") + "'"
     message = f"coalesce({panel_id}, '') || chr({ord(SEPARATOR)}) || trim({panellist_ref}, {ws})"
     inner = f"unhex(sha256($ipad::BLOB || encode({message})))"
-    return f"(CASE WHEN {panellist_ref} IS NOT NULL THEN '{PREFIX}' || left(sha256($opad::BLOB || {inner}), {LENGTH}) END)"
+    digest = f"left(sha256($opad::BLOB || {inner}), {LENGTH})"
+    return f"(CASE WHEN {panellist_ref} IS NOT NULL THEN '{PREFIX}' || {digest} END)"
 
 
 def pseudonymise(frame: pl.DataFrame, key: bytes, column: str = "panellist_ref") -> pl.DataFrame:

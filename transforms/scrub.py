@@ -38,9 +38,7 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from itertools import pairwise
 
-import phonenumbers
 import polars as pl
-from phonenumbers import Leniency, ValidationResult
 
 from din.sql import literal
 
@@ -185,6 +183,9 @@ def _phone_ok(sub: str) -> bool:
         return False
     if not _DIGIT_RUN_RE.search(sub):
         return False
+    import phonenumbers  # here: ~0.1 s to import, and only free text with digit runs needs it
+    from phonenumbers import Leniency, ValidationResult
+
     for m in phonenumbers.PhoneNumberMatcher(sub, "GB", leniency=Leniency.POSSIBLE):
         return (
             m.start <= 1

@@ -17,7 +17,7 @@ NAMES = ["Morag Henderson", "Zoë Ødegård-Łukasz", "Ali Green"]
 def sql_hits(scrubber: Scrubber, values: list[str | None]) -> set[str]:
     cursor = CON.cursor()
     cursor.register("t", pl.DataFrame({"v": values}, schema={"v": pl.String}))
-    rows = cursor.sql(f'SELECT v FROM t WHERE {scrubber.sql_candidates(chr(34) + "v" + chr(34))}').fetchall()
+    rows = cursor.sql(f"SELECT v FROM t WHERE {scrubber.sql_candidates(chr(34) + 'v' + chr(34))}").fetchall()
     cursor.close()
     return {r[0] for r in rows}
 
