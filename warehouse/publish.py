@@ -29,6 +29,7 @@ from transforms.disclosure import DisclosureRule
 from warehouse.catalog import build_catalog
 from warehouse.datapackage import write_datapackage
 from warehouse.marts import SCHEMA_VERSION, TIERS, Mart, marts, write_mart
+from warehouse.publish_reuse import CONTENT_KEY, content_fingerprint, link_previous, previous_content
 from warehouse.runs import RunSummary, record_run
 from warehouse.verify import verify_published
 
@@ -64,7 +65,10 @@ def publish(
     metadata: dict[str, Any],
     rule: Any = None,
 ) -> PublishResult:
-    """Write every mart into a new version folder, then make it current in one atomic step."""
+    """Write every mart into a new version folder, then make it current in one atomic step.
+
+    A table whose content is what the current version holds is hard-linked from it, not written again
+    (warehouse.publish_reuse)."""
     versions = paths.published / "versions"
     final = versions / version
     partial = versions / f".{version}.partial"
@@ -72,18 +76,40 @@ def publish(
         shutil.rmtree(partial)
     for tier in TIERS:
         (partial / tier).mkdir(parents=True, exist_ok=True)
-    tables = []
+    previous_dir = paths.current.resolve() if paths.current.is_dir() else None
+    previous, previous_rows = previous_content(previous_dir)
+    tables, content, linked = [], {}, []
     for mart in marts:
         target = partial / mart.relative_path
-        write_mart(con, mart, target, rule)
-        rows = con.sql(f"SELECT count(*) FROM read_parquet({literal(str(target))})").fetchall()[0][0]
+        fingerprint = content_fingerprint(con, mart)
+        if fingerprint is not None:
+            content[mart.name] = fingerprint
+        if (
+            previous_dir is not None
+            and fingerprint is not None
+            and previous.get(mart.name) == fingerprint
+            and mart.name in previous_rows
+            and link_previous(previous_dir / mart.relative_path, target)
+        ):
+            rows = previous_rows[mart.name]
+            linked.append(mart.name)
+        else:
+            write_mart(con, mart, target, rule)
+            rows = con.sql(f"SELECT count(*) FROM read_parquet({literal(str(target))})").fetchall()[0][0]
         tables.append(PublishedTable(mart.name, mart.tier, mart.relative_path, int(rows)))
         faults.checkpoint("publish")
+    log.info(
+        "publish: %d table(s) written, %d unchanged since %s (linked, not rewritten)",
+        len(tables) - len(linked),
+        len(linked),
+        previous_dir.name if previous_dir else "-",
+    )
     manifest = {
         "version": version,
         "schema_version": SCHEMA_VERSION,
         **metadata,
         "tables": [t.__dict__ for t in tables],
+        CONTENT_KEY: content,
     }
     (partial / "ops" / "publish.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     write_datapackage(partial, tables, version=version)
