@@ -89,7 +89,7 @@ def publish(
             and fingerprint is not None
             and previous.get(mart.name) == fingerprint
             and mart.name in previous_rows
-            and link_previous(previous_dir / mart.relative_path, target)
+            and link_previous(previous_dir, mart.relative_path, target)
         ):
             rows = previous_rows[mart.name]
             linked.append(mart.name)

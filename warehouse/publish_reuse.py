@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from warehouse.marts import SCHEMA_VERSION, Mart
+from warehouse.verify import file_intact
 
 CONTENT_KEY = "table_content"  # publish.json: {table: fingerprint}
 
@@ -54,20 +54,16 @@ def previous_content(version_dir: Path | None) -> tuple[dict[str, str], dict[str
     return {str(k): str(v) for k, v in fingerprints.items()}, rows
 
 
-def link_previous(previous: Path, target: Path) -> bool:
-    """Put the previous version's file (or folder of files) at `target` by hard links; False if impossible."""
-    if not (previous.is_file() or previous.is_dir()) or previous.is_symlink():
+def link_previous(version_dir: Path, relative: str, target: Path) -> bool:
+    """Put the previous version's file at `target` by a hard link; False if impossible or if the file is
+    not byte for byte what that version's datapackage.json recorded (a damaged file is written anew)."""
+    previous = version_dir / relative
+    if not previous.is_file() or previous.is_symlink() or not file_intact(version_dir, relative):
         return False
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        if previous.is_dir():
-            shutil.copytree(previous, target, copy_function=os.link)
-        else:
-            os.link(previous, target)
+        os.link(previous, target)
     except OSError:  # no hard links on this file system: the caller writes the table as usual
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.unlink(missing_ok=True)
+        target.unlink(missing_ok=True)
         return False
     return True

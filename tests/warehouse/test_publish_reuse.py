@@ -50,7 +50,9 @@ def test_an_unreadable_manifest_means_nothing_is_reused(tmp_path: Path) -> None:
     (tmp_path / "ops").mkdir()
     (tmp_path / "ops" / "publish.json").write_text("{not json", encoding="utf-8")
     assert previous_content(tmp_path) == ({}, {})
-    assert not link_previous(tmp_path / "missing.parquet", tmp_path / "new" / "x.parquet")
+    assert not link_previous(tmp_path, "missing.parquet", tmp_path / "new" / "x.parquet")
+    (tmp_path / "x.parquet").write_bytes(b"PAR1")  # a file no datapackage.json vouches for
+    assert not link_previous(tmp_path, "x.parquet", tmp_path / "new" / "x.parquet")
 
 
 @pytest.mark.usefixtures("prefect_server")
