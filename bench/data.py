@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 import tools.demo_data as demo_data
 
 MANIFEST = "bench-manifest.json"
@@ -155,3 +157,38 @@ def check_file(work: Path, rows: int) -> Path:
     """One canonical response file of `rows` rows (about 1% faulty) for `din check`."""
     size = Size(f"check-{rows}", rows, 1)
     return ensure_dataset(work, size).response_files[0]
+
+
+def private_network(data: Dataset, dest: Path) -> Dataset:
+    """A copy of `data`'s deliveries under `dest` whose files can be changed without touching the data set.
+
+    Files are hard links (free, and the local source reads them as ordinary files; it refuses symbolic
+    links out of its folder), copies where the file system has no hard links. A file is changed by
+    replacing its link with a new file (see `change_one_file`), so the shared data set stays as generated.
+    """
+    if dest.exists():
+        shutil.rmtree(dest)
+    for source in sorted(p for p in data.root.rglob("*") if p.is_file() and p.name != MANIFEST):
+        target = dest / source.relative_to(data.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.hardlink_to(source)
+        except OSError:
+            shutil.copy2(source, target)
+    (dest / MANIFEST).write_text(json.dumps(data.manifest, indent=2, sort_keys=True), encoding="utf-8")
+    files = tuple(dest / p.relative_to(data.root) for p in data.response_files)
+    return Dataset(data.size, dest, dest / data.config.relative_to(data.root), files, data.manifest, reused=True)
+
+
+def change_one_file(data: Dataset) -> Path:
+    """Re-export the middle response file with its rows in reverse order: what a partner's corrected upload is.
+
+    The same rows (so the accepted count stays the manifest's) at other spreadsheet rows, so the whole
+    file is a new delivery that supersedes the old one. The link to the shared file is replaced, not
+    written through.
+    """
+    path = data.response_files[len(data.response_files) // 2]
+    frame = pl.read_csv(path, infer_schema=False).reverse()  # every value as text, as typed
+    path.unlink()
+    frame.write_csv(path)
+    return path

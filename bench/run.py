@@ -33,7 +33,16 @@ import duckdb
 
 from bench import report
 from bench.baselines import parse_result
-from bench.data import QUICK, Dataset, Size, check_file, empty_config, ensure_dataset
+from bench.data import (
+    QUICK,
+    Dataset,
+    Size,
+    change_one_file,
+    check_file,
+    empty_config,
+    ensure_dataset,
+    private_network,
+)
 from bench.measure import Sample, run_measured
 from bench.memory import measure_memory
 from bench.prefect_server import Server, clean_env, prefect_server
@@ -41,6 +50,8 @@ from bench.prefect_server import Server, clean_env, prefect_server
 ROOT = Path(__file__).resolve().parents[1]
 EPHEMERAL_STARTUP_SECONDS = "180"  # Prefect's default of 20 s is too short for a cold start on a busy 2-core box
 RUN_TIMEOUT = 4 * 3600.0
+TRACKED_RESULTS = ROOT / "bench" / "results" / "latest.md"
+QUICK_RESULTS = "results-quick.md"  # tiny sizes say little: their page stays out of the tracked results
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,7 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sizes", default="S,L", help="comma-separated: S, L or NAME=ROWS/FILES (default S,L)")
     parser.add_argument("--repeats", type=int, default=None, help="runs per system and size (default 3; quick: 1)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (S=10k rows/10 files, L=100k/100)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.md")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"the results page (default {TRACKED_RESULTS.relative_to(ROOT)}; with --quick <work-dir>/{QUICK_RESULTS})",
+    )
     parser.add_argument("--work-dir", type=Path, default=ROOT / "bench" / "work", help="data and scratch space")
     parser.add_argument("--check-rows", type=int, default=100_000, help="rows of the `din check` file")
     parser.add_argument("--no-server", action="store_true", help="run `din run` in ephemeral mode only")
@@ -83,6 +99,7 @@ class Bench:
     ephemeral: bool
     keep: bool
     with_dlt: bool
+    quick: bool = False
     results: report.Results = field(default_factory=report.Results)
     notes: list[str] = field(default_factory=list)
     on_progress: Callable[[], None] = lambda: None
@@ -132,9 +149,11 @@ class Bench:
         return sample
 
     def din_run(self, data: Dataset, repeat: int, mode: str) -> None:
-        """A first full load on a fresh data dir, then (server mode) its no-change rerun."""
+        """A first full load on a fresh data dir, then (server mode) its no-change rerun and a run after
+        one response file changed (on a private hard-linked copy of the network, so the data set stays)."""
         out = self.scratch(data.size.name, f"din-{mode}-{repeat}")
-        command = [*din_command(), "run", "--config", str(data.config), "--data-dir", str(out / "data")]
+        network = private_network(data, out / "network")
+        command = [*din_command(), "run", "--config", str(network.config), "--data-dir", str(out / "data")]
         env = self.din_env(mode)
         first = self.measure(report.din(report.DIN_RUN, mode), data.size.name, command, env, out / "run.log")
         self._record_din(report.din(report.DIN_RUN, mode), data.size.name, first, out / "data")
@@ -143,6 +162,10 @@ class Bench:
             rerun = report.din(report.DIN_RERUN, mode)
             samples.append(self.measure(rerun, data.size.name, command, env, out / "rerun.log"))
             self._record_din(rerun, data.size.name, samples[-1], out / "data")
+            changed = report.din(report.DIN_CHANGED, mode)
+            change_one_file(network)
+            samples.append(self.measure(changed, data.size.name, command, env, out / "changed.log"))
+            self._record_din(changed, data.size.name, samples[-1], out / "data")
         self.done_with(out, all(s.ok for s in samples))
 
     def _record_din(self, system: str, size: str, sample: Sample, data_dir: Path) -> None:
@@ -257,6 +280,13 @@ def maybe_server(bench_work: Path, home: Path | None, wanted: bool) -> Iterator[
         yield server
 
 
+def results_path(args: argparse.Namespace, work: Path) -> Path:
+    """Where the results page goes: `--out`, else the tracked page, but never that one for --quick."""
+    if args.out is not None:
+        return Path(args.out)
+    return work / QUICK_RESULTS if args.quick else TRACKED_RESULTS
+
+
 def sizes_of(args: argparse.Namespace) -> list[Size]:
     if args.quick:
         wanted = {s.strip() for s in args.sizes.split(",")}
@@ -289,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or (1 if args.quick else 3)
     work = args.work_dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
+    out = results_path(args, work)
     command = "python -m bench.run " + shlex.join(sys.argv[1:] if argv is None else argv)
     sizes = sizes_of(args)
     memory_lines: list[str] = []
@@ -298,9 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     info = report.machine()
     info["pipeline code"] = git_state()
     with maybe_server(work, args.prefect_home, not args.no_server) as server:
-        bench = Bench(work, repeats, server, args.shared_prefect_home, not args.no_ephemeral, args.keep, with_dlt)
+        bench = Bench(
+            work, repeats, server, args.shared_prefect_home, not args.no_ephemeral, args.keep, with_dlt, args.quick
+        )
         bench.notes += _notes(args, datasets, server, with_dlt, repeats)
-        bench.on_progress = lambda: _write(args.out, bench, info, datasets, command)
+        bench.on_progress = lambda: _write(out, bench, info, datasets, command)
         load_before = os.getloadavg()
         for data in datasets:
             print(f"{data.size.label}: {'reused' if data.reused else 'generated'} {data.root}", flush=True)
@@ -321,12 +354,12 @@ def main(argv: list[str] | None = None) -> int:
         f"1-minute load average: {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after "
         f"(on {os.cpu_count()} cores; other work on the machine inflates walls)"
     )
-    _write(args.out, bench, info, datasets, command)
+    _write(out, bench, info, datasets, command)
     print()
-    print(report.console(bench.results, bench.mode))
+    print(report.console(bench.results, bench.mode, quick=args.quick))
     for line in memory_lines:
         print(line)
-    print(f"\nwritten: {args.out}")
+    print(f"\nwritten: {out}")
     return 0
 
 
@@ -349,7 +382,9 @@ def _notes(
         f"{repeats} repeat(s) per system and size, systems in rotating order; ephemeral `din run` once per size.",
         "Walls include process start-up and imports; peak RSS is the summed RSS of the process tree "
         "(psutil, every 50 ms), so the ephemeral mode includes its temporary Prefect server.",
-        "Every `din run` starts on a fresh data dir (first full load); the rerun repeats it on the same dir.",
+        "Every `din run` starts on a fresh data dir (first full load); the rerun repeats it on the same dir; "
+        "then the middle response file is re-exported with its rows reversed (same rows, new content) and "
+        "`din run` runs once more: the one-changed-file case.",
         "`din check` exits 1 on the file's planted faults; that counts as a completed run.",
     ]
     if server is not None:
@@ -358,7 +393,10 @@ def _notes(
     else:
         notes.append("No Prefect server (--no-server): every `din run` ran in ephemeral mode.")
     if args.quick:
-        notes.append("--quick: tiny sizes; the targets are evaluated but mean little at this scale.")
+        notes.append(
+            "--quick: tiny sizes; targets that are defined at S and L are not evaluated "
+            "(only the empty-config run and `din check` are size-independent)."
+        )
     if with_dlt:
         notes.append(
             "dlt uses `read_csv_duckdb(use_pyarrow=True, chunk_size=100000)`; its default `read_csv()` "
@@ -375,7 +413,8 @@ def _notes(
 
 def _write(out: Path, bench: Bench, info: dict[str, str], datasets: list[Dataset], command: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    text = report.markdown(bench.results, info, [d.size.label for d in datasets], bench.notes, command, bench.mode)
+    labels = [d.size.label for d in datasets]
+    text = report.markdown(bench.results, info, labels, bench.notes, command, bench.mode, quick=bench.quick)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(out)

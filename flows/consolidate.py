@@ -48,7 +48,7 @@ from warehouse.erasure import before_run, redact_blocked
 from warehouse.guard import check_publish
 from warehouse.manifest import KnownFile, PendingDelivery, known_files
 from warehouse.merge import merge_level
-from warehouse.publish import publish_if_changed
+from warehouse.publish import publish_new_version, published_is_current
 from warehouse.pull import SourcePull, pull_source, record_pulled
 from warehouse.remote import push_current, push_landing
 from warehouse.reread import requeue_changed_sources
@@ -176,7 +176,7 @@ def publish_task(
     key: PseudonymKey,
     progress: Progress,
 ) -> None:
-    publish_if_changed(con, config, paths, summary, key, progress)
+    publish_new_version(con, config, paths, summary, key, progress)
 
 
 @task(name="push-landing", task_run_name="push landing", cache_policy=NO_CACHE)
@@ -362,7 +362,8 @@ def run_consolidation(
             with _stage(summary, "publish"):
                 guard_warnings, summary.publish_held = check_publish_task(con, config, accept_drop)
                 summary.run_warnings.extend(guard_warnings)
-                if not summary.publish_held:
+                # unchanged: not even a task run
+                if not summary.publish_held and not published_is_current(con, config, paths, summary, key):
                     publish_task(con, config, paths, summary, key, progress)
             if config.storage is not None and config.storage.published and not summary.publish_held:
                 with _stage(summary, "push_published"):

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from din.contract import KINDS, Kind, normalise_header
 from din.paths import DataPaths
@@ -787,6 +786,8 @@ def _shown(value: Any) -> str:
 
 def render_html(context: dict[str, Any]) -> str:
     """The report page: self-contained HTML, every value escaped."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined  # only a run with something to report
+
     environment = Environment(
         loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined, keep_trailing_newline=True
     )

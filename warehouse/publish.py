@@ -31,6 +31,7 @@ from warehouse.catalog import build_catalog
 from warehouse.datapackage import write_datapackage
 from warehouse.guard import record_published_rows
 from warehouse.marts import SCHEMA_VERSION, TIERS, Mart, marts, write_mart
+from warehouse.publish_reuse import CONTENT_KEY, content_fingerprint, link_previous, previous_content
 from warehouse.runs import RunSummary, record_run
 from warehouse.verify import verify_published
 
@@ -68,7 +69,10 @@ def publish(
     progress: Progress | None = None,
 ) -> PublishResult:
     """Write every mart into a new version folder, then make it current in one atomic step (`progress`
-    hears of each table written, and of the catalog)."""
+    hears of each table written, and of the catalog).
+
+    A table whose content is what the current version holds is hard-linked from it, not written again
+    (warehouse.publish_reuse)."""
     progress = progress or silent()
     versions = paths.published / "versions"
     final = versions / version
@@ -77,20 +81,42 @@ def publish(
         shutil.rmtree(partial)
     for tier in TIERS:
         (partial / tier).mkdir(parents=True, exist_ok=True)
-    tables = []
+    previous_dir = paths.current.resolve() if paths.current.is_dir() else None
+    previous, previous_rows = previous_content(previous_dir)
+    tables, content, linked = [], {}, []
     progress.start(f"publish version {version}", len(marts), "tables")
     for mart in marts:
         target = partial / mart.relative_path
-        write_mart(con, mart, target, rule)
-        rows = con.sql(f"SELECT count(*) FROM read_parquet({literal(str(target))})").fetchall()[0][0]
+        fingerprint = content_fingerprint(con, mart)
+        if fingerprint is not None:
+            content[mart.name] = fingerprint
+        if (
+            previous_dir is not None
+            and fingerprint is not None
+            and previous.get(mart.name) == fingerprint
+            and mart.name in previous_rows
+            and link_previous(previous_dir, mart.relative_path, target)
+        ):
+            rows = previous_rows[mart.name]
+            linked.append(mart.name)
+        else:
+            write_mart(con, mart, target, rule)
+            rows = con.sql(f"SELECT count(*) FROM read_parquet({literal(str(target))})").fetchall()[0][0]
         tables.append(PublishedTable(mart.name, mart.tier, mart.relative_path, int(rows)))
         progress.advance(1, int(rows))
         faults.checkpoint("publish")
+    log.info(
+        "publish: %d table(s) written, %d unchanged since %s (linked, not rewritten)",
+        len(tables) - len(linked),
+        len(linked),
+        previous_dir.name if previous_dir else "-",
+    )
     manifest = {
         "version": version,
         "schema_version": SCHEMA_VERSION,
         **metadata,
         "tables": [t.__dict__ for t in tables],
+        CONTENT_KEY: content,
     }
     (partial / "ops" / "publish.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     write_datapackage(partial, tables, version=version)
@@ -113,21 +139,44 @@ def publish_if_changed(
     progress: Progress | None = None,
 ) -> None:
     """Publish a new version unless nothing that feeds the published data has changed."""
-    fingerprint = publish_fingerprint(con, config, key)
-    last = con.execute("SELECT fingerprint, version FROM ops.publishes ORDER BY published_at DESC LIMIT 1").fetchall()
+    if not published_is_current(con, config, paths, summary, key):
+        publish_new_version(con, config, paths, summary, key, progress)
+
+
+def published_is_current(
+    con: duckdb.DuckDBPyConnection, config: Config, paths: DataPaths, summary: RunSummary, key: PseudonymKey
+) -> bool:
+    """True when the current version was published from exactly what the warehouse and config hold now
+    and its files are intact: then the run keeps it (and the summary names it). A damaged version is a
+    warning on the summary and False, so that it is published again."""
     withdrawn = con.execute("SELECT count(*) FROM core.roster WHERE consent = 'withdrawn'").fetchall()[0][0]
     summary.withdrawn_panellists = int(withdrawn)
     summary.withdrawn_rows_excluded = _withdrawn_rows(con)
-    if last and last[0][0] == fingerprint and current_version(paths) == last[0][1]:
-        check = verify_published(paths)
-        if check.ok:
-            summary.published_version = last[0][1]
-            log.info("publish: nothing changed since version %s; published data left as it was", last[0][1])
-            return
-        damage = "; ".join(str(p) for p in check.problems[:3]) + (" ..." if len(check.problems) > 3 else "")
-        warning = f"published version {last[0][1]} was damaged ({damage}): published again from the warehouse"
-        log.warning("publish: %s", warning)
-        summary.run_warnings.append(warning)
+    last = con.execute("SELECT fingerprint, version FROM ops.publishes ORDER BY published_at DESC LIMIT 1").fetchall()
+    if not (last and last[0][0] == publish_fingerprint(con, config, key) and current_version(paths) == last[0][1]):
+        return False
+    check = verify_published(paths)
+    if check.ok:
+        summary.published_version = last[0][1]
+        log.info("publish: nothing changed since version %s; published data left as it was", last[0][1])
+        return True
+    damage = "; ".join(str(p) for p in check.problems[:3]) + (" ..." if len(check.problems) > 3 else "")
+    warning = f"published version {last[0][1]} was damaged ({damage}): published again from the warehouse"
+    log.warning("publish: %s", warning)
+    summary.run_warnings.append(warning)
+    return False
+
+
+def publish_new_version(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    paths: DataPaths,
+    summary: RunSummary,
+    key: PseudonymKey,
+    progress: Progress | None = None,
+) -> None:
+    """Publish every mart as version `summary.run_id` and record it with the fingerprint it came from."""
+    fingerprint = publish_fingerprint(con, config, key)
     record_run(con, summary, finished=False)
     rule = DisclosureRule.from_config(config.disclosure)
     metadata = release_metadata(config, key, summary.run_id, rule)
@@ -157,7 +206,9 @@ def publish_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, key: Pse
         "key": key.key_id,
         "disclosure": dict(config.disclosure),
         "schema_version": SCHEMA_VERSION,
-        "marts": [m.sql for m in marts()],
+        # what the release says about itself (publish.json, catalog, datapackage) and its tables' docs
+        "release": {"title": config.title, "mode": config.mode},
+        "marts": [[m.sql, m.description, {c: repr(doc) for c, doc in m.columns.items()}] for m in marts()],
     }
     return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()
 

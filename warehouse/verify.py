@@ -91,6 +91,14 @@ def _resources(version_dir: Path, found: Verification) -> list[dict[str, Any]] |
     return resources
 
 
+def file_intact(version_dir: Path, relative: str) -> bool:
+    """The version's file at `relative` is what its datapackage.json recorded (so it may be reused)."""
+    found = Verification(version_dir.name)
+    resources = _resources(version_dir, found) or []
+    expected = [str(r.get("hash", "")) for r in resources if r.get("path") == relative]
+    return len(expected) == 1 and not _check_file(version_dir, relative, expected[0])
+
+
 def _check_file(version_dir: Path, relative: str, expected: str) -> list[Problem]:
     path = version_dir / relative
     shown = _shown(version_dir, relative)

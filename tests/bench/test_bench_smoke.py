@@ -23,6 +23,7 @@ HOME = ROOT / "bench" / "work" / "prefect-home-smoke"
 SYSTEMS = (
     "din run (server)",
     "din run no-change rerun (server)",
+    "din run one changed file (server)",
     "din run empty config (server)",
     "bare DuckDB",
     "checked DuckDB",
@@ -87,5 +88,5 @@ def test_bench_harness_end_to_end(tmp_path: Path) -> None:
     else:
         assert "2,000" in dlt[0], dlt[0]
     assert "| target | measured | bound | verdict |" in out.read_text(encoding="utf-8")
-    for system in SYSTEMS[:3]:
+    for system in SYSTEMS[:4]:
         assert system in done.stdout
