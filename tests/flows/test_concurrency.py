@@ -129,7 +129,7 @@ def test_second_run_gives_up_with_a_clear_message(contest: Contest) -> None:
 
 def test_first_run_finishes_and_publishes_the_new_deliveries(contest: Contest) -> None:
     assert contest.first.returncode == 0, explain(contest.first)
-    run_id = re.search(r"^run (\S+): succeeded", contest.first.stdout, re.MULTILINE)
+    run_id = re.search(r"^run (\S+)( \([^)]*\))?: succeeded", contest.first.stdout, re.MULTILINE)
     assert run_id, contest.first.stdout
     assert contest.after.version == run_id.group(1) != contest.before.version
     assert {t: len(contest.after.rows(t)) for t in NEW_ROWS} == NEW_ROWS
