@@ -151,8 +151,11 @@ def test_bad_input_is_quarantined_with_a_reason_and_the_run_completes(tmp_path: 
     summary = run(network)
     # A file refused whole needs attention: the run says so (the rest of it completes all the same).
     refused = case in REFUSED_WHOLE
-    assert summary["outcome"] == ("succeeded_with_warnings" if refused else "succeeded")
-    assert [Path(relative).name in w for w in summary["warnings"]] == ([True] if refused else [])
+    # a small source setting aside more than attention.quarantined_share warns too (tested on its own)
+    share = [w for w in summary["warnings"] if "attention.quarantined_share" in w]
+    others = [w for w in summary["warnings"] if w not in share]
+    assert summary["outcome"] == ("succeeded_with_warnings" if refused or share else "succeeded")
+    assert [Path(relative).name in w for w in others] == ([True] if refused else [])
     tables = published(network)
     assert tables["responses"].height == 4  # the good deliveries all went through
     assert tables["project_feedback"].height == 3

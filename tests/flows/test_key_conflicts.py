@@ -152,7 +152,9 @@ def test_both_organisations_are_told(story: dict[str, Any]) -> None:
 def test_a_withdrawn_row_lets_the_other_organisation_s_row_back(story: dict[str, Any], tmp_path: Path) -> None:
     network = story["at_once"]
     network.deliver("beta/feedback.csv", FEEDBACK_HEADER + "p1,W2,PRJ-1,P2,3,3,Unsure,,\n")  # ORG-B withdraws two
-    network.deliver("beta-r/responses.csv", BETA_RESPONSES.splitlines()[0] + "\n")
+    # a header-only file is refused and never supersedes (nothing silent): ORG-B withdraws the row by
+    # sending its responses again without it
+    network.deliver("beta-r/responses.csv", BETA_RESPONSES.splitlines()[0] + "\np1,W1,P1,Q7,Anything else?,No,\n")
     summary = run(network)
     tables = published(network)
     assert reconciled(tables)
@@ -168,8 +170,8 @@ def test_a_withdrawn_row_lets_the_other_organisation_s_row_back(story: dict[str,
     assert prj2 == [("alpha-feedback", 5, 1, "acceptable")]
     alpha = next(r for r in tables["deliveries"].iter_rows(named=True) if r["source_name"] == "alpha-feedback")
     assert (alpha["rows_accepted"], alpha["rows_quarantined"], alpha["outcome"]) == (3, 0, "accepted")
-    # ORG-B's header-only re-delivery of its responses is a refused file: the run says so
-    assert summary["outcome"] == "succeeded_with_warnings"
+    assert summary["files_refused"] == 0
+    assert tables["responses"].filter(pl.col("question_id") == "Q7").height == 1  # what ORG-B sent instead
 
 
 def test_a_new_lead_organisation_settles_the_key_again(tmp_path: Path) -> None:

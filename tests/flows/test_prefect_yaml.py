@@ -75,7 +75,8 @@ def _flow_parameters(entrypoint: str) -> set[str]:
 
 
 def test_consolidate_entrypoint_takes_the_deployment_parameters(deployments: dict[str, dict[str, Any]]) -> None:
-    assert _flow_parameters(deployments["consolidate"]["entrypoint"]) == PARAMETERS
+    # `accept_drop` (din run --accept-drop) is the operator's call on one run, never a deployment default
+    assert _flow_parameters(deployments["consolidate"]["entrypoint"]) == PARAMETERS | {"accept_drop"}
 
 
 def test_rebuild_entrypoint_takes_the_deployment_parameters(deployments: dict[str, dict[str, Any]]) -> None:
