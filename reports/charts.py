@@ -12,7 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
-SUPPRESSED_STATUSES = frozenset({"suppressed", "suppressed_secondary"})
+from transforms.disclosure import SUPPRESSED, SUPPRESSED_SECONDARY
+
+SUPPRESSED_STATUSES = frozenset({SUPPRESSED, SUPPRESSED_SECONDARY})
 CHAR_WIDTH = 7.0  # approximate width of one 12px sans-serif character (DejaVu Sans is widest), for layout
 HATCH = "#8c8c8c"
 INK = "#1f2933"
@@ -38,11 +40,10 @@ class Cell:
 
 
 def cell_label(cell: Cell, limit: int, fmt: Callable[[float], str] = lambda v: f"{v:,.0f}") -> str:
-    """How a cell reads in a table: its value, or why it is not shown."""
-    if cell.status == "suppressed":
-        return f"suppressed (<{limit})"
-    if cell.status == "suppressed_secondary":
-        return "suppressed (secondary)"
+    """How a cell reads in a table: its value, or why it is not shown, in the words of its status column
+    (`suppressed`, `suppressed_secondary`: one vocabulary in the data and the report)."""
+    if cell.suppressed:
+        return cell.status
     if cell.value is None:
         return "–"
     return fmt(cell.value)

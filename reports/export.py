@@ -8,6 +8,11 @@
 * CSV is UTF-8 with a byte-order mark (so Excel reads accents right), dates in ISO form.
 * Lists and structs are written as JSON text. Timezone-aware datetimes are written in UTC.
 * Exports of restricted or ops tables get mode 0640, like the tables they come from.
+* Every XLSX export has a second sheet, `Notes`: what the table is, its tier (RESTRICTED marked on
+  restricted and ops tables), the DEMO notice when the data is demo output, the disclosure rule, and each
+  column's meaning, unit and valid values. The notes come from the Parquet file's own metadata
+  (`warehouse.mart_files`), so an export says what the file it was made from says. The data sheet's
+  printed header repeats the marking.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,7 @@ from typing import Any
 import polars as pl
 
 from reports.spreadsheet import neutralise, neutralise_expr
+from warehouse.mart_files import read_documentation
 from warehouse.marts import TIERS
 
 FORMATS = ("csv", "xlsx")
@@ -30,6 +37,47 @@ DATE_FORMAT = "dd/mm/yyyy"
 DATETIME_FORMAT = "dd/mm/yyyy hh:mm"
 TIME_FORMAT = "hh:mm:ss"
 TIER_MODES = {"open": 0o644, "restricted": 0o640, "ops": 0o640}
+NOTES_SHEET = "Notes"
+NOTES_COLUMNS = ("column", "meaning", "unit", "valid values", "example")
+
+
+@dataclass(frozen=True)
+class Notes:
+    """What a spreadsheet's Notes sheet says: a title, marking lines, facts about the table, its columns."""
+
+    title: str
+    markings: tuple[str, ...] = ()  # e.g. "RESTRICTED: ...", "DEMO OUTPUT: ..."; also the data sheet's header
+    facts: tuple[tuple[str, str], ...] = ()
+    columns: tuple[tuple[str, str, str, str, str], ...] = ()  # NOTES_COLUMNS
+
+
+def table_notes(parquet: Path) -> Notes:
+    """The notes of a published table, from its Parquet file's metadata."""
+    table, columns = read_documentation(parquet)
+    tier = table.get("tier", "")
+    markings = []
+    if tier in ("restricted", "ops"):
+        markings.append(f"RESTRICTED ({tier} tier): {table.get('audience', 'not for publication')}")
+    if table.get("demo") == "true":
+        markings.append(table.get("notice") or "DEMO OUTPUT")
+    facts = [
+        ("table", table.get("table", parquet.stem)),
+        ("tier", f"{tier}: {table.get('audience', '')}".strip(": ")),
+        ("what it is", table.get("description", "")),
+        ("one row per", table.get("grain", "")),
+        ("disclosure rule", table.get("disclosure_rule", "")),
+        ("schema version", table.get("schema_version", "")),
+        ("published by", table.get("title", "")),
+    ]
+    return Notes(
+        title=table.get("table", parquet.stem),
+        markings=tuple(markings),
+        facts=tuple((k, v) for k, v in facts if v),
+        columns=tuple(
+            (name, doc.get("description", ""), doc.get("unit", ""), doc.get("allowed", ""), doc.get("example", ""))
+            for name, doc in columns.items()
+        ),
+    )
 
 
 def find_table(published_dir: Path, table: str, tier: str | None = None) -> tuple[Path, str]:
@@ -87,8 +135,9 @@ def write_csv(frame: pl.DataFrame, out: Path) -> None:
     frame.rename({c: neutralise(c) for c in frame.columns}).write_csv(out, include_bom=True)
 
 
-def write_xlsx(frame: pl.DataFrame, out: Path, sheet: str) -> None:
-    """One sheet: bold frozen header with a filter, every cell written by its type, text never as a formula."""
+def write_xlsx(frame: pl.DataFrame, out: Path, sheet: str, notes: Notes | None = None) -> None:
+    """The data sheet (bold frozen header with a filter, every cell written by its type, text never as a
+    formula), then the Notes sheet when there are notes."""
     import xlsxwriter
 
     workbook = xlsxwriter.Workbook(
@@ -112,8 +161,44 @@ def write_xlsx(frame: pl.DataFrame, out: Path, sheet: str) -> None:
             sheet_.autofilter(0, 0, max(frame.height, 1), frame.width - 1)
         for col, width in enumerate(_widths(frame)):
             sheet_.set_column(col, col, width)
+        if notes is not None:
+            if notes.markings:
+                sheet_.set_header("&L" + _header_text(" | ".join(notes.markings)))
+            _write_notes(workbook, notes, formats["header"])
     finally:
         workbook.close()
+
+
+def _header_text(text: str) -> str:
+    """Text for a printed page header: `&` doubled (it starts a control code), within Excel's 255 characters."""
+    return text.replace("&", "&&")[:240]
+
+
+def _write_notes(workbook: Any, notes: Notes, bold: Any) -> None:
+    """The Notes sheet: markings first (bold), then the table's facts, then one row per column."""
+    sheet = workbook.add_worksheet(NOTES_SHEET)
+    sheet.write_string(0, 0, neutralise(notes.title), bold)
+    row = 1
+    for marking in notes.markings:
+        sheet.write_string(row, 0, neutralise(marking), bold)
+        row += 1
+    row += 1
+    for label, value in notes.facts:
+        sheet.write_string(row, 0, label, bold)
+        sheet.write_string(row, 1, neutralise(value))
+        row += 1
+    if notes.columns:
+        row += 1
+        for col, name in enumerate(NOTES_COLUMNS):
+            sheet.write_string(row, col, name, bold)
+        for entry in notes.columns:
+            row += 1
+            for col, value in enumerate(entry):
+                if value:
+                    sheet.write_string(row, col, neutralise(value))
+    sheet.set_column(0, 0, 28)
+    sheet.set_column(1, 1, 90)
+    sheet.set_column(2, 4, 24)
 
 
 def _write_cell(sheet: Any, row: int, col: int, value: Any, formats: dict[str, Any]) -> None:
@@ -154,7 +239,7 @@ def export_table(published_dir: Path, table: str, fmt: str, out: Path, tier: str
     if fmt == "csv":
         write_csv(frame, temporary)
     else:
-        write_xlsx(frame, temporary, table)
+        write_xlsx(frame, temporary, table, table_notes(source))
     os.chmod(temporary, TIER_MODES[found_tier])
     os.replace(temporary, out)
     return out

@@ -36,7 +36,17 @@ from reports.charts import (
     share_bars,
     stacked_bars,
 )
-from transforms.disclosure import PROFILES, DisclosureRule
+from transforms.disclosure import (
+    PROFILES,
+    PUBLISHED,
+    ROUNDED,
+    SUPPRESSED,
+    SUPPRESSED_SECONDARY,
+    TOTAL_BY,
+    ZERO,
+    DisclosureRule,
+    status_meaning,
+)
 
 DIMENSIONS = {
     "age_band": "Age band",
@@ -107,6 +117,12 @@ class Published:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: not published; run `din run` first")
         return pl.read_parquet(path)
+
+    def with_totals(self, name: str) -> pl.DataFrame:
+        """An open-tier table and its totals table in one frame, a total's summed-over columns empty (the
+        shape the charts draw from: each bar's cells and the total it ends at)."""
+        totals = self.open_table(f"{name}_totals").drop(TOTAL_BY)
+        return pl.concat([self.open_table(name), totals], how="diagonal_relaxed")
 
 
 def load_published(published_dir: Path) -> Published:
@@ -215,13 +231,17 @@ def section(section_id: str, heading: str, lede: str, content: str) -> str:
 
 
 def rule_box(rule: DisclosureRule) -> str:
+    shown = [PUBLISHED, ZERO, SUPPRESSED, SUPPRESSED_SECONDARY] + ([ROUNDED] if rule.rounding else [])
+    statuses = "".join(
+        f"<dt><strong>{escape(s)}</strong></dt><dd>{escape(status_meaning(s, rule.limit))}</dd>" for s in shown
+    )
     return (
         '<aside class="rule" aria-label="Disclosure control">'
         f"<h2>Disclosure control: <code>{escape(rule.label)}</code></h2><p>{escape(rule.description)}</p>"
         '<p><span class="swatch-hatch" aria-hidden="true"></span> In the charts a suppressed value is a grey '
-        f"hatched mark; in the tables it reads <strong>suppressed (&lt;{rule.limit})</strong> or "
-        "<strong>suppressed (secondary)</strong>. A suppressed value is never shown as 0; a real 0 is shown as 0."
-        "</p></aside>"
+        "hatched mark; in the tables it reads as its status in the published data (the <code>_status</code> "
+        "column beside each count). A suppressed value is never shown as 0; a real 0 is shown as 0.</p>"
+        f"<dl>{statuses}</dl></aside>"
     )
 
 
@@ -271,7 +291,7 @@ def write_html(out: Path, text: str, mode: int = 0o644) -> Path:
 
 def project_rows(published: Published) -> list[BarRow]:
     """One acceptability bar per project (those without published feedback say so), then all projects."""
-    accept = published.open_table("project_acceptability")
+    accept = published.with_totals("project_acceptability")
     projects = published.open_table("projects").sort("project_id")
     rows = []
     for project in projects.iter_rows(named=True):
@@ -368,7 +388,7 @@ def summary_cards(published: Published, files: pl.DataFrame) -> str:
     limit = published.rule.limit
     panels = comp.group_by("panel_id", maintain_order=True).first() if comp.height else comp
     size, sizes_partial = summed([cell(r, "panel_size") for r in panels.iter_rows(named=True)])
-    attendance = published.open_table("attendance_by_workshop")
+    attendance = published.with_totals("attendance_by_workshop")
     totals = [_attendance_totals(attendance.filter(pl.col("panel_id") == p)) for p in attendance["panel_id"].unique()]
     published_pairs = [(a, r) for a, r in totals if a.known and r.known]  # the rate of panels whose totals are out
     attended, _ = summed([a for a, _ in published_pairs])
@@ -477,7 +497,7 @@ def _composition_desc(name: str, rows: Sequence[ShareRow]) -> str:
 
 
 def attendance_section(published: Published) -> str:
-    table = published.open_table("attendance_by_workshop")
+    table = published.with_totals("attendance_by_workshop")
     workshops = published.open_table("workshops")
     limit = published.rule.limit
     parts = []
@@ -670,7 +690,7 @@ def scores_section(published: Published) -> str:
 
 
 def recommendations_section(published: Published) -> str:
-    support = published.open_table("recommendation_support")
+    support = published.with_totals("recommendation_support")
     limit = published.rule.limit
     parts = []
     keys = support.filter(pl.col("workshop_id").is_not_null()).select("panel_id", "workshop_id").unique()

@@ -45,6 +45,23 @@ STATUSES = (PUBLISHED, ZERO, SUPPRESSED, SUPPRESSED_SECONDARY, ROUNDED)
 
 IS_TOTAL = "is_total"
 RULE_COLUMN = "disclosure_rule"
+TOTAL_BY = "total_by"  # in a totals table: the column(s) a total is given per, or OVERALL
+OVERALL = "all"
+
+#: What each status means, in the words a report and the data dictionary both use (`{limit}`: the threshold).
+STATUS_MEANINGS: dict[str, str] = {
+    PUBLISHED: "published as counted",
+    ZERO: "a true zero, published as 0",
+    SUPPRESSED: "a count from 1 to {below} (under {limit}), left blank",
+    SUPPRESSED_SECONDARY: "left blank so that no suppressed count can be worked out from the totals",
+    ROUNDED: "published rounded to the nearest multiple of 5",
+}
+
+
+def status_meaning(status: str, limit: int) -> str:
+    """What a status means under a rule whose threshold is `limit`."""
+    return STATUS_MEANINGS[status].format(below=limit - 1, limit=limit)
+
 
 # profile -> the threshold its name promises (the lowest allowed)
 PROFILES: dict[str, int] = DISCLOSURE_PROFILES  # declared once, beside the config's other settings
@@ -330,6 +347,17 @@ def protect_counts(
         raise ValueError("groups must name at least one column")
     keys = [*by, *groups, *([categories] if categories is not None else [])]
     _check_cells(df, count, keys)
+    if categories is None and df.height:
+        out = _tables_1d(df, count, by, groups, rule.limit)
+        return _mark(out, count, rule).select(*keys, count, f"{count}_status", IS_TOTAL, RULE_COLUMN)
+    return _protect_per_table(df, count=count, groups=groups, categories=categories, rule=rule, by=by)
+
+
+def _protect_per_table(
+    df: pl.DataFrame, *, count: str, groups: list[str], categories: str | None, rule: DisclosureRule, by: list[str]
+) -> pl.DataFrame:
+    """:func:`protect_counts` one table at a time in numpy (2-D tables; the reference for 1-D ones)."""
+    keys = [*by, *groups, *([categories] if categories is not None else [])]
     pieces = []
     for key, part in _partitions(df, by):
         table = (
@@ -343,6 +371,25 @@ def protect_counts(
         pieces = [empty.with_columns(pl.lit(None, pl.Boolean).alias(IS_TOTAL))]
     out = pl.concat(pieces, how="diagonal")
     return _mark(out, count, rule).select(*keys, count, f"{count}_status", IS_TOTAL, RULE_COLUMN)
+
+
+def split_totals(
+    protected: pl.DataFrame, *, groups: Sequence[str], categories: str | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The cells and the totals of :func:`protect_counts` output, as two tables.
+
+    A plain sum over the cells is then right, and the totals table says in ``total_by`` what each total is
+    given per: the group or category column(s) it keeps (``workshop_id``: one total per workshop, summed
+    over the categories), or ``all`` for the grand total of each ``by`` table. Neither has ``is_total``.
+    """
+    dimensions = [*groups, *([categories] if categories is not None else [])]
+    kept = pl.concat_str(
+        [pl.when(pl.col(d).is_not_null()).then(pl.lit(d)) for d in dimensions], separator=", ", ignore_nulls=True
+    )
+    total_by = pl.when(kept.is_null() | (kept == "")).then(pl.lit(OVERALL)).otherwise(kept).alias(TOTAL_BY)
+    cells = protected.filter(~pl.col(IS_TOTAL)).drop(IS_TOTAL)
+    totals = protected.filter(pl.col(IS_TOTAL)).drop(IS_TOTAL).with_columns(total_by)
+    return cells, totals
 
 
 def protect_means(df: pl.DataFrame, *, n: str, values: Sequence[str], rule: DisclosureRule) -> pl.DataFrame:
@@ -407,6 +454,43 @@ def protect_shares(
         pl.when(primary | secondary).then(None).otherwise(value).alias(share),
         share_status.alias(f"{share}_status"),
     )
+
+
+def _tables_1d(df: pl.DataFrame, count: str, by: list[str], groups: list[str], threshold: int) -> pl.DataFrame:
+    """Every 1-D table of `df` at once, set-wise (the rule of :func:`_suppress_1d`, without a loop per table).
+
+    Each ``by`` table is its cells (sorted by ``groups``) followed by their total. Counts 1..threshold-1
+    are primary; where a table has exactly one primary entry, its smallest published non-zero entry is
+    suppressed with it (cells before the total on ties, then by position). A 1-D table has one
+    constraint, so no suppressed entry can be worked out as long as no table has exactly one."""
+    cells = df.sort([*by, *groups]).select(*by, *groups, pl.col(count).cast(pl.Int64))
+    within = pl.int_range(pl.len()).over(by) if by else pl.int_range(pl.len())
+    cells = cells.with_columns(within.alias("_position"), pl.lit(False).alias(IS_TOTAL))
+    totals = (
+        cells.group_by(by, maintain_order=True).agg(pl.col(count).sum(), pl.len().alias("_position"))
+        if by
+        else cells.select(pl.col(count).sum(), pl.len().alias("_position"))
+    ).with_columns(pl.col("_position").cast(cells.schema["_position"]), pl.lit(True).alias(IS_TOTAL))
+    table = pl.concat([cells, totals], how="diagonal")
+    value = pl.col(count)
+    primary = (value > 0) & (value < threshold)
+
+    def per_table(expr: pl.Expr) -> pl.Expr:
+        return expr.over(by) if by else expr
+
+    lone = per_table(primary.sum()) == 1
+    candidate = lone & ~primary & (value > 0)
+    # by value, then position (a column first: inside a window `max()` would be the window's own)
+    table = table.with_columns((value * (pl.col("_position").max() + 1) + pl.col("_position")).alias("_order"))
+    order = pl.col("_order")
+    chosen = candidate & (order == per_table(pl.when(candidate).then(order).min()))
+    codes = pl.when(primary).then(_PRIMARY).when(chosen).then(_SECONDARY).otherwise(_OPEN).cast(pl.Int8)
+    table = table.with_columns(codes.alias(_CODE)).drop("_order")
+    hidden = (pl.col(_CODE) != _OPEN).sum().alias("hidden")
+    per_table_hidden = table.group_by(by).agg(hidden) if by else table.select(hidden)
+    if (per_table_hidden["hidden"] == 1).any():  # last line of defence, as _assert_safe for 2-D tables
+        raise RuntimeError("disclosure check failed: a suppressed value is recoverable")  # pragma: no cover
+    return table.sort([*by, IS_TOTAL, "_position"]).drop("_position")
 
 
 def _table_1d(part: pl.DataFrame, count: str, groups: list[str], threshold: int) -> pl.DataFrame:

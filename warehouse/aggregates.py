@@ -4,14 +4,29 @@ Each aggregate counts consented panellists only (withdrawal is honoured here too
 disclosure step (`transforms.disclosure`) before it is written: small counts suppressed, secondary
 suppression so totals cannot reveal them, means and shares from too few people suppressed, every
 suppressed cell marked as such (never shown as zero) and the rule that produced it named.
+
+Cells and totals are published as separate tables (`<table>` and `<table>_totals`), so a plain sum over
+a table is right. Each builder returns the frames it makes, by table name: one computation of the
+disclosure pattern serves both tables, so cells and totals always come from the same suppression.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import duckdb
 import polars as pl
 
-from transforms.disclosure import DisclosureRule, protect_counts, protect_means, protect_shares
+from transforms.disclosure import (
+    TOTAL_BY,
+    DisclosureRule,
+    protect_counts,
+    protect_means,
+    protect_shares,
+    split_totals,
+)
+
+Tables = dict[str, pl.DataFrame]
 
 CONSENTED = "SELECT panel_id, panellist_ref FROM core.roster WHERE consent = 'consented'"
 NOT_RECORDED = "(not recorded)"
@@ -23,7 +38,7 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
     return frame
 
 
-def panel_composition(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> pl.DataFrame:
+def panel_composition(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> Tables:
     """Panellists per category of each dimension, against the population the panel should reflect."""
     unpivot = " UNION ALL ".join(
         f"SELECT panel_id, '{d}' AS dimension, coalesce(CAST(\"{d}\" AS VARCHAR), '{NOT_RECORDED}') AS category "
@@ -34,19 +49,20 @@ def panel_composition(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> p
         con, f"SELECT panel_id, dimension, category, count(*)::BIGINT AS panellists FROM ({unpivot}) GROUP BY ALL"
     )
     protected = protect_counts(counts, count="panellists", groups=["category"], by=["panel_id", "dimension"], rule=rule)
-    totals = protected.filter(pl.col("is_total")).select(
+    cells, totals = split_totals(protected, groups=["category"])
+    sizes = totals.select(
         "panel_id",
         "dimension",
         pl.col("panellists").alias("panel_size"),
         pl.col("panellists_status").alias("panel_size_status"),
     )
-    cells = protected.filter(~pl.col("is_total")).join(totals, on=["panel_id", "dimension"], how="left")
+    cells = cells.join(sizes, on=["panel_id", "dimension"], how="left")
     cells = cells.with_columns((pl.col("panellists") / pl.col("panel_size")).alias("share"))
     cells = protect_shares(cells, count="panellists", share="share", denominator="panel_size", rule=rule)
     population = _frame(con, "SELECT dimension, category, share AS population_share FROM core.population")
     cells = cells.join(population, on=["dimension", "category"], how="left")
     cells = cells.with_columns((pl.col("share") - pl.col("population_share")).alias("difference_from_population"))
-    return cells.select(
+    table = cells.select(
         "panel_id",
         "dimension",
         "category",
@@ -59,9 +75,10 @@ def panel_composition(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> p
         "difference_from_population",
         "disclosure_rule",
     ).sort("panel_id", "dimension", "category")
+    return {"panel_composition": table}
 
 
-def attendance_by_workshop(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> pl.DataFrame:
+def attendance_by_workshop(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> Tables:
     """How many consented panellists attended each workshop, and retention against the first one."""
     counts = _frame(
         con,
@@ -75,8 +92,9 @@ def attendance_by_workshop(con: duckdb.DuckDBPyConnection, rule: DisclosureRule)
     protected = protect_counts(
         counts, count="panellists", groups=["workshop_id"], categories="attendance", by=["panel_id"], rule=rule
     )
+    cells, totals = split_totals(protected, groups=["workshop_id"], categories="attendance")
     numbers = _frame(con, "SELECT panel_id, workshop_id, number AS workshop_number FROM core.workshops")
-    out = protected.join(numbers, on=["panel_id", "workshop_id"], how="left")
+    out = cells.join(numbers, on=["panel_id", "workshop_id"], how="left")
     first = out.filter((pl.col("attendance") == "attended") & (pl.col("workshop_number") == 1)).select(
         "panel_id", pl.col("panellists").alias("_first"), pl.col("panellists_status").alias("_first_status")
     )
@@ -92,18 +110,32 @@ def attendance_by_workshop(con: duckdb.DuckDBPyConnection, rule: DisclosureRule)
         denominator="first_workshop_attended",
         rule=rule,
     )
-    return out.select(
+    table = out.select(
         "panel_id",
         "workshop_id",
         "workshop_number",
         "attendance",
-        "is_total",
         "panellists",
         "panellists_status",
         "retention_vs_first_workshop",
         "retention_vs_first_workshop_status",
         "disclosure_rule",
-    ).sort("panel_id", "workshop_number", "workshop_id", "attendance", nulls_last=True)
+    ).sort("panel_id", "workshop_number", "workshop_id", "attendance")
+    totals = (
+        totals.join(numbers, on=["panel_id", "workshop_id"], how="left")
+        .select(
+            "panel_id",
+            "workshop_id",
+            "workshop_number",
+            "attendance",
+            TOTAL_BY,
+            "panellists",
+            "panellists_status",
+            "disclosure_rule",
+        )
+        .sort("panel_id", TOTAL_BY, "workshop_number", "workshop_id", "attendance", nulls_last=True)
+    )
+    return {"attendance_by_workshop": table, "attendance_by_workshop_totals": totals}
 
 
 def latest_feedback(where: str = "TRUE") -> str:
@@ -120,7 +152,7 @@ def latest_feedback(where: str = "TRUE") -> str:
         ) WHERE _latest = 1"""
 
 
-def project_acceptability(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> pl.DataFrame:
+def project_acceptability(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> Tables:
     """Panellists' verdicts per project (acceptable, with conditions, unacceptable, unsure): people, each once."""
     counts = _frame(
         con,
@@ -131,23 +163,20 @@ def project_acceptability(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) 
     )
     protected = protect_counts(counts, count="panellists", groups=["project_id"], categories="acceptability", rule=rule)
     titles = _frame(con, "SELECT project_id, title AS project_title, sector FROM core.projects")
-    return (
-        protected.join(titles, on="project_id", how="left")
-        .select(
-            "project_id",
-            "project_title",
-            "sector",
-            "acceptability",
-            "is_total",
-            "panellists",
-            "panellists_status",
-            "disclosure_rule",
-        )
-        .sort("project_id", "acceptability", nulls_last=True)
-    )
+    cells, totals = split_totals(protected, groups=["project_id"], categories="acceptability")
+    columns = ["project_id", "project_title", "sector", "acceptability"]
+    counted = ["panellists", "panellists_status", "disclosure_rule"]
+    return {
+        "project_acceptability": cells.join(titles, on="project_id", how="left")
+        .select(*columns, *counted)
+        .sort("project_id", "acceptability"),
+        "project_acceptability_totals": totals.join(titles, on="project_id", how="left")
+        .select(*columns, TOTAL_BY, *counted)
+        .sort(TOTAL_BY, "project_id", "acceptability", nulls_last=True),
+    }
 
 
-def project_scores(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> pl.DataFrame:
+def project_scores(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> Tables:
     """Mean perceived benefit and risk (1..5) per project, with how many panellists scored it (each once)."""
     scores = _frame(
         con,
@@ -159,7 +188,7 @@ def project_scores(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> pl.D
     )
     protected = protect_means(scores, n="panellists", values=["mean_benefit", "mean_risk"], rule=rule)
     titles = _frame(con, "SELECT project_id, title AS project_title FROM core.projects")
-    return (
+    table = (
         protected.join(titles, on="project_id", how="left")
         .with_columns(pl.lit(rule.label).alias("disclosure_rule"))
         .select(
@@ -175,9 +204,10 @@ def project_scores(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> pl.D
         )
         .sort("project_id")
     )
+    return {"project_scores": table}
 
 
-def recommendation_support(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> pl.DataFrame:
+def recommendation_support(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> Tables:
     """Votes for, against and abstaining on each recommendation, per workshop it was voted on."""
     votes = _frame(
         con,
@@ -190,28 +220,31 @@ def recommendation_support(con: duckdb.DuckDBPyConnection, rule: DisclosureRule)
         votes, count="votes", groups=["recommendation_id"], categories="vote", by=["panel_id", "workshop_id"], rule=rule
     )
     themes = _frame(con, "SELECT panel_id, workshop_id, recommendation_id, theme FROM core.recommendations")
-    return (
-        protected.join(themes, on=["panel_id", "workshop_id", "recommendation_id"], how="left")
-        .select(
-            "panel_id",
-            "workshop_id",
-            "recommendation_id",
-            "theme",
-            "vote",
-            "is_total",
-            "votes",
-            "votes_status",
-            "disclosure_rule",
-        )
-        .sort("panel_id", "workshop_id", "recommendation_id", "vote", nulls_last=True)
-    )
+    cells, totals = split_totals(protected, groups=["recommendation_id"], categories="vote")
+    keys = ["panel_id", "workshop_id", "recommendation_id"]
+    columns = [*keys, "theme", "vote"]
+    counted = ["votes", "votes_status", "disclosure_rule"]
+    return {
+        "recommendation_support": cells.join(themes, on=keys, how="left")
+        .select(*columns, *counted)
+        .sort(*keys, "vote"),
+        "recommendation_support_totals": totals.join(themes, on=keys, how="left")
+        .select(*columns, TOTAL_BY, *counted)
+        .sort("panel_id", "workshop_id", TOTAL_BY, "recommendation_id", "vote", nulls_last=True),
+    }
 
 
-#: Builders of the open-tier aggregates, by table name (each table's YAML in models/open/ documents it).
-AGGREGATES = {
+Builder = Callable[[duckdb.DuckDBPyConnection, DisclosureRule], Tables]
+
+#: The builder of each open-tier aggregate, by table name (each table's YAML in models/open/ documents it);
+#: a table and its totals share one builder, which makes both.
+AGGREGATES: dict[str, Builder] = {
     "panel_composition": panel_composition,
     "attendance_by_workshop": attendance_by_workshop,
+    "attendance_by_workshop_totals": attendance_by_workshop,
     "project_acceptability": project_acceptability,
+    "project_acceptability_totals": project_acceptability,
     "project_scores": project_scores,
     "recommendation_support": recommendation_support,
+    "recommendation_support_totals": recommendation_support,
 }

@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from transforms.disclosure import DisclosureRule
-from warehouse.marts import SCHEMA_VERSION, Mart, marts, write_mart
+from warehouse.mart_files import write_mart
+from warehouse.marts import SCHEMA_VERSION, Mart, marts
 from warehouse.schema import create_schema
 
 

@@ -23,10 +23,10 @@ from typing import Any
 import yaml
 
 from din.contract import ACCEPTABILITY, KINDS, SECTORS, Column, ColumnType, Kind
-from din.sql import literal, quote
+from din.sql import quote
 
 MODELS_DIR = Path(__file__).with_name("models")
-SCHEMA_VERSION = 2  # bump (and note in CHANGELOG.md) when a published column changes on purpose
+SCHEMA_VERSION = 3  # bump (and note in CHANGELOG.md) when a published column changes on purpose
 TIERS = ("open", "restricted", "ops")
 PSEUDONYM_COLUMN = "panellist_pseudonym"
 PROVENANCE_COLUMNS = ("source_name", "delivery_id", "delivery_sha256", "source_row", "run_id")
@@ -50,7 +50,7 @@ class Mart:
     tier: str
     description: str
     sql: str  # for SQL marts; for Python-built aggregates, the name of the builder (fingerprinted)
-    build: Callable[[Any, Any], Any] | None = None  # (connection, disclosure rule) -> polars frame
+    build: Callable[[Any, Any], Any] | None = None  # (connection, rule) -> {table name: polars frame}
     kind: Kind | None = None  # the contract kind a row-level table is generated from
     grain: str = ""
     key: tuple[str, ...] = ()
@@ -98,6 +98,20 @@ def shared_docs() -> dict[str, Any]:
     loaded = yaml.safe_load((MODELS_DIR / "_shared.yaml").read_text(encoding="utf-8"))
     assert isinstance(loaded, dict)
     return loaded
+
+
+@cache
+def documentation_version() -> str:
+    """A digest of every text the tables' documentation comes from (the models' YAML and the contract):
+    a published file carries its documentation, so a file written under other texts is not reused."""
+    import hashlib
+
+    from din.contract import CONTRACT_FILE
+
+    digest = hashlib.sha256()
+    for path in [*sorted(MODELS_DIR.rglob("*.yaml")), CONTRACT_FILE]:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def tier_audience(tier: str) -> str:
@@ -266,7 +280,7 @@ def _provenance_doc(name: str) -> ColumnDoc | None:
 def _disclosure_doc(name: str) -> ColumnDoc | None:
     """The columns every disclosure-controlled aggregate carries (`disclosure` in `_shared.yaml`)."""
     docs = shared_docs()["disclosure"]
-    if name in ("disclosure_rule", "is_total"):
+    if name in ("disclosure_rule", "total_by"):
         return _column_doc(docs[name], f"_shared.yaml: disclosure.{name}")
     if name.endswith("_status"):
         entry = dict(docs["status"])
@@ -282,20 +296,3 @@ def _shared_contract_doc(name: str) -> ColumnDoc | None:
         return None
     column = found.pop()
     return ColumnDoc(column.description, published_allowed(column), column.unit, column.example)
-
-
-def write_mart(con: Any, mart: Mart, target: Path, rule: Any) -> None:
-    """Write one mart to Parquet, stamped with its name, tier and schema version (Parquet key-value metadata)."""
-    metadata = f"{{'din.table': '{mart.name}', 'din.tier': '{mart.tier}', 'din.schema_version': '{SCHEMA_VERSION}'}}"
-    location = literal(str(target))
-    if mart.build is not None:
-        con.register("_built_mart", mart.build(con, rule).to_arrow())
-        try:
-            con.execute(
-                f"COPY (SELECT * FROM _built_mart) TO {location} "
-                f"(FORMAT parquet, COMPRESSION zstd, KV_METADATA {metadata})"
-            )
-        finally:
-            con.unregister("_built_mart")
-    else:
-        con.execute(f"COPY ({mart.sql}) TO {location} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {metadata})")

@@ -30,7 +30,8 @@ from transforms.disclosure import DisclosureRule
 from warehouse.catalog import build_catalog
 from warehouse.datapackage import write_datapackage
 from warehouse.guard import record_published_rows
-from warehouse.marts import SCHEMA_VERSION, TIERS, Mart, marts, write_mart
+from warehouse.mart_files import Built, file_metadata, write_mart
+from warehouse.marts import SCHEMA_VERSION, TIERS, Mart, marts
 from warehouse.publish_reuse import CONTENT_KEY, content_fingerprint, link_previous, previous_content
 from warehouse.runs import RunSummary, record_run
 from warehouse.verify import verify_published
@@ -84,10 +85,11 @@ def publish(
     previous_dir = paths.current.resolve() if paths.current.is_dir() else None
     previous, previous_rows = previous_content(previous_dir)
     tables, content, linked = [], {}, []
+    built: Built = {}  # a table and its totals are computed once, written one after the other
     progress.start(f"publish version {version}", len(marts), "tables")
     for mart in marts:
         target = partial / mart.relative_path
-        fingerprint = content_fingerprint(con, mart)
+        fingerprint = content_fingerprint(con, mart, file_metadata(mart, metadata))
         if fingerprint is not None:
             content[mart.name] = fingerprint
         if (
@@ -100,7 +102,7 @@ def publish(
             rows = previous_rows[mart.name]
             linked.append(mart.name)
         else:
-            write_mart(con, mart, target, rule)
+            write_mart(con, mart, target, rule, metadata, built)
             rows = con.sql(f"SELECT count(*) FROM read_parquet({literal(str(target))})").fetchall()[0][0]
         tables.append(PublishedTable(mart.name, mart.tier, mart.relative_path, int(rows)))
         progress.advance(1, int(rows))

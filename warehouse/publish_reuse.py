@@ -2,7 +2,8 @@
 
 A table's content fingerprint is computed in DuckDB over the rows its query gives now (count, and the
 xor and the sum of the rows' hashes: order-free, and duplicated rows do not cancel out), together with
-the query, its name, tier and the schema version. When the current version recorded the same
+the query, its name, tier, the schema version and the documentation written into its file (the
+`din.*` metadata and a digest of the texts the column docs come from). When the current version recorded the same
 fingerprint for the table (in its `ops/publish.json`, under `table_content`), its file is linked into
 the new version instead of written again: hashing a query's rows costs about a tenth of writing them as
 zstd Parquet (measured at S: 0.35 s against 3.7 s for `restricted.responses`). Linking is by content,
@@ -17,25 +18,31 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from warehouse.marts import SCHEMA_VERSION, Mart
+from warehouse.marts import SCHEMA_VERSION, Mart, documentation_version
 from warehouse.verify import file_intact
 
 CONTENT_KEY = "table_content"  # publish.json: {table: fingerprint}
 
 
-def content_fingerprint(con: duckdb.DuckDBPyConnection, mart: Mart) -> str | None:
-    """The fingerprint of what `mart` would publish now (None for tables built in Python)."""
+def content_fingerprint(
+    con: duckdb.DuckDBPyConnection, mart: Mart, documentation: Mapping[str, str] | None = None
+) -> str | None:
+    """The fingerprint of what `mart` would publish now (None for tables built in Python); `documentation`
+    is what the file says about itself (its `din.*` metadata), so a changed description or demo notice is
+    written anew, never linked from a file that says the old one."""
     if mart.build is not None or not mart.sql:
         return None
     rows, xor, total = con.execute(
         f"SELECT count(*), bit_xor(hash(q)), sum(hash(q)::HUGEINT) FROM ({mart.sql}) AS q"
     ).fetchall()[0]
-    basis = [mart.name, mart.tier, SCHEMA_VERSION, mart.sql, int(rows), str(xor), str(total)]
+    basis = [mart.name, mart.tier, SCHEMA_VERSION, mart.sql, int(rows), str(xor), str(total), dict(documentation or {})]
+    basis.append(documentation_version())
     return hashlib.sha256(json.dumps(basis).encode()).hexdigest()
 
 

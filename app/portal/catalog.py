@@ -115,7 +115,7 @@ def _disclosure(entry: TableEntry, column: str, names: list[str], rule: str) -> 
         return f"small counts suppressed ({rule}); `{column}_status` says why a cell is empty"
     if entry.mart.kind is not None and column in entry.mart.kind.free_text_columns:
         return "free text scrubbed of e-mails, phone numbers, postcodes, health numbers and roster names"
-    if column.endswith("_status") or column in ("disclosure_rule", "is_total"):
+    if column.endswith("_status") or column in ("disclosure_rule", "total_by"):
         return "disclosure control: explains the suppression"
     return "restricted tier: row-level, for analysts with access" if entry.tier == "restricted" else "none needed"
 

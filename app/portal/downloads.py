@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from reports.export import prepare, write_csv, write_xlsx
+from reports.export import Notes, prepare, table_notes, write_csv, write_xlsx
 from reports.spreadsheet import neutralise
 
 FORMATS = ("csv", "xlsx", "parquet")
@@ -24,6 +24,14 @@ MEDIA_TYPES = {
     "parquet": "application/vnd.apache.parquet",
 }
 PROBLEM_COLUMNS = ("row", "column", "value as typed", "rule", "what is wrong")
+PROBLEM_MEANINGS = {
+    "file": "The delivered file the row is in.",
+    "row": "The row's number in the file as you see it (spreadsheet: the header is row 1).",
+    "column": "The column the problem is in (empty when it concerns the whole row or file).",
+    "value as typed": "The value exactly as it is in the file.",
+    "rule": "The name of the check that failed.",
+    "what is wrong": "What the check expected, in words.",
+}
 
 
 def scratch() -> Path:
@@ -40,7 +48,7 @@ def table_file(parquet: Path, name: str, fmt: str, folder: Path) -> Path:
     if fmt == "csv":
         write_csv(frame, out)
     else:
-        write_xlsx(frame, out, name)
+        write_xlsx(frame, out, name, table_notes(parquet))
     return out
 
 
@@ -62,5 +70,11 @@ def problems_file(
         schema=dict.fromkeys(header, pl.String),
         orient="row",
     )
-    write_xlsx(frame, out, "problems")  # neutralises every text cell
+    notes = Notes(
+        title=f"problems: {name}",
+        markings=("RESTRICTED: your organisation's own rows, as delivered; do not publish",),
+        facts=(("what it is", "The rows of your delivery that were not accepted, each with the reason."),),
+        columns=tuple((c, PROBLEM_MEANINGS[c], "", "", "") for c in header),
+    )
+    write_xlsx(frame, out, "problems", notes)  # neutralises every text cell
     return out

@@ -139,9 +139,8 @@ def test_open_aggregates_are_disclosure_safe(demo_run: tuple[Path, dict], table:
     assert frame.filter(pl.col(count) == 0)[status].to_list() == ["zero"] * frame.filter(pl.col(count) == 0).height
     assert frame.filter(pl.col(status).str.starts_with("suppressed")).height > 0  # the demo has small cells
     assert set(frame["disclosure_rule"].to_list()) == {"suppress_under_5"}
-    # no group publishes its total while hiding exactly one of its cells
-    cells = frame.filter(~pl.col("is_total")) if "is_total" in frame.columns else frame
-    per_group = cells.group_by(margin).agg(pl.col(status).str.starts_with("suppressed").sum().alias("hidden"))
+    # no group hides exactly one of its cells (its total, published or not, would then reveal it)
+    per_group = frame.group_by(margin).agg(pl.col(status).str.starts_with("suppressed").sum().alias("hidden"))
     assert 1 not in per_group["hidden"].to_list()
 
 
@@ -151,3 +150,96 @@ def test_open_aggregates_exclude_the_withdrawn_panellist(demo_run: tuple[Path, d
     assert set(composition["panel_size"].to_list()) == {29}
     scores = tables["project_scores"]
     assert scores["panellists"].max() <= 29
+
+
+AGGREGATES_WITH_TOTALS = ("attendance_by_workshop", "project_acceptability", "recommendation_support")
+TOTALS_OVER = {
+    "attendance_by_workshop": "attendance",
+    "project_acceptability": "acceptability",
+    "recommendation_support": "vote",
+}
+
+
+@pytest.mark.parametrize("table", AGGREGATES_WITH_TOTALS)
+def test_totals_are_a_table_of_their_own_and_a_plain_sum_of_the_cells_is_right(
+    demo_run: tuple[Path, dict], table: str
+) -> None:
+    tables = _tables(demo_run[0])
+    cells, totals = tables[table], tables[f"{table}_totals"]
+    count = OPEN_COUNTS[table][0]
+    status = f"{count}_status"
+    assert "is_total" not in cells.columns and "is_total" not in totals.columns
+    assert "total_by" not in cells.columns
+    # one total per group plus one overall (per panel or workshop): the group totals add up to it
+    kept = {"attendance_by_workshop": "workshop_id", "project_acceptability": "project_id"}.get(
+        table, "recommendation_id"
+    )
+    outer = [c for c in OPEN_COUNTS[table][1] if c != kept]
+    assert set(totals["total_by"]) == {kept, TOTALS_OVER[table], "all"}
+    groups = totals.filter(pl.col("total_by") == kept)
+    overall = totals.filter(pl.col("total_by") == "all")
+    assert groups.height == cells.select(*outer, kept).unique().height
+    if groups[status].eq("published").all() and overall[status].eq("published").all():
+        summed = groups.group_by(outer).agg(pl.col(count).sum()) if outer else groups.select(pl.col(count).sum())
+        expected = overall.select(*outer, count) if outer else overall.select(count)
+        assert sorted(summed.rows()) == sorted(expected.rows())
+    # a plain sum of the cells never exceeds the overall total (it is the total less what is suppressed)
+    assert cells[count].sum() <= overall[count].sum()
+    assert not [v for v in totals[count].drop_nulls().to_list() if 1 <= v < 5], "a small total was published"
+
+
+def test_every_published_file_carries_its_documentation_tier_and_demo_flag(demo_run: tuple[Path, dict]) -> None:
+    import pyarrow.parquet as pq
+
+    from warehouse.marts import mart, marts
+
+    files = sorted((demo_run[0] / "published" / "current").rglob("*.parquet"))
+    assert sorted(p.stem for p in files) == sorted(m.name for m in marts())
+    for path in files:
+        schema = pq.read_schema(path)
+        table = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
+        definition = mart(path.stem)
+        assert table["din.table"] == path.stem and table["din.tier"] == path.parent.name == definition.tier
+        assert table["din.description"] == definition.description
+        assert table["din.demo"] == "true" and table["din.notice"].startswith("DEMO OUTPUT")
+        for field in schema:
+            meta = {k.decode(): v.decode() for k, v in (field.metadata or {}).items()}
+            doc = definition.column_doc(field.name)
+            assert meta["description"] == doc.meaning, (path.stem, field.name)
+            assert meta.get("unit", "") == doc.unit and meta.get("allowed", "") == doc.allowed
+            assert meta["din.tier"] == definition.tier and meta["din.demo"] == "true"
+
+
+def test_pandas_reads_suppressed_counts_as_missing_integers_not_float_nan(demo_run: tuple[Path, dict]) -> None:
+    import pandas as pd
+
+    frame = pd.read_parquet(demo_run[0] / "published" / "current" / "open" / "project_acceptability.parquet")
+    assert str(frame["panellists"].dtype) == "Int64"
+    suppressed = frame[frame["panellists_status"].str.startswith("suppressed")]
+    assert len(suppressed) > 0 and suppressed["panellists"].isna().all()
+    published = frame[frame["panellists_status"] == "published"]["panellists"]
+    assert published.sum() == int(published.astype("int64").sum()) and published.notna().all()
+
+
+@pytest.mark.parametrize(("table", "tier"), [("responses", "restricted"), ("project_acceptability", "open")])
+def test_an_xlsx_export_has_a_notes_sheet_with_the_marking_and_every_column(
+    demo_run: tuple[Path, dict], tmp_path: Path, table: str, tier: str
+) -> None:
+    import openpyxl
+
+    from reports.export import export_table
+    from warehouse.marts import mart
+
+    out = export_table(demo_run[0] / "published", table, "xlsx", tmp_path / f"{table}.xlsx")
+    book = openpyxl.load_workbook(out)
+    assert book.sheetnames == [table, "Notes"]
+    data_header = [c.value for c in book[table][1]]
+    notes = [[c.value for c in row] for row in book["Notes"].iter_rows()]
+    text = "\n".join(str(v) for row in notes for v in row if v is not None)
+    assert ("RESTRICTED" in text) == (tier == "restricted")
+    assert "DEMO OUTPUT" in text and mart(table).description in text
+    documented = {row[0]: row[1] for row in notes if row and row[0] in data_header}
+    assert set(documented) == set(data_header)
+    assert all(documented[c] == mart(table).column_doc(c).meaning for c in data_header)
+    header = book[table].oddHeader.left.text or ""
+    assert "DEMO OUTPUT" in header and ("RESTRICTED" in header) == (tier == "restricted")

@@ -161,7 +161,7 @@ def test_suppressed_cells_are_shown_as_suppressed_never_as_zero(published: Path,
     labels = {s.key: s.label for s in ACCEPTABILITY}
     for row in hidden.iter_rows(named=True):
         shown = _lookup(tables["table-acceptability"], row["project_id"], labels[row["acceptability"]])
-        assert shown == "suppressed (<5)", row
+        assert shown == "suppressed", row
     zero = accept.filter(pl.col("panellists_status") == "zero").row(0, named=True)
     assert _lookup(tables["table-acceptability"], zero["project_id"], labels[zero["acceptability"]]) == "0"
     comp = pl.read_parquet(published / "current" / "open" / "panel_composition.parquet")
@@ -169,10 +169,26 @@ def test_suppressed_cells_are_shown_as_suppressed_never_as_zero(published: Path,
         0, named=True
     )
     age = tables["table-composition-0-age_band"]
-    assert _lookup(age, cell["category"], "Panellists") == "suppressed (<5)"
-    assert _lookup(age, cell["category"], "Panel share") == "suppressed (<5)"
+    assert _lookup(age, cell["category"], "Panellists") == "suppressed"
+    assert _lookup(age, cell["category"], "Panel share") == "suppressed"
     part = _section(html, "acceptability")
     assert re.search(r'class="suppressed"><title>PRJ-01 [^<]*: suppressed: ', part)
+
+
+def test_the_report_and_the_data_use_one_vocabulary_for_suppression(published: Path, report: tuple[Path, str]) -> None:
+    _, html = report
+    statuses = set()
+    for path in (published / "current" / "open").glob("*.parquet"):
+        frame = pl.read_parquet(path)
+        for column in (c for c in frame.columns if c.endswith("_status")):
+            statuses |= set(frame[column].drop_nulls().to_list())
+    assert {"suppressed", "suppressed_secondary"} <= statuses
+    shown = {cell for table in _tables(html).values() for row in table for cell in row}
+    assert {s for s in shown if s.startswith("suppressed")} <= statuses  # no label the data does not use
+    assert not [s for s in shown if "(<" in s or "(secondary)" in s]
+    rule_box = html.split('<aside class="rule"', 1)[1].split("</aside>", 1)[0]
+    for status in statuses:  # every status the data uses is explained in the report, in the same word
+        assert f"<dt><strong>{status}</strong></dt>" in rule_box, status
 
 
 def test_report_states_the_rule_and_carries_the_demo_banner(report: tuple[Path, str]) -> None:
@@ -326,7 +342,7 @@ def test_project_pack_lists_conditions_and_counts_with_their_suppression(publish
     assert conditions and not [c for c in conditions if c in html]
     assert "listing their conditions would reveal it" in html
     assert "Predicting missed GP appointments" in html and "For the project team only" in html
-    assert _lookup(_tables(html)["table-acceptability"], "PRJ-01", "Unsure") == "suppressed (<5)"
+    assert _lookup(_tables(html)["table-acceptability"], "PRJ-01", "Unsure") == "suppressed"
     assert not PSEUDONYM.search(html) and "source_row" not in html
     assert "http://" not in html and "https://" not in html
     assert out.stat().st_mode & 0o777 == 0o640
@@ -447,8 +463,8 @@ def test_export_of_a_real_table_keeps_dates_as_dates(published: Path, tmp_path: 
 
 def test_neutralise_and_cell_labels() -> None:
     assert [neutralise(v) for v in ("=A1", "safe", "'=already")] == ["'=A1", "safe", "'=already"]
-    assert cell_label(Cell(None, "suppressed"), 5) == "suppressed (<5)"
-    assert cell_label(Cell(None, "suppressed_secondary"), 5) == "suppressed (secondary)"
+    assert cell_label(Cell(None, "suppressed"), 5) == "suppressed"
+    assert cell_label(Cell(None, "suppressed_secondary"), 5) == "suppressed_secondary"
     assert cell_label(Cell(0, "zero"), 5) == "0"
 
 
@@ -463,7 +479,7 @@ def test_retention_line_breaks_at_a_suppressed_workshop() -> None:
     cells = [Cell(1.0), Cell(0.9), Cell(None, "suppressed_secondary"), Cell(0.8), Cell(0.85)]
     svg = line_chart("r", "Retention", "Desc", ["W1", "W2", "W3", "W4", "W5"], cells, "Retention", 5)
     assert svg.count("<polyline") == 2 and svg.count("<circle") == 4
-    assert "W3: suppressed (secondary)" in svg
+    assert "W3: suppressed_secondary" in svg
 
 
 @pytest.mark.parametrize(

@@ -22,5 +22,5 @@ def described_marts() -> dict[str, list[tuple[str, str]]]:
 def _describe(con: duckdb.DuckDBPyConnection, mart: Mart) -> list[tuple[str, str]]:
     if mart.build is None:
         return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {mart.sql}").fetchall()]
-    frame = mart.build(con, DisclosureRule())  # noqa: F841 (read by DuckDB's replacement scan)
+    frame = mart.build(con, DisclosureRule())[mart.name]  # noqa: F841 (read by DuckDB's replacement scan)
     return [(r[0], r[1]) for r in con.execute("DESCRIBE SELECT * FROM frame").fetchall()]

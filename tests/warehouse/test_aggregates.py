@@ -1,5 +1,6 @@
 """Open aggregates count people where they say people: a panellist who judged a project at two workshops
-is one panellist, counted with their latest verdict and scores."""
+is one panellist, counted with their latest verdict and scores; and a table of cells sums to its total,
+because the totals are a table of their own."""
 
 from __future__ import annotations
 
@@ -45,9 +46,40 @@ def warehouse(tmp_path: Path) -> duckdb.DuckDBPyConnection:
 
 def test_a_panellist_who_judged_a_project_twice_is_counted_once_with_the_latest_verdict(tmp_path: Path) -> None:
     con = warehouse(tmp_path)
-    verdicts = project_acceptability(con, DisclosureRule())
+    tables = project_acceptability(con, DisclosureRule())
+    verdicts = tables["project_acceptability"]
     counts = {r["acceptability"]: r["panellists"] for r in verdicts.iter_rows(named=True)}
-    assert counts == {"acceptable": 6, "unacceptable": 6, None: 12}  # 12 people, not 18 verdicts
-    scores = project_scores(con, DisclosureRule()).row(0, named=True)
+    assert counts == {"acceptable": 6, "unacceptable": 6}
+    project_total = tables["project_acceptability_totals"].filter(pl.col("total_by") == "project_id")
+    assert project_total["panellists"].to_list() == [12]  # 12 people, not 18 verdicts
+    scores = project_scores(con, DisclosureRule())["project_scores"].row(0, named=True)
     assert scores["panellists"] == 12
     assert (scores["mean_benefit"], scores["mean_risk"]) == (3.0, 3.0)  # six at 4/2 and six now at 2/4
+
+
+def test_cells_and_totals_are_separate_tables_so_a_plain_sum_of_the_cells_is_the_total(tmp_path: Path) -> None:
+    con = warehouse(tmp_path)
+    con.execute(
+        "INSERT INTO core.projects (project_id, title, lead_org_id, sector, stage, delivery_id) VALUES "
+        "('PRJ-2', 'Sharing school data', 'ORG-A', 'education', 'ongoing', 1)"
+    )
+    con.execute(
+        "INSERT INTO core.project_feedback BY NAME SELECT panel_id, 'W2' AS workshop_id, 'PRJ-2' AS project_id, "
+        "panellist_ref, 3 AS benefit, 3 AS risk, 'unsure' AS acceptability, 1 AS delivery_id FROM core.roster"
+    )
+    tables = project_acceptability(con, DisclosureRule())
+    cells, totals = tables["project_acceptability"], tables["project_acceptability_totals"]
+    assert "is_total" not in cells.columns and cells["acceptability"].null_count() == 0
+    assert cells["project_id"].null_count() == 0
+    overall = totals.filter(pl.col("total_by") == "all")
+    assert overall.height == 1 and overall["panellists"].item() == cells["panellists"].sum() == 24
+    per_project = totals.filter(pl.col("total_by") == "project_id").sort("project_id")
+    assert per_project.select("project_id", "panellists").rows() == [("PRJ-1", 12), ("PRJ-2", 12)]
+    per_verdict = totals.filter(pl.col("total_by") == "acceptability").sort("acceptability")
+    assert per_verdict.select("acceptability", "panellists").rows() == [
+        ("acceptable", 6),
+        ("unacceptable", 6),
+        ("unsure", 12),
+    ]
+    assert per_verdict["project_id"].null_count() == 3  # a total is empty in what it sums over
+    assert set(totals["total_by"]) == {"project_id", "acceptability", "all"}

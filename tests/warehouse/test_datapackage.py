@@ -16,7 +16,8 @@ from din.contract import KINDS
 from tests.support.marts import described_marts
 from transforms.disclosure import DisclosureRule
 from warehouse.datapackage import arrow_frictionless_type, datapackage_descriptor, frictionless_type, write_datapackage
-from warehouse.marts import PSEUDONYM_COLUMN, SCHEMA_VERSION, marts, write_mart
+from warehouse.mart_files import write_mart
+from warehouse.marts import PSEUDONYM_COLUMN, SCHEMA_VERSION, marts
 from warehouse.publish import PublishedTable
 from warehouse.schema import create_schema
 

@@ -41,6 +41,16 @@ def test_the_fingerprint_sees_every_change_of_content_and_not_the_order() -> Non
     assert _fingerprint_of([("x", 1), ("x", 1)]) != _fingerprint_of([("y", 1), ("y", 1)])
 
 
+def test_the_fingerprint_sees_what_the_file_says_about_itself() -> None:
+    """A file carries its documentation and the demo notice: a version that says otherwise writes it anew."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA ops")
+    con.execute("CREATE TABLE ops.runs AS SELECT 'a' AS run_id, 1 AS n")
+    demo = content_fingerprint(con, _runs_like(), {"din.demo": "true", "din.notice": "DEMO OUTPUT"})
+    assert demo == content_fingerprint(con, _runs_like(), {"din.demo": "true", "din.notice": "DEMO OUTPUT"})
+    assert demo != content_fingerprint(con, _runs_like(), {"din.demo": "false", "din.notice": "secret key"})
+
+
 def test_tables_built_in_python_have_no_fingerprint() -> None:
     assert content_fingerprint(duckdb.connect(), mart("panel_composition")) is None
 
