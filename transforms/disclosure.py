@@ -350,7 +350,62 @@ def protect_counts(
     if categories is None and df.height:
         out = _tables_1d(df, count, by, groups, rule.limit)
         return _mark(out, count, rule).select(*keys, count, f"{count}_status", IS_TOTAL, RULE_COLUMN)
-    return _protect_per_table(df, count=count, groups=groups, categories=categories, rule=rule, by=by)
+    if categories is None or not df.height:
+        return _protect_per_table(df, count=count, groups=groups, categories=categories, rule=rule, by=by)
+    # 2-D: a table without a small cell has no small margin (a margin in 1..t-1 has a cell in 1..t-1), so
+    # nothing in it is suppressed and it is built set-wise; only tables with small cells need the search.
+    small = (pl.col(count) > 0) & (pl.col(count) < rule.limit)
+    needing = df.filter(small.any().over(by) if by else small.any())
+    easy = df.filter(~(small.any().over(by) if by else small.any()))
+    pieces = []
+    if easy.height:
+        out = _mark(_tables_2d_unsuppressed(easy, count, by, groups, categories), count, rule)
+        pieces.append(out.select(*keys, count, f"{count}_status", IS_TOTAL, RULE_COLUMN, "_order"))
+    if needing.height:
+        out = _protect_per_table(needing, count=count, groups=groups, categories=categories, rule=rule, by=by)
+        pieces.append(out.with_columns(_piece_order(groups, categories).alias("_order")))
+    return pl.concat(pieces).sort([*by, "_order", *groups, categories], nulls_last=True).drop("_order")
+
+
+def _piece_order(groups: list[str], category: str) -> pl.Expr:
+    """Where a row of a 2-D table comes in its output: cells, group totals, category totals, grand total."""
+    no_group = pl.all_horizontal(pl.col(groups).is_null())
+    no_category = pl.col(category).is_null()
+    return (
+        pl.when(~no_group & ~no_category)
+        .then(0)
+        .when(~no_group)
+        .then(1)
+        .when(~no_category)
+        .then(2)
+        .otherwise(3)
+        .cast(pl.Int8)
+    )
+
+
+def _tables_2d_unsuppressed(
+    df: pl.DataFrame, count: str, by: list[str], groups: list[str], category: str
+) -> pl.DataFrame:
+    """Every groups x categories table of `df` (none with a small cell) and its margins, set-wise, all
+    codes open: missing combinations are zeros, as in :func:`_table_2d`."""
+    cells = df.select(*by, *groups, category, pl.col(count).cast(pl.Int64))
+    rows = cells.select(*by, *groups).unique()
+    cols = cells.select(*by, category).unique()
+    grid = (rows.join(cols, on=by, how="inner") if by else rows.join(cols, how="cross")).join(
+        cells, on=[*by, *groups, category], how="left", nulls_equal=True
+    )
+    grid = grid.with_columns(pl.col(count).fill_null(0))
+    margins = [
+        grid.group_by([*by, *groups]).agg(pl.col(count).sum()),
+        grid.group_by([*by, category]).agg(pl.col(count).sum()),
+        grid.group_by(by).agg(pl.col(count).sum()) if by else grid.select(pl.col(count).sum()),
+    ]
+    table = pl.concat(
+        [grid.with_columns(pl.lit(False).alias(IS_TOTAL))]
+        + [m.with_columns(pl.lit(True).alias(IS_TOTAL)) for m in margins],
+        how="diagonal",
+    )
+    return table.with_columns(pl.lit(_OPEN, pl.Int8).alias(_CODE), _piece_order(groups, category).alias("_order"))
 
 
 def _protect_per_table(
