@@ -8,6 +8,7 @@ references may take (from the core tables of the levels below).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,7 +21,10 @@ from expectations.gate import BatchResult
 from expectations.suites import KEY_SEPARATOR
 from transforms.delivery import REFUSED, DeliveryOutcome
 from warehouse.manifest import PendingDelivery, json_text
-from warehouse.schema import KEY_CONFLICT, core_rebuild_sql, key_conflicts_sql
+from warehouse.schema import KEY_CONFLICT, core_rebuild_sql, core_rows_sql, key_conflicts_sql
+
+log = logging.getLogger("din")
+WHOLE_REBUILD_FROM = 50_000  # core rows: below, a merge that changes most keys still recomputes only those
 
 
 def write_known_references(con: duckdb.DuckDBPyConnection, kinds: Sequence[Kind], path: Path) -> Path:
@@ -74,16 +78,81 @@ def merge_level(
         retire_superseded(con, supersedes, {o.delivery_id: o for r in results for o in r.deliveries})
         # A kind whose ownership rule looks at a touched kind (a project's lead organisation changed) is
         # settled again too, with the core tables just rebuilt.
-        touched |= {k.name for k in KINDS.values() if k.owner is not None and k.owner.reference.target in touched}
+        owner_changed = {k.name for k in KINDS.values() if k.owner is not None and k.owner.reference.target in touched}
+        touched |= owner_changed
+        loaded = sorted({o.delivery_id for r in results for o in r.deliveries})
         found: list[str] = []
         for name in sorted(touched, key=lambda n: KINDS[n].level):
-            con.execute(core_rebuild_sql(KINDS[name]))
+            refresh_core(con, KINDS[name], loaded, full=name in owner_changed)
             found += refresh_key_conflicts(con, KINDS[name], run_id)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return found
+
+
+def refresh_core(con: duckdb.DuckDBPyConnection, kind: Kind, loaded: Sequence[int], full: bool = False) -> int | None:
+    """Bring core.<kind> up to date with staging, recomputing only the keys whose staged rows changed.
+
+    A key may have changed when a delivery loaded now (`loaded`, re-reads included) holds it, when a
+    delivery that core says holds it has no staged rows any more (superseded, requeued or refused on a
+    re-read: whichever step removed them), or when several organisations dispute it (`ops.key_conflicts`:
+    an unsettled key has no core row to say who holds it). Those keys' core rows are deleted and made
+    again from their staged rows by the rule of `core_rebuild_sql`; every other key's staged rows are
+    what they were when its core row was made.
+    The whole table is rebuilt when `full` (the ownership rule looks at a table that changed), when core
+    is empty, or when most keys changed. Returns how many keys were recomputed (None: all of them)."""
+    name = quote(kind.name)
+    key = ", ".join(quote(c) for c in kind.key)
+    size = _count(con, f"SELECT count(*) FROM core.{name}")
+    if full or size == 0:
+        con.execute(core_rebuild_sql(kind))
+        log.debug("merge: core.%s rebuilt whole", kind.name)
+        return None
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _changed AS
+            SELECT unnest(?::BIGINT[]) AS delivery_id
+            UNION
+            (SELECT DISTINCT unnest("delivery_ids") FROM core.{name}
+             EXCEPT SELECT DISTINCT "delivery_id" FROM stg.{name})""",
+        [list(loaded)],
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _affected AS
+            SELECT {key} FROM stg.{name} WHERE "delivery_id" IN (SELECT delivery_id FROM _changed)
+            UNION
+            SELECT {key} FROM (SELECT {key}, unnest("delivery_ids") AS _held_by FROM core.{name})
+            WHERE _held_by IN (SELECT delivery_id FROM _changed)
+            UNION
+            SELECT {key} FROM stg.{name} AS s
+            SEMI JOIN ops.key_conflicts AS k ON k.kind = ? AND k.delivery_id = s.delivery_id
+                                              AND k.source_row = s.source_row""",
+        [kind.name],
+    )
+    affected = _count(con, "SELECT count(*) FROM _affected")
+    try:
+        if affected * 2 > size > WHOLE_REBUILD_FROM:  # most of a big table: one rebuild costs less
+            con.execute(core_rebuild_sql(kind))
+            return None
+        if affected:
+            con.execute(f"DELETE FROM core.{name} WHERE ({key}) IN (SELECT {key} FROM _affected)")
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW _staged_affected AS "
+                f"SELECT s.* FROM stg.{name} AS s SEMI JOIN _affected USING ({key})"
+            )
+            con.execute(f"INSERT INTO core.{name} BY NAME {core_rows_sql(kind, '_staged_affected')}")
+            con.execute("DROP VIEW _staged_affected")
+        log.debug("merge: core.%s: %d of %d key(s) recomputed", kind.name, affected, size)
+        return affected
+    finally:
+        con.execute("DROP TABLE _affected")
+        con.execute("DROP TABLE _changed")
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0
 
 
 def retire_superseded(

@@ -66,7 +66,7 @@ def _disputed(versions: str) -> str:
     return f"CASE WHEN {versions} > 1 THEN count(DISTINCT c._organisation) ELSE 1 END"
 
 
-def _claims(kind: Kind) -> str:
+def _claims(kind: Kind, staged: str | None = None) -> str:
     """CTEs shared by the core rebuild and the conflict report: keys held by several staged rows
     (`repeated`), those rows with the organisation that delivered each (`candidates`), and per key how
     many organisations dispute it and which one owns it by the kind's ownership rule (`claims`)."""
@@ -81,14 +81,15 @@ def _claims(kind: Kind) -> str:
         owner = f"any_value(o.{quote(kind.owner.column)})"
         lookup = f"LEFT JOIN core.{quote(reference.target)} AS o ON {on}"
     keyed = ", ".join(f"c.{quote(c)}" for c in kind.key)
+    staged = staged or f"stg.{quote(kind.name)}"
     values = [c.name for c in kind.stored_columns if c.name not in kind.key]
     versions = "count(DISTINCT {" + ", ".join(f"{literal(c)}: c.{quote(c)}" for c in values) + "})" if values else "1"
     return f"""
         repeated AS (
-            SELECT {key} FROM stg.{quote(kind.name)} GROUP BY {key} HAVING count(*) > 1
+            SELECT {key} FROM {staged} GROUP BY {key} HAVING count(*) > 1
         ), candidates AS (
             SELECT s.*, d."organisation" AS _organisation
-            FROM stg.{quote(kind.name)} AS s SEMI JOIN repeated USING ({key})
+            FROM {staged} AS s SEMI JOIN repeated USING ({key})
             JOIN ops.deliveries AS d USING (delivery_id)
         ), claims AS (
             SELECT {keyed}, {_disputed(versions)} AS _organisations, {owner} AS _owner,
@@ -107,15 +108,21 @@ def core_rebuild_sql(kind: Kind) -> str:
     organisation the kind's ownership rule names wins (`Kind.owner`: the project's lead organisation,
     the workshop's facilitator); when that organisation is not among them, or the kind has no owner, no
     row wins (`key_conflicts_sql` says why, for quarantine and both organisations' feedback)."""
+    return f"CREATE OR REPLACE TABLE core.{quote(kind.name)} AS {core_rows_sql(kind)}"
+
+
+def core_rows_sql(kind: Kind, staged: str | None = None) -> str:
+    """The rows of core.<kind> made from the staged rows `staged` (a relation; default all of stg.<kind>):
+    the rule of :func:`core_rebuild_sql`, which an incremental merge applies to the keys it touched."""
     key = ", ".join(quote(c) for c in kind.key)
     stored = ", ".join(quote(c.name) for c in kind.stored_columns)
+    staged = staged or f"stg.{quote(kind.name)}"
     # Almost every key is held by one staged row: only keys held by several rows need the window
     # functions (ranking, collecting delivery ids) and the ownership rule, the expensive part at scale.
     return f"""
-        CREATE OR REPLACE TABLE core.{quote(kind.name)} AS
-        WITH {_claims(kind)}, single AS (
+        WITH {_claims(kind, staged)}, single AS (
             SELECT {stored}, "delivery_id", "source_row", ["delivery_id"] AS "delivery_ids"
-            FROM stg.{quote(kind.name)} ANTI JOIN repeated USING ({key})
+            FROM {staged} ANTI JOIN repeated USING ({key})
         ), kept AS (
             SELECT c.*, coalesce(c._organisation = claims._owner, false) AS _owned
             FROM candidates AS c JOIN claims USING ({key})
