@@ -107,6 +107,8 @@ def prepare(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _prepared(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    if isinstance(dtype, pl.Array):  # as a list: a fixed-size array reaches map_elements as a bare PySeries
+        column, dtype = column.cast(pl.List(dtype.inner)), pl.List(dtype.inner)
     if isinstance(dtype, pl.List | pl.Array | pl.Struct):
         return column.map_elements(_json, return_dtype=pl.String)
     if isinstance(dtype, pl.Datetime) and dtype.time_zone:

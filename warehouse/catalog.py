@@ -163,10 +163,11 @@ class Sandbox:
         return sorted(found, key=lambda t: (TIERS.index(t[0]), t[1]))
 
     def query(self, sql: str) -> duckdb.DuckDBPyRelation:
-        """The result of one query (refused with `QueryRefused` unless it only reads)."""
+        """The result of one query (refused with `QueryRefused` unless it only reads); columns of a type
+        the writers cannot show (see `as_writable`) come as text."""
         statement = check_query(sql)
         try:
-            return self.connection.sql(statement)
+            return as_writable(self.connection.sql(statement))
         except duckdb.Error as error:
             raise QueryFailed(explain_error(error, self.tiers)) from None
 
@@ -199,6 +200,57 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: Types every writer of a result (terminal table, CSV, JSON: through Arrow and polars) shows as they are;
+#: lists, arrays and structs of them too. Anything else (INTERVAL, MAP, UNION, VARIANT, TIME WITH TIME ZONE,
+#: BIGNUM, BIT, types of extensions) comes as DuckDB's own text for it: a reader's query never ends in a crash
+#: of the conversion (a list of intervals even panics inside polars).
+WRITABLE_TYPES = frozenset(
+    {
+        "boolean", "tinyint", "smallint", "integer", "bigint", "utinyint", "usmallint", "uinteger", "ubigint",
+        "hugeint", "uhugeint", "float", "double", "decimal", "varchar", "blob", "uuid", "enum", "date",
+        "time", "timestamp", "timestamp_s", "timestamp_ms", "timestamp_ns", "timestamp with time zone", "null",
+    }
+)  # fmt: skip
+
+
+def writable(column_type: duckdb.DuckDBPyType) -> bool:
+    """Whether a result column of this type reaches every writer as it is."""
+    if column_type.id in ("list", "array"):
+        return writable(dict(column_type.children)["child"])
+    if column_type.id == "struct":
+        return all(writable(child) for _, child in column_type.children)
+    return str(column_type.id).lower() in WRITABLE_TYPES
+
+
+def as_writable(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """`relation` with every column of a type `writable` refuses cast to VARCHAR, and a column name that
+    repeats (`SELECT 1 AS x, 2 AS x`) made unique (`x`, `x_2`), in place and by position."""
+    types, names = relation.types, unique_names(relation.columns)
+    if all(writable(t) for t in types) and names == relation.columns:
+        return relation
+    columns = [
+        f"{'#' + str(i) if writable(t) else f'CAST(#{i} AS VARCHAR)'} AS {quote(name)}"
+        for i, (name, t) in enumerate(zip(names, types, strict=True), start=1)
+    ]
+    return relation.project(", ".join(columns))
+
+
+def unique_names(names: Sequence[str]) -> list[str]:
+    """`names` with each repeat of a name (compared as DuckDB does, ignoring case) given the first free
+    suffix `_2`, `_3`, ... (free: neither taken already nor another column's own name)."""
+    own = {n.lower() for n in names}
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        candidate, n = name, 1
+        while candidate.lower() in seen or (n > 1 and candidate.lower() in own):
+            n += 1
+            candidate = f"{name}_{n}"
+        seen.add(candidate.lower())
+        out.append(candidate)
+    return out
 
 
 def open_sandbox(paths: DataPaths, tiers: Sequence[str] | None = None, memory_limit: str | None = None) -> Sandbox:

@@ -178,6 +178,42 @@ def test_attacks_fail_with_one_line_and_change_nothing(network: Network, attack:
     assert not (network.root / "x.csv").exists()
 
 
+ODD_TYPES_SQL = (
+    "SELECT INTERVAL 2 DAY AS gap, [INTERVAL 1 HOUR] AS gaps, MAP {'k': 'v'} AS m, union_value(n := 2) AS u, "
+    "TIMETZ '10:00:00+01' AS t, '101'::BIT AS b, 'x'::VARIANT AS v, [1, 2]::INT[2] AS a, 1 AS a"
+)
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_a_result_of_any_type_or_with_repeated_names_is_written_never_a_crash(network: Network, fmt: str) -> None:
+    """Types the writers cannot show natively come as DuckDB's text for them (a list of intervals made
+    polars panic); a repeated column name gets a suffix instead of failing the conversion."""
+    result = query(network, ODD_TYPES_SQL, "--format", fmt)
+    assert result.returncode == 0, result.stderr
+    if fmt == "json":
+        assert json.loads(result.stdout) == [
+            {
+                "gap": "2 days",
+                "gaps": "['01:00:00']",
+                "m": "{k=v}",
+                "u": "2",
+                "t": "10:00:00+01",
+                "b": "101",
+                "v": "x",
+                "a": [1, 2],
+                "a_2": 1,
+            }
+        ]
+    elif fmt == "csv":
+        rows = list(csv.reader(io.StringIO(result.stdout)))
+        assert rows == [
+            ["gap", "gaps", "m", "u", "t", "b", "v", "a", "a_2"],
+            ["2 days", "['01:00:00']", "{k=v}", "2", "10:00:00+01", "101", "x", "[1, 2]", "1"],
+        ]
+    else:
+        assert "2 days" in result.stdout and "a_2" in result.stdout and "1 row" in result.stdout
+
+
 def test_errors_while_fetching_are_one_line(network: Network) -> None:
     failing = "SELECT CASE WHEN range > 20000 THEN error('boom') END FROM range(50000)"
     result = query(network, failing, "--format", "csv")
