@@ -27,6 +27,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from duckdb.sqltypes import DuckDBPyType
 
 from din.errors import QueryFailed, QueryRefused
 from din.paths import DataPaths
@@ -215,12 +216,10 @@ WRITABLE_TYPES = frozenset(
 )  # fmt: skip
 
 
-def writable(column_type: duckdb.DuckDBPyType) -> bool:
+def writable(column_type: DuckDBPyType) -> bool:
     """Whether a result column of this type reaches every writer as it is."""
-    if column_type.id in ("list", "array"):
-        return writable(dict(column_type.children)["child"])
-    if column_type.id == "struct":
-        return all(writable(child) for _, child in column_type.children)
+    if column_type.id in ("list", "array", "struct"):  # children: (name, type) pairs, an array's size too
+        return all(writable(child) for _, child in column_type.children if isinstance(child, DuckDBPyType))
     return str(column_type.id).lower() in WRITABLE_TYPES
 
 
