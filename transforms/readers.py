@@ -183,6 +183,13 @@ def text_encoding(path: Path, declared: str | None = None) -> str:
         )
     if _decodes(path, "utf-8"):
         return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
+    cut = _cut_inside_a_character(path)
+    if cut is not None:
+        raise ReadError(
+            f"the file ends in the middle of a UTF-8 character (line {cut}): it was cut off in transfer, so "
+            "upload or export it again, complete; if it is Windows-1252 text instead, its source must declare "
+            "format.encoding: cp1252"
+        )
     damaged = _damaged_utf8_line(path)
     if damaged is not None:
         raise ReadError(
@@ -195,6 +202,24 @@ def text_encoding(path: Path, declared: str | None = None) -> str:
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, as surrogateescape decodes it
 _MULTIBYTE = re.compile("[^\x00-\x7f\udc80-\udcff]")  # a character UTF-8 writes as several bytes
+
+
+def _cut_inside_a_character(path: Path) -> int | None:
+    """The last line, when every byte of the file is UTF-8 except its final one to three, which begin a
+    multi-byte character that never ends: a UTF-8 file cut short, even one whose only accented letter was
+    the one cut (read as Windows-1252, its last letter would become `Ã` or `â€`). A Windows-1252 file whose
+    only accented letter is its very last byte, with no line end after it, looks the same: it is refused
+    too, with the way to declare it, rather than guessed."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 1
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(CHUNK_BYTES):
+                lines += decoder.decode(chunk).count("\n")
+    except UnicodeDecodeError:
+        return None  # a bad byte before the end: not (only) a cut
+    pending, _ = decoder.getstate()
+    return lines if pending else None
 
 
 def _damaged_utf8_line(path: Path) -> int | None:
