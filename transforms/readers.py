@@ -15,6 +15,7 @@ delivery costs about its own size in memory as a frame of strings, not several c
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import itertools
@@ -46,6 +47,10 @@ DELIMITERS = (",", ";", "\t", "|")
 SNIFF_BYTES = 64 * 1024
 CHUNK_BYTES = 1024 * 1024  # bytes decoded at a time while checking an encoding
 CHUNK_ROWS = 50_000  # records turned into a frame at a time
+NUL_BYTE_REASON = (
+    "a value in this row holds a NUL byte (character 0), which text never holds: the file is damaged here, "
+    "or was saved in another encoding (UTF-16?); export it again as UTF-8"
+)
 MARKS = (ROW, ROW_RULE, ROW_REASON)  # the columns a reader adds to the delivered ones
 
 
@@ -289,13 +294,18 @@ def _read_csv(path: Path, options: ReadOptions) -> RawTable:
         raise ReadError("the file holds binary data, not text: export it as CSV (UTF-8) or XLSX")
     delimiter = options.delimiter or sniff_delimiter(head)
     with open(path, encoding=encoding, newline="") as handle:
-        records = _records_of(csv.reader(handle, delimiter=delimiter, quotechar='"', strict=True))
+        records = _records_of(_RecordLines(handle), delimiter)
         first = next(records, None)
         if first is None or first[1] is None:
             raise ReadError(
                 f"the header row is not a well-formed {_delimiter_name(delimiter)}-separated CSV line: check its quotes"
                 if first is not None
                 else "the file is empty: it has no header row and no data"
+            )
+        if first[2] is not None:
+            raise ReadError(
+                "the header row holds a NUL byte (character 0), which text never holds: the file is damaged, "
+                "or was saved in another encoding (UTF-16?); export it again as UTF-8"
             )
         delivered = first[1]
         names = _column_names(delivered)
@@ -312,24 +322,71 @@ def _kept(frame: pl.DataFrame, delivered: list[str], names: list[str]) -> list[s
     return [header if header.strip() else name for header, name in zip(delivered, names, strict=True) if name in frame]
 
 
-def _records_of(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str] | None, str | None]]:
-    """(record number, fields, None) per record; (number, None, the csv module's complaint) for a record
-    whose quoting is broken. The reader starts again on the next line after a complaint."""
+class _RecordLines:
+    """The lines of a text file, keeping those of the record being read, so that a record whose quoting is
+    broken can be followed to its true end."""
+
+    def __init__(self, handle: Iterable[str]) -> None:
+        self._lines = iter(handle)
+        self.of_record: list[str] = []
+        self.nul_in_record = False
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        if "\x00" in line:
+            # Text never holds a NUL byte: it is damage, and it must not move the record's structure (a NUL
+            # in front of an opening quote would otherwise swallow the records after it). It is taken out
+            # for reading, and the record it was in is set aside, never loaded.
+            self.nul_in_record = True
+            line = line.replace("\x00", "")
+        self.of_record.append(line)
+        return line
+
+    def rest(self) -> Iterator[str]:
+        return self._lines
+
+
+Problem = tuple[str, str]  # (rule, reason) of a record set aside
+
+
+def _records_of(lines: _RecordLines, delimiter: str) -> Iterator[tuple[int, list[str] | None, Problem | None]]:
+    """(record number, fields, None) per record read as typed; (number, fields or None, (rule, reason)) for
+    a record whose quoting is broken (no fields) or that held a NUL byte.
+
+    Strict quoting stops at the first character out of place (`"a"b`), in the middle of the record; the
+    rest of that record is then read leniently, as a spreadsheet would, only to find where it ends: a
+    quoted line break after the fault belongs to the broken record, and the records after it stay whole."""
+    reader = csv.reader(lines, delimiter=delimiter, quotechar='"', strict=True)
     number = 0
     while True:
         number += 1
+        lines.of_record.clear()
+        lines.nul_in_record = False
         try:
             fields = next(reader)
         except StopIteration:
             return
         except csv.Error as error:
-            yield number, None, str(error)
+            _skip_to_record_end(lines, delimiter)
+            yield number, None, (RECORD_UNREADABLE, _quoting_reason(str(error)))
             continue
-        yield number, fields, None
+        yield number, fields, (VALUE_NUL_BYTE, NUL_BYTE_REASON) if lines.nul_in_record else None
+
+
+def _skip_to_record_end(lines: _RecordLines, delimiter: str) -> None:
+    """Consume what is left of a broken record: its lines so far read again leniently, with as many of the
+    following lines as that reading needs to close the record."""
+    read_so_far = list(lines.of_record)
+    lenient = csv.reader(itertools.chain(read_so_far, lines.rest()), delimiter=delimiter, quotechar='"')
+    with contextlib.suppress(csv.Error):  # the file ends inside the broken record: nothing follows it
+        next(lenient, None)
 
 
 def _field_chunks(
-    records: Iterable[tuple[int, list[str] | None, str | None]], names: list[str], delimiter: str
+    records: Iterable[tuple[int, list[str] | None, Problem | None]], names: list[str], delimiter: str
 ) -> Iterator[pl.DataFrame]:
     width = len(names)
     kind = _delimiter_name(delimiter)
@@ -338,16 +395,16 @@ def _field_chunks(
         rules: list[str | None] = []
         reasons: list[str | None] = []
         numbers: list[int] = []
-        for number, fields, complaint in chunk:
+        for number, fields, problem in chunk:
             numbers.append(number)  # records count from the header (row 1), as a spreadsheet numbers rows
-            rule = reason = None
+            rule, reason = problem or (None, None)
             if fields is None:
-                rule, reason = RECORD_UNREADABLE, _quoting_reason(complaint or "")
                 values: list[str | None] = [None] * width
             elif not fields or (len(fields) == 1 and not fields[0].strip()):  # a blank line: dropped as blank
                 values = [None] * width
             elif len(fields) != width:
-                rule, reason = ROW_FIELD_COUNT, _field_count_reason(len(fields), width, kind)
+                if rule is None:
+                    rule, reason = ROW_FIELD_COUNT, _field_count_reason(len(fields), width, kind)
                 values = [*fields[:width], *([None] * (width - len(fields)))]
             else:
                 values = list(fields)
@@ -650,14 +707,10 @@ def _mark_nul_bytes(frame: pl.DataFrame) -> pl.DataFrame:
     has_nul = pl.any_horizontal(pl.col(values).str.contains("\x00", literal=True).fill_null(False))
     if not frame.select(has_nul.any()).item():
         return frame
-    reason = (
-        "a value in this row holds a NUL byte (character 0), which text never holds: the file is damaged here, "
-        "or was saved in another encoding (UTF-16?); export it again as UTF-8"
-    )
     marked = has_nul & pl.col(ROW_RULE).is_null()
     return frame.with_columns(
         pl.when(marked).then(pl.lit(VALUE_NUL_BYTE)).otherwise(pl.col(ROW_RULE)).alias(ROW_RULE),
-        pl.when(marked).then(pl.lit(reason)).otherwise(pl.col(ROW_REASON)).alias(ROW_REASON),
+        pl.when(marked).then(pl.lit(NUL_BYTE_REASON)).otherwise(pl.col(ROW_REASON)).alias(ROW_REASON),
     )
 
 

@@ -159,6 +159,30 @@ def test_a_nul_byte_anywhere_marks_its_record_or_refuses_the_file(
         assert len(originals) - len(values_read) <= 1  # only the record the NUL landed in is set aside
 
 
+def test_a_nul_byte_never_moves_the_records_around_it() -> None:
+    """Found by the property above: a NUL in front of an opening quote made that quote literal, and the
+    quoted value's delimiter opened a new quoted value that swallowed every later record; a NUL right
+    after a closing quote broke the record in the middle, and the rest of it (a quoted line break)
+    was read as a record of its own, taking the next record with it."""
+    rows = [["a", "b,c"], ["d", "e\r\nf"], ["g", "h"], ["i", "j,k"], ["l", "m"]]
+    content = csv_bytes(["x", "y"], rows, ",", "\r\n", bom=False)
+    for damaged in (content.replace(b'"b,c"', b'\x00"b,c"'), content.replace(b'f"', b'f"\x00')):
+        read = read_bytes(damaged, "f.csv")
+        assert not isinstance(read, ReadError), read
+        typed = read_as_typed(read)
+        marked = read.frame.filter(pl.col(ROW_RULE).is_not_null())
+        assert marked.select(ROW, ROW_RULE).rows() == [(2 if b'\x00"b' in damaged else 3, "value_nul_byte")]
+        assert [values for _, values in typed] == [tuple(r) for n, r in enumerate(rows, start=2) if n != marked[ROW][0]]
+    # a broken quote ("a"b) is followed to its record's true end: the records after it stay whole
+    broken = content.replace(b'f"', b'f"x')
+    read = read_bytes(broken, "f.csv")
+    assert not isinstance(read, ReadError)
+    assert read.frame.filter(pl.col(ROW_RULE).is_not_null()).select(ROW, ROW_RULE).rows() == [(3, "record_unreadable")]
+    assert [values for _, values in read_as_typed(read)] == [tuple(r) for r in rows if r != rows[1]]
+    header = read_bytes(b"panel_id,\x00answer\r\n" + b"p1,yes\r\n" * 20, "f.csv")
+    assert isinstance(header, ReadError) and "the header row holds a NUL byte" in str(header)
+
+
 def _is_subsequence(part: list[tuple[str | None, ...]], whole: list[tuple[str, ...]]) -> bool:
     remaining = iter(whole)
     return all(any(item == candidate for candidate in remaining) for item in part)
@@ -207,7 +231,7 @@ def test_json_and_ndjson_records_are_read_exactly_as_typed(records: list[dict[st
     frame = read.frame
     numbers = frame[ROW].to_list()
     for record_number, record in enumerate(records, start=1):
-        if all(json_text(v) is None or not str(json_text(v)).strip() for v in record.values()):
+        if blank([str(json_text(v) or "") for v in record.values()]):
             assert record_number not in numbers  # a record with no value is a blank row
             continue
         row = frame.filter(pl.col(ROW) == record_number).row(0, named=True)
