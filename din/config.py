@@ -29,6 +29,8 @@ from din.source_options import (
     Option,
     OptionError,
     check_options,
+    dask_address,
+    flag,
     fraction,
     one_of,
     scheme,
@@ -53,7 +55,7 @@ __all__ = [
 NETWORK_SCHEMES = ("https://", "http://", "s3://", "sftp://")
 INBOX = "inbox://"  # a portal inbox: `<data_dir>/inbox/<source name>/`, written by `din serve`
 VALIDATION_ENGINES = ("duckdb", "gx")
-TASK_RUNNERS = ("threads", "processes", "sequential")
+TASK_RUNNERS = ("threads", "processes", "sequential", "dask")
 MODES = ("demo", "production")
 DEFAULT_KEY_ENV = "DIN_PSEUDONYM_KEY"
 STORAGE_KEYS = ("landing", "published", "options")
@@ -174,6 +176,8 @@ class Config:
     title: str = "DIN public engagement panel"
     task_runner: str = "threads"
     max_workers: int = 2
+    dask_address: str | None = None  # an existing Dask scheduler; None: a LocalCluster of max_workers processes
+    shared_data_dir: bool = False  # the data folder is mounted at the same path on every Dask worker
     storage: RemoteStorage | None = None  # durable copies of landing and published data in a bucket
     limits: Mapping[str, int] = field(default_factory=dict)  # the network's own limits (contract `limits`)
     portal: PortalSettings = field(default_factory=PortalSettings)
@@ -225,7 +229,7 @@ SETTINGS = {
     "lock_timeout_seconds": "how long a second run waits for the first to finish",
     "pseudonymisation": "where the HMAC key is found: key_env, key_block",
     "validation": "engine: duckdb or gx",
-    "parallelism": "runner (threads, processes, sequential) and max_workers",
+    "parallelism": "runner (threads, processes, sequential, dask), max_workers, address, shared_data_dir",
     "disclosure": "profile and threshold of the open tier's small-count rule",
     "attention": "when a run warns: quarantined_share, rows_lost_share",
     "storage": "durable copies in S3-compatible object storage",
@@ -241,8 +245,19 @@ _BLOCKS: dict[str, tuple[Option, ...]] = {
     ),
     "validation": (Option("engine", one_of(*VALIDATION_ENGINES), "duckdb (default) or gx"),),
     "parallelism": (
-        Option("runner", one_of(*TASK_RUNNERS), "threads (default), processes or sequential"),
-        Option("max_workers", whole_number(1, 256), "parallel batches (default: the number of cores)"),
+        Option("runner", one_of(*TASK_RUNNERS), "threads (default), processes, sequential or dask"),
+        Option(
+            "max_workers",
+            whole_number(1, 256),
+            "parallel batches (default: the number of cores); with runner dask and no address, the worker "
+            "processes of the local Dask cluster",
+        ),
+        Option("address", dask_address, "runner dask: the scheduler of an existing Dask cluster, tcp://host:8786"),
+        Option(
+            "shared_data_dir",
+            flag,
+            "runner dask with an address: true when data_dir is mounted at the same path on every worker",
+        ),
     ),
     "disclosure": (
         Option("profile", one_of(*DISCLOSURE_PROFILES), "suppress_under_5 (default), suppress_under_10 or round_to_5"),
@@ -269,6 +284,24 @@ _TOP: tuple[Option, ...] = (
     Option("data_dir", text, SETTINGS["data_dir"]),
     Option("lock_timeout_seconds", seconds, SETTINGS["lock_timeout_seconds"]),
 )
+
+
+def _dask_address(config_path: Path, parallelism: Mapping[str, Any], data_dir: Path) -> str | None:
+    """The scheduler address of `runner: dask`, checked before any work: a batch reads landing copies and
+    writes its results into the run's work folder, so workers on other machines must see the data folder
+    at the same path (a shared mount the operator vouches for with `shared_data_dir: true`)."""
+    runner = parallelism.get("runner", "threads")
+    address = parallelism.get("address")
+    for option in ("address", "shared_data_dir"):
+        if option in parallelism and runner != "dask":
+            raise ConfigError(f"{config_path}: parallelism.{option} is for runner: dask, not runner: {runner}.")
+    if address is not None and not parallelism.get("shared_data_dir"):
+        raise ConfigError(
+            f"{config_path}: parallelism.address {address}: Dask workers on other machines cannot reach the "
+            f"landing copies and work folder under {data_dir}; mount it at the same path on every worker and "
+            "set parallelism.shared_data_dir: true (or leave address out for a local Dask cluster)."
+        )
+    return str(address) if address is not None else None
 
 
 def _check_settings(config_path: Path, raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -344,6 +377,8 @@ def _build_config(config_path: Path, raw: dict[str, Any], data_dir_override: Any
         lock_timeout_seconds=float(raw.get("lock_timeout_seconds") or 60),
         task_runner=str(parallelism.get("runner", "threads")),
         max_workers=int(parallelism.get("max_workers", os.cpu_count() or 2)),
+        dask_address=_dask_address(config_path, parallelism, data_dir),
+        shared_data_dir=bool(parallelism.get("shared_data_dir", False)),
         reference=reference,
         sources=sources,
         title=str(raw.get("title") or "DIN public engagement panel"),

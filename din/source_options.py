@@ -220,6 +220,14 @@ def url(name: str, value: Any) -> None:
         raise OptionError(f"option {name} must be an http(s):// address such as https://din.example.org")
 
 
+def dask_address(name: str, value: Any) -> None:
+    """A Dask scheduler's address: tcp:// on a private network, tls:// (with certificates) across one."""
+    if not isinstance(value, str) or not re.fullmatch(r"(tcp|tls)://[A-Za-z0-9.\-\[\]:]+:\d{1,5}", value):
+        raise OptionError(
+            f"option {name} must be a Dask scheduler address such as tcp://scheduler:8786, not {_shown(value)}"
+        )
+
+
 def deployment(name: str, value: Any) -> None:
     if not isinstance(value, str) or not re.fullmatch(r"[^/\s]+/[^/\s]+", value):
         raise OptionError(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from din import faults
 from din.contract import KINDS, Kind
 from expectations.engine import DELIVERY, ROW_ID
 from expectations.suites import suite_name
@@ -64,6 +65,7 @@ def process_batch(spec: BatchSpec) -> BatchResult:
     quarantine_parts: list[pl.DataFrame] = []
     scrubber: Scrubber | None = None
     next_row_id = 0
+    faults.checkpoint("batch")  # a worker dying here: the runner must run the batch again elsewhere
     for delivery in spec.deliveries:
         outcome = DeliveryOutcome(delivery.delivery_id)
         outcomes[delivery.delivery_id] = outcome

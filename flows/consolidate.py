@@ -68,9 +68,27 @@ log = logging.getLogger("din")
 
 
 def task_runner_for(config: Config) -> Any:
-    """The task runner a config asks for: parse/validate batches run in parallel threads or processes."""
+    """The task runner a config asks for: parse/validate batches run in parallel threads, processes, or on
+    Dask workers (an existing cluster's scheduler, or a local cluster of worker processes)."""
     from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
+    if config.task_runner == "dask":
+        from prefect_dask.task_runners import DaskTaskRunner
+
+        if config.dask_address:
+            return DaskTaskRunner(address=config.dask_address)
+        return DaskTaskRunner(
+            cluster_class="distributed.LocalCluster",
+            # one thread per worker process: a batch's polars and DuckDB work uses the cores itself;
+            # no dashboard, so a run opens no port beyond the cluster's own on 127.0.0.1
+            cluster_kwargs={
+                "n_workers": config.max_workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "host": "127.0.0.1",
+                "dashboard_address": None,
+            },
+        )
     if config.task_runner == "processes":
         return ProcessPoolTaskRunner(max_workers=config.max_workers)
     if config.task_runner == "sequential":

@@ -35,6 +35,11 @@ def write(tmp_path: Path, text: str) -> Path:
         ("parallelism: {max_workers: two}\n", "option max_workers must be a whole number from 1 to 256, not 'two'"),
         ("parallelism: {max_workers: 0}\n", "option max_workers must be a whole number from 1 to 256, not 0"),
         ("parallelism: {runner: thread}\n", "option runner must be one of threads, processes, sequential"),
+        ("parallelism: {runner: dask, address: scheduler}\n", "address must be a Dask scheduler address such as"),
+        ("parallelism: {runner: threads, address: 'tcp://s:8786'}\n", "parallelism.address is for runner: dask"),
+        ("parallelism: {runner: dask, address: 'tcp://s:8786'}\n", "Dask workers on other machines cannot reach"),
+        ("parallelism: {runner: dask, shared_data_dir: yes please}\n", "shared_data_dir must be true or false"),
+        ("parallelism: {runner: dask, adress: 'tcp://s:8786'}\n", "unknown option adress (did you mean address?)"),
         ("lock_timeout_seconds: soon\n", "setting lock_timeout_seconds must be a positive number of seconds"),
         ("lock_timeout_seconds: [1]\n", "setting lock_timeout_seconds must be a positive number of seconds"),
         ("validation: {engin: gx}\n", "validation: unknown option engin (did you mean engine?)"),
@@ -147,6 +152,10 @@ def test_a_complete_registry_keeps_every_setting(tmp_path: Path) -> None:
     config = load_config(path)
     assert (config.key_env, config.key_block, config.validation_engine) == ("MY_KEY", "my-key", "gx")
     assert (config.task_runner, config.max_workers, config.lock_timeout_seconds) == ("processes", 3, 5.0)
+    dask = load_config(
+        write(tmp_path, "parallelism: {runner: dask, address: 'tls://10.0.0.5:8786', shared_data_dir: true}\n" + SOURCE)
+    )
+    assert (dask.task_runner, dask.dask_address, dask.shared_data_dir) == ("dask", "tls://10.0.0.5:8786", True)
     assert dict(config.disclosure) == {"profile": "round_to_5", "threshold": 10}
     assert (config.attention.quarantined_share, config.attention.rows_lost_share) == (0.1, 0.3)
 

@@ -1,0 +1,64 @@
+"""`parallelism: {runner: dask}`: the batches run on Dask worker processes (prefect-dask), and the run
+publishes exactly the rows the thread runner publishes, even when a worker dies in the middle of a batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from distributed import LocalCluster
+
+from din.config import load_config
+from flows.consolidate import consolidate, run_flow
+from tests.support.network import environment, write_network
+from tests.support.pipeline import content, published
+
+pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("prefect")]
+
+
+def _run_with(root: Path, parallelism: str, **env: str) -> tuple[dict, dict[str, list]]:
+    network = write_network(root)
+    with network.config.open("a") as config:
+        config.write(f"parallelism: {parallelism}\n")
+    with environment(**env):
+        summary = run_flow(consolidate, load_config(network.config), data_dir_given=False)
+    return summary, content(published(network))
+
+
+@pytest.fixture(scope="module")
+def on_threads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list]:
+    summary, rows = _run_with(tmp_path_factory.mktemp("threads"), "{runner: threads, max_workers: 2}")
+    assert summary["outcome"] == "succeeded"
+    return rows
+
+
+def test_a_local_dask_cluster_publishes_every_row_the_thread_runner_publishes(
+    tmp_path: Path, on_threads: dict[str, list]
+) -> None:
+    summary, rows = _run_with(tmp_path, "{runner: dask, max_workers: 2}")
+    assert summary["outcome"] == "succeeded"
+    assert rows.keys() == on_threads.keys() and rows == on_threads
+    assert sum(len(table) for table in rows.values()) > 20  # every table compared, and they hold rows
+
+
+def test_an_existing_cluster_runs_the_batches_and_a_worker_killed_mid_batch_is_replaced(
+    tmp_path: Path, on_threads: dict[str, list]
+) -> None:
+    marker = tmp_path / "killed-once"
+    # the workers are started with the fault armed: the first batch to reach its checkpoint kills its worker
+    with (
+        environment(DIN_INJECT_KILL_ONCE=f"batch@{marker}"),
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+    ):
+        first_workers = set(cluster.scheduler.workers)
+        address = cluster.scheduler_address
+        summary, rows = _run_with(tmp_path / "run", f"{{runner: dask, address: '{address}', shared_data_dir: true}}")
+        ran_on_cluster = set(cluster.scheduler.task_prefixes)
+        workers_now = set(cluster.scheduler.workers)
+    assert marker.exists()  # a worker process really died in the middle of a batch
+    assert workers_now != first_workers  # its nanny started a new one
+    assert any("validate" in prefix for prefix in ran_on_cluster), ran_on_cluster
+    assert summary["outcome"] == "succeeded"
+    assert rows == on_threads
