@@ -9,7 +9,9 @@ processes or workers; only the merge writes to the warehouse.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import shutil
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,12 +24,24 @@ from expectations.engine import DELIVERY, ROW_ID
 from expectations.suites import suite_name
 from expectations.validate import QUARANTINE_SCHEMA, file_quarantine, validate
 from transforms.blocklist import Blocklist
-from transforms.delivery import DeliveryOutcome, DeliveryToProcess, FileProblem, protect, read_delivery, scrubber_for
-from transforms.normalise import typed
+from transforms.delivery import (
+    DeliveryOutcome,
+    DeliveryToProcess,
+    FileProblem,
+    protect,
+    read_delivery,
+    read_delivery_in_chunks,
+    scrubber_for,
+)
+from transforms.normalise import Frame, typed
 from transforms.readers import ROW
+from transforms.spill import SpillFile
 
 if TYPE_CHECKING:
     from transforms.scrub import Scrubber
+
+#: Deliveries this large or larger are read, protected and validated a chunk at a time, from spilled files.
+STREAM_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,67 +73,96 @@ def process_batch(spec: BatchSpec) -> BatchResult:
     """Parse, normalise, drop erased panellists' rows, pseudonymise, scrub and validate a batch; write
     accepted and quarantined rows.
 
-    Each kind's rows are validated against that kind's suite."""
+    Each kind's rows are validated against that kind's suite. A delivery of `STREAM_BYTES` or more is read
+    and protected a chunk at a time, its rows spilled to Parquet in the work folder, and its kind's rows
+    are validated from those files (`expectations.validate`), so a large file never sits in memory whole."""
     outcomes: dict[int, DeliveryOutcome] = {}
     frames: dict[str, list[pl.DataFrame]] = {}
+    spilled: dict[str, list[Path]] = {}
     quarantine_parts: list[pl.DataFrame] = []
     scrubber: Scrubber | None = None
     next_row_id = 0
     faults.checkpoint("batch")  # a worker dying here: the runner must run the batch again elsewhere
+    spec.work_dir.mkdir(parents=True, exist_ok=True)
+    spill_root = spec.work_dir / f"{spec.batch_id}.spill"
     for delivery in spec.deliveries:
         outcome = DeliveryOutcome(delivery.delivery_id)
         outcomes[delivery.delivery_id] = outcome
-        parsed = read_delivery(delivery, outcome, blocklist=spec.blocklist)
+        streamed = delivery.size >= stream_bytes()
+        parsed: dict[str, Iterator[pl.DataFrame]] | FileProblem
+        if streamed:
+            parsed = read_delivery_in_chunks(
+                delivery, outcome, spill_root / f"read-{delivery.delivery_id}", blocklist=spec.blocklist
+            )
+        else:
+            whole = read_delivery(delivery, outcome, blocklist=spec.blocklist)
+            parsed = whole if isinstance(whole, FileProblem) else {k: iter([f]) for k, f in whole.items()}
         if isinstance(parsed, FileProblem):
             problem = file_quarantine(delivery.delivery_id, parsed)
             quarantine_parts.append(problem)
             outcome.rows_quarantined = problem.filter(pl.col("source_row").is_not_null()).height
             continue
-        for kind_name, frame in parsed.items():
+        for kind_name, chunks in parsed.items():
             kind = KINDS[kind_name]
-            if kind.free_text_columns and scrubber is None:
-                scrubber = scrubber_for(spec.roster_paths, spec.blocklist)
-            frame = protect(frame, kind, spec.key_secret, scrubber, outcome, spec.blocklist)
-            frame = frame.with_columns(
-                pl.int_range(next_row_id, next_row_id + frame.height, dtype=pl.Int64).alias(ROW_ID),
-                pl.lit(delivery.delivery_id, dtype=pl.Int64).alias(DELIVERY),
-            )
-            next_row_id += frame.height
-            frames.setdefault(kind_name, []).append(frame)
-    spec.work_dir.mkdir(parents=True, exist_ok=True)
+            spill_root.mkdir(exist_ok=True)
+            with SpillFile(spill_root / f"{kind_name}-{delivery.delivery_id}.parquet") as spill:
+                for chunk in chunks:
+                    if kind.free_text_columns and scrubber is None:
+                        scrubber = scrubber_for(spec.roster_paths, spec.blocklist)
+                    frame = protect(chunk, kind, spec.key_secret, scrubber, outcome, spec.blocklist)
+                    frame = frame.with_columns(
+                        pl.int_range(next_row_id, next_row_id + frame.height, dtype=pl.Int64).alias(ROW_ID),
+                        pl.lit(delivery.delivery_id, dtype=pl.Int64).alias(DELIVERY),
+                    )
+                    next_row_id += frame.height
+                    if streamed:
+                        spill.append(frame)
+                    else:
+                        frames.setdefault(kind_name, []).append(frame)
+            if spill.written:
+                spilled.setdefault(kind_name, []).append(spill.path)
     staged: dict[str, str] = {}
     results: list[pl.DataFrame] = []
-    for kind_name, parts in frames.items():
+    for kind_name in [*frames, *(k for k in spilled if k not in frames)]:
         kind = KINDS[kind_name]
-        verdict = validate(
-            # deliveries of one kind may differ in their optional and marker columns: missing ones are null
-            pl.concat(parts, how="diagonal"),
-            kind,
-            _known(spec.references_path, kind),
-            spec.engine,
-            limits={name: float(value) for name, value in spec.limits.items()},
-        )
-        accepted = typed(verdict.accepted, kind).select(
-            [
-                *(c.name for c in kind.stored_columns),
-                pl.col(DELIVERY).alias("delivery_id"),
-                pl.col(ROW).alias("source_row"),
-            ]
-        )
+        known = _known(spec.references_path, kind)
+        limits = {name: float(value) for name, value in spec.limits.items()}
         staged_path = spec.work_dir / f"{spec.batch_id}.{kind.name}.parquet"
-        accepted.write_parquet(staged_path, compression="zstd")
+        if kind_name in spilled:
+            parts = spilled[kind_name]
+            for index, frame in enumerate(frames.get(kind_name, [])):  # the batch's small deliveries of the kind
+                part = spill_root / f"{kind_name}-small-{index:05d}.parquet"
+                frame.write_parquet(part, compression="lz4")
+                parts.append(part)
+            frames.pop(kind_name, None)
+            lazy_verdict = validate(parts, kind, known, spec.engine, limits=limits)
+            _stored(typed(lazy_verdict.accepted, kind), kind).sink_parquet(staged_path, compression="zstd")
+            quarantined, checked = lazy_verdict.quarantined, lazy_verdict.results
+        else:
+            verdict = validate(
+                # deliveries of one kind may differ in their optional and marker columns: missing ones are null
+                pl.concat(frames.pop(kind_name), how="diagonal"),
+                kind,
+                known,
+                spec.engine,
+                limits=limits,
+            )
+            _stored(typed(verdict.accepted, kind), kind).write_parquet(staged_path, compression="zstd")
+            quarantined, checked = verdict.quarantined, verdict.results
         staged[kind.name] = str(staged_path)
-        quarantine_parts.append(verdict.quarantined)
-        results.append(verdict.results.with_columns(pl.lit(suite_name(kind.name)).alias("suite")))
-        for delivery_id, count in accepted.group_by("delivery_id").len().iter_rows():
+        quarantine_parts.append(quarantined)
+        results.append(checked.with_columns(pl.lit(suite_name(kind.name)).alias("suite")))
+        counts = pl.scan_parquet(staged_path).group_by("delivery_id").len().collect()
+        for delivery_id, count in counts.iter_rows():
             outcomes[delivery_id].rows_accepted += count
-        for delivery_id, count in verdict.quarantined.group_by("delivery_id").len().iter_rows():
+        for delivery_id, count in quarantined.group_by("delivery_id").len().iter_rows():
             outcomes[delivery_id].rows_quarantined += count
+    shutil.rmtree(spill_root, ignore_errors=True)
     quarantine_path = spec.work_dir / f"{spec.batch_id}.quarantine.parquet"
-    quarantined = (
+    quarantined_all = (
         pl.concat(quarantine_parts, how="vertical") if quarantine_parts else pl.DataFrame(schema=QUARANTINE_SCHEMA)
     )
-    quarantined.write_parquet(quarantine_path)
+    quarantined_all.write_parquet(quarantine_path)
     results_path = None
     if results:
         results_path = spec.work_dir / f"{spec.batch_id}.results.parquet"
@@ -130,6 +173,19 @@ def process_batch(spec: BatchSpec) -> BatchResult:
         str(quarantine_path),
         str(results_path) if results_path else None,
         list(outcomes.values()),
+    )
+
+
+def stream_bytes() -> int:
+    """Deliveries of this size or more are read a chunk at a time (`DIN_STREAM_BYTES` overrides, e.g. 0 to
+    stream every file: the tests run the demo both ways and compare)."""
+    return int(os.environ.get("DIN_STREAM_BYTES", STREAM_BYTES))
+
+
+def _stored(accepted: Frame, kind: Kind) -> Frame:
+    """The staged columns: the kind's stored columns, and where each row came from."""
+    return accepted.select(
+        [*(c.name for c in kind.stored_columns), pl.col(DELIVERY).alias("delivery_id"), pl.col(ROW).alias("source_row")]
     )
 
 

@@ -7,9 +7,10 @@ column, the value, the rule and what was expected, in plain words.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Generic, TypeVar, overload
 
 import duckdb
 import polars as pl
@@ -46,11 +47,14 @@ SAMPLE_SIZE = 20
 VALUE_LIMIT = 80
 
 
+Accepted = TypeVar("Accepted", pl.DataFrame, pl.LazyFrame)
+
+
 @dataclass
-class Verdict:
+class Verdict(Generic[Accepted]):
     """The outcome of validating one batch of canonical rows."""
 
-    accepted: pl.DataFrame
+    accepted: Accepted  # lazy (over spilled Parquet) when the batch was validated from files
     quarantined: pl.DataFrame  # QUARANTINE_SCHEMA
     results: pl.DataFrame  # RESULT_SCHEMA: one row per delivery and expectation
 
@@ -65,54 +69,116 @@ def limit_parameters(limits: Mapping[str, float] | None) -> dict[str, float | No
     return {limit_parameter(name): given.get(name) for name in LIMITS}
 
 
+#: DuckDB's memory while it checks a batch read from spilled files: beyond it, it spills to disk too.
+SPILLED_MEMORY_LIMIT = "256MB"
+
+
+@overload
 def validate(
     frame: pl.DataFrame,
+    kind: Kind,
+    known: dict[str, list[str]],
+    engine: str = ...,
+    suite: dict[str, Any] | None = ...,
+    limits: Mapping[str, float] | None = ...,
+) -> Verdict[pl.DataFrame]: ...
+
+
+@overload
+def validate(
+    frame: Sequence[Path],
+    kind: Kind,
+    known: dict[str, list[str]],
+    engine: str = ...,
+    suite: dict[str, Any] | None = ...,
+    limits: Mapping[str, float] | None = ...,
+) -> Verdict[pl.LazyFrame]: ...
+
+
+def validate(
+    frame: pl.DataFrame | Sequence[Path],
     kind: Kind,
     known: dict[str, list[str]],
     engine: str = "duckdb",
     suite: dict[str, Any] | None = None,
     limits: Mapping[str, float] | None = None,
-) -> Verdict:
-    """Validate `frame` (canonical columns + `_row_id`, `_delivery_id`, `_source_row`).
+) -> Verdict[pl.DataFrame] | Verdict[pl.LazyFrame]:
+    """Validate `frame` (canonical columns + `_row_id`, `_delivery_id`, `_source_row`), or the same rows
+    spilled to Parquet files (a large delivery, `expectations.gate`): then DuckDB checks them from the files
+    in bounded memory, and the accepted rows come back as a LazyFrame over the files.
 
     `known` maps each reference parameter (`known_workshop`, ...) to the keys that exist; `limits`
     are din.yaml's `limits` (a limit left out is not checked).
     """
     suite = suite or load_suite(kind.name)
-    unreadable, frame = _records_unread(frame, kind)
+    spilled = None if isinstance(frame, pl.DataFrame) else list(frame)
+    if spilled is None:
+        assert isinstance(frame, pl.DataFrame)
+        unreadable, in_memory = _records_unread(frame, kind)
+        rows = in_memory.lazy()
+    else:
+        scanned = pl.concat([pl.scan_parquet(p) for p in spilled], how="diagonal")
+        unreadable, rows = _records_unread(scanned, kind)
+        in_memory = None
     references = reference_columns(kind)
     parameters = limit_parameters(limits)
     if engine == "gx":
         from expectations.gx_runner import gx_validate
 
-        failures, _ = gx_validate(frame, suite, references, known, parameters)
-        values = _values_for(frame, failures, suite)
+        checked = in_memory if in_memory is not None else rows.collect()  # GX reads a frame in memory
+        failures, _ = gx_validate(checked, suite, references, known, parameters)
+        values = _values_for(checked, failures, suite)
         failures = failures.join(values, on=[ROW_ID, "rule"], how="left")
     else:
-        con = duckdb.connect()
-        con.register("_batch", frame.to_arrow())
+        con = _checking_connection(spilled)
+        if in_memory is not None:
+            con.register("_batch", in_memory.to_arrow())
+        else:
+            files = con.read_parquet([str(p) for p in spilled or []], union_by_name=True)
+            if ROW_RULE in files.columns:
+                files = files.filter(f'"{ROW_RULE}" IS NULL')
+            files.create_view("_batch")
         con.register("_references", references_frame(known).to_arrow())
         failures = failing_rows(con, "_batch", compile_suite(suite, references, parameters))
         con.close()
     failed_ids = failures.select(ROW_ID).unique()
-    accepted = frame.join(failed_ids, on=ROW_ID, how="anti")
-    quarantined = quarantine_records(frame, failures, suite, limits)
+    checked_rows = in_memory if in_memory is not None else rows
+    quarantined = quarantine_records(checked_rows, failures, suite, limits)
     if unreadable.height:
         quarantined = pl.concat([unreadable, quarantined], how="vertical").sort("source_row", nulls_last=True)
-    return Verdict(accepted, quarantined, expectation_results(frame, failures, suite))
+    results = expectation_results(checked_rows, failures, suite)
+    if in_memory is not None:
+        return Verdict(in_memory.join(failed_ids, on=ROW_ID, how="anti"), quarantined, results)
+    return Verdict(rows.join(failed_ids.lazy(), on=ROW_ID, how="anti"), quarantined, results)
 
 
-def _records_unread(frame: pl.DataFrame, kind: Kind) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _checking_connection(spilled: Sequence[Path] | None) -> duckdb.DuckDBPyConnection:
+    if spilled is None:
+        return duckdb.connect()
+    scratch = Path(spilled[0]).parent / "duckdb-scratch"
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": SPILLED_MEMORY_LIMIT,
+        "temp_directory": str(scratch),
+        "preserve_insertion_order": False,
+    }
+    return duckdb.connect(config=config)
+
+
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
+
+
+def _records_unread(frame: Frame, kind: Kind) -> tuple[pl.DataFrame, Frame]:
     """Records the reader marked (`transforms.readers.ROW_RULE`: ragged, broken quoting, a NUL byte, ...) are
     quarantined with the reader's reason and every value they hold (already protected), unchecked by the
     suite; the rest is returned for the suite, without the marks."""
-    if ROW_RULE not in frame.columns:
+    if ROW_RULE not in frame.collect_schema().names():
         return pl.DataFrame(schema=QUARANTINE_SCHEMA), frame
-    marked = frame.filter(pl.col(ROW_RULE).is_not_null())
+    found = frame.filter(pl.col(ROW_RULE).is_not_null())
+    marked = found.collect() if isinstance(found, pl.LazyFrame) else found
     rest = frame.filter(pl.col(ROW_RULE).is_null()).drop(ROW_RULE, ROW_REASON)
     if marked.height == 0:
         return pl.DataFrame(schema=QUARANTINE_SCHEMA), rest
-    columns = [c.name for c in kind.columns if c.name in frame.columns]
+    columns = [c.name for c in kind.columns if c.name in marked.columns]
     records = [
         {
             "delivery_id": row[DELIVERY],
@@ -143,14 +209,20 @@ def _values_for(frame: pl.DataFrame, failures: pl.DataFrame, suite: dict[str, An
 
 
 def quarantine_records(
-    frame: pl.DataFrame, failures: pl.DataFrame, suite: dict[str, Any], limits: Mapping[str, float] | None = None
+    frame: pl.DataFrame | pl.LazyFrame,
+    failures: pl.DataFrame,
+    suite: dict[str, Any],
+    limits: Mapping[str, float] | None = None,
 ) -> pl.DataFrame:
     """One record per failing row: every rule it broke, why in plain words, and the values involved."""
     if failures.height == 0:
         return pl.DataFrame(schema=QUARANTINE_SCHEMA)
     meta = {e["meta"]["rule"]: e["meta"] for e in suite["expectations"]}
-    failing = frame.select(ROW_ID, DELIVERY, ROW, *_involved(meta)).join(
-        failures.select(ROW_ID).unique(), on=ROW_ID, how="semi"
+    failing = (
+        frame.lazy()
+        .select(ROW_ID, DELIVERY, ROW, *_involved(meta))
+        .join(failures.select(ROW_ID).unique().lazy(), on=ROW_ID, how="semi")
+        .collect()
     )  # only the failing rows become Python dicts, not the whole batch
     rows = {row[ROW_ID]: row for row in failing.iter_rows(named=True)}
     grouped: dict[int, list[tuple[str, str | None]]] = {}
@@ -194,13 +266,18 @@ def reason(meta: dict[str, Any], value: str | None, limits: Mapping[str, float] 
     return message.replace("{value}", f"'{shown}'" if value is not None else shown)
 
 
-def expectation_results(frame: pl.DataFrame, failures: pl.DataFrame, suite: dict[str, Any]) -> pl.DataFrame:
+def expectation_results(
+    frame: pl.DataFrame | pl.LazyFrame, failures: pl.DataFrame, suite: dict[str, Any]
+) -> pl.DataFrame:
     """Per delivery and expectation: rows checked, rows failing, a sample of failing values."""
-    counts = frame.group_by(DELIVERY).agg(pl.len().alias("element_count"))
+    counts = frame.lazy().group_by(DELIVERY).agg(pl.len().alias("element_count")).collect()
     failed = (
-        failures.join(frame.select(ROW_ID, DELIVERY), on=ROW_ID, how="inner")
-        .group_by(DELIVERY, "rule")
+        failures.lazy()
+        .join(frame.lazy().select(ROW_ID, DELIVERY), on=ROW_ID, how="inner")
+        .sort(DELIVERY, "rule", ROW_ID)  # the sample: the first failing rows, in file order
+        .group_by(DELIVERY, "rule", maintain_order=True)
         .agg(pl.len().alias("unexpected_count"), pl.col("value").head(SAMPLE_SIZE).alias("sample"))
+        .collect()
     )
     rows = []
     failed_by = {(d, r): (n, s) for d, r, n, s in failed.iter_rows()}

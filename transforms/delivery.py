@@ -12,7 +12,7 @@ for both) and decide what is accepted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -26,7 +26,18 @@ from transforms.dates import DateOrder, DateOrderProblem, date_order_option, evi
 from transforms.headers import HeaderMatch, match_headers
 from transforms.normalise import canonical_frame
 from transforms.pseudonymise import pseudonymise
-from transforms.readers import ROW, ROW_REASON, ROW_RULE, RawTable, ReadError, ReadOptions, read_table
+from transforms.readers import (
+    CHUNK_ROWS,
+    ROW,
+    ROW_REASON,
+    ROW_RULE,
+    RawTable,
+    ReadError,
+    ReadOptions,
+    SpilledTable,
+    read_table,
+    spill_table,
+)
 
 REFUSED = "refused"  # outcome of a file refused whole: unreadable, wrong layout, a required column missing, ...
 COMPANION = "companion"  # outcome of a file read only with the files beside it (a Polis summary.csv)
@@ -115,52 +126,94 @@ def read_delivery(
     outcome.read_options = delivery.format.fingerprint()
     if delivery.format.type == "survey":
         return _survey_delivery(delivery, outcome, mapping, blocklist)
-    kind = KINDS[delivery.kind]
-    name = Path(delivery.original_path).name
-    options = ReadOptions(
-        delivery.format.type, delivery.format.sheet, delivery.format.delimiter, delivery.format.encoding
-    )
     try:
-        raw = read_table(Path(delivery.landing_path), delivery.original_path, options)
+        raw = read_table(Path(delivery.landing_path), delivery.original_path, _read_options(delivery))
     except ReadError as error:
-        return refuse(outcome, FileProblem((FILE_UNREADABLE,), (f"{name}: {error}",)))
+        return refuse(outcome, FileProblem((FILE_UNREADABLE,), (f"{_name(delivery)}: {error}",)))
+    checked = _checked(delivery, outcome, raw, raw.frame.lazy())
+    if isinstance(checked, FileProblem):
+        return checked
+    kind, match, order = checked
+    return {kind.name: canonical_frame(raw.frame, kind, match, order)}
+
+
+def read_delivery_in_chunks(
+    delivery: DeliveryToProcess, outcome: DeliveryOutcome, spill_dir: Path, blocklist: Blocklist | None = None
+) -> dict[str, Iterator[pl.DataFrame]] | FileProblem:
+    """`read_delivery` for a large file: a CSV's records are spilled to Parquet under `spill_dir` as they are
+    read, checked as a whole (headers, date order, rows that could not be read), then turned into canonical
+    frames one chunk at a time, so that memory holds a chunk, not the file. Other formats are read whole."""
+    outcome.read_options = delivery.format.fingerprint()
+    if delivery.format.type != "survey":
+        try:
+            raw = spill_table(Path(delivery.landing_path), delivery.original_path, spill_dir, _read_options(delivery))
+        except ReadError as error:
+            return refuse(outcome, FileProblem((FILE_UNREADABLE,), (f"{_name(delivery)}: {error}",)))
+        if isinstance(raw, SpilledTable):
+            records = raw.lazy()
+            checked = _checked(delivery, outcome, raw, records)
+            if isinstance(checked, FileProblem):
+                return checked
+            kind, match, order = checked
+            chunks = records.collect_batches(chunk_size=CHUNK_ROWS)
+            return {kind.name: (canonical_frame(chunk, kind, match, order) for chunk in chunks)}
+    whole = read_delivery(delivery, outcome, blocklist=blocklist)
+    return whole if isinstance(whole, FileProblem) else {name: iter([frame]) for name, frame in whole.items()}
+
+
+def _name(delivery: DeliveryToProcess) -> str:
+    return Path(delivery.original_path).name
+
+
+def _read_options(delivery: DeliveryToProcess) -> ReadOptions:
+    return ReadOptions(delivery.format.type, delivery.format.sheet, delivery.format.delimiter, delivery.format.encoding)
+
+
+def _checked(
+    delivery: DeliveryToProcess, outcome: DeliveryOutcome, raw: RawTable | SpilledTable, records: pl.LazyFrame
+) -> tuple[Kind, HeaderMatch, DateOrder | None] | FileProblem:
+    """What is decided for the file as a whole, before any row is used: its headers against the contract,
+    whether any row could be read, the order of day and month in its dates. `records` holds its rows (in
+    memory or spilled); only counts, row numbers and the date columns are taken from it."""
+    kind = KINDS[delivery.kind]
+    name = _name(delivery)
     outcome.format, outcome.encoding = raw.format, raw.encoding
-    outcome.rows_read = raw.frame.height
+    height, unread_count = records.select(pl.len(), pl.col(ROW_RULE).is_not_null().sum()).collect().row(0)
+    outcome.rows_read = height
     outcome.headers = raw.delivered_headers
+
+    def rows() -> tuple[int, ...]:
+        return tuple(records.select(ROW).collect()[ROW].to_list())
+
     if delivery.columns_error is not None:
         from transforms.column_mapping import MAPPING_INVALID
 
-        problem = FileProblem(
-            (MAPPING_INVALID,), (f"{name}: {delivery.columns_error}",), tuple(raw.frame[ROW].to_list())
-        )
-        return refuse(outcome, problem)
+        return refuse(outcome, FileProblem((MAPPING_INVALID,), (f"{name}: {delivery.columns_error}",), rows()))
     # The source's own mapping (din.yaml, set by the network's engineers) wins over one an organisation saved.
     # The header row as delivered: a header given twice is a duplicate (refused when it names a contract column).
     match = match_headers(raw.delivered_headers, kind, {**delivery.columns, **delivery.format.columns})
     outcome.extra_columns = list(match.extra)
     outcome.missing_optional_columns = list(match.missing_optional)
-    if raw.frame.height == 0:
+    if height == 0:
         return refuse(
             outcome, FileProblem((FILE_HAS_NO_ROWS,), (f"{name}: the file has a header row but no data rows",))
         )
     problems = match.problems()
-    rows = tuple(raw.frame[ROW].to_list())
-    unread = raw.frame.filter(pl.col(ROW_RULE).is_not_null())
-    if unread.height == raw.frame.height:  # nothing in the file can be used: refused, never a silent loss
-        first = unread.row(0, named=True)
+    if unread_count == height:  # nothing in the file can be used: refused, never a silent loss
+        first = records.filter(pl.col(ROW_RULE).is_not_null()).head(1).collect().row(0, named=True)
         reason = (
             f"{name}: no row could be read as its header says (row {first[ROW]}: {first[ROW_REASON]}); "
             "send the whole file again"
         )
-        return refuse(outcome, FileProblem((FILE_UNREADABLE,), (reason,), rows))
+        return refuse(outcome, FileProblem((FILE_UNREADABLE,), (reason,), rows()))
     if problems:
         reasons = tuple(p.message + (f" ({p.suggestion})" if p.suggestion else "") for p in problems)
         outcome.message = f"{name}: {match.problem()}"
-        return refuse(outcome, FileProblem(tuple(p.rule for p in problems), reasons, rows), message=outcome.message)
-    order = file_date_order(raw, kind, match, date_order_option(delivery.format.date_order))
+        return refuse(outcome, FileProblem(tuple(p.rule for p in problems), reasons, rows()), message=outcome.message)
+    order = file_date_order(records, kind, match, date_order_option(delivery.format.date_order))
     if isinstance(order, DateOrderProblem):
-        return refuse(outcome, FileProblem((order.rule,), (f"{name}: {order.message}",), rows))
-    return {kind.name: canonical_frame(raw.frame, kind, match, order)}
+        return refuse(outcome, FileProblem((order.rule,), (f"{name}: {order.message}",), rows()))
+    return kind, match, order
 
 
 def refuse(outcome: DeliveryOutcome, problem: FileProblem, message: str | None = None) -> FileProblem:
@@ -171,14 +224,15 @@ def refuse(outcome: DeliveryOutcome, problem: FileProblem, message: str | None =
 
 
 def file_date_order(
-    raw: RawTable, kind: Kind, match: HeaderMatch, declared: DateOrder | None
+    records: RawTable | pl.LazyFrame, kind: Kind, match: HeaderMatch, declared: DateOrder | None
 ) -> DateOrder | DateOrderProblem | None:
     """The order of day and month for the file's date columns (`transforms.dates`: declared, else proven)."""
     dated = {ColumnType.DATE, ColumnType.DATETIME}
-    columns = {
-        header: raw.frame[header] for header, column in match.mapping.items() if kind.column(column).type in dated
-    }
-    return resolve_date_order(evidence_of(columns), declared) if columns else declared
+    headers = [header for header, column in match.mapping.items() if kind.column(column).type in dated]
+    if not headers:
+        return declared
+    frame = records.frame.select(headers) if isinstance(records, RawTable) else records.select(headers).collect()
+    return resolve_date_order(evidence_of({header: frame[header] for header in headers}), declared)
 
 
 def _survey_delivery(

@@ -11,6 +11,7 @@ frame to the contract's types.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import polars as pl
 
@@ -182,7 +183,10 @@ def _ymd_hms(
     return pl.concat_str([_ymd(year, month, day), text], separator="T")
 
 
-def typed(frame: pl.DataFrame, kind: Kind) -> pl.DataFrame:
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
+
+
+def typed(frame: Frame, kind: Kind) -> Frame:
     """Cast a validated canonical frame to the contract's types (validation guarantees the casts)."""
     casts = []
     for column in kind.stored_columns:

@@ -8,8 +8,9 @@ header, a quote left open, an NDJSON line that is not a JSON object, a JSON reco
 a value holding a NUL byte) stays in the frame, marked with its rule and reason (`ROW_RULE`,
 `ROW_REASON`), never padded or cut to fit: validation sets it aside with that reason.
 
-Text files are read in chunks (`CHUNK_ROWS` records at a time, decoded as they stream), so a large
-delivery costs about its own size in memory as a frame of strings, not several copies of it.
+Text files are read in chunks (`CHUNK_ROWS` records at a time, decoded as they stream). `read_table`
+gathers them into one frame; `spill_table` writes a large CSV's chunks to a Parquet file instead, so that
+reading it costs the memory of one chunk (`expectations.gate` takes that path from `STREAM_BYTES` on).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from din.contract import RECORD_UNREADABLE, ROW_FIELD_COUNT, VALUE_NUL_BYTE
+from transforms.spill import SpillFile
 
 ROW = "_source_row"  # spreadsheet row number of each record (header is row 1)
 ROW_RULE = "_row_rule"  # the rule a record breaks as read (None: read as the header says)
@@ -46,7 +48,7 @@ EXTENSIONS = {
 DELIMITERS = (",", ";", "\t", "|")
 SNIFF_BYTES = 64 * 1024
 CHUNK_BYTES = 1024 * 1024  # bytes decoded at a time while checking an encoding
-CHUNK_ROWS = 50_000  # records turned into a frame at a time
+CHUNK_ROWS = 10_000  # records turned into a frame at a time (more costs memory, not speed)
 NUL_BYTE_REASON = (
     "a value in this row holds a NUL byte (character 0), which text never holds: the file is damaged here, "
     "or was saved in another encoding (UTF-16?); export it again as UTF-8"
@@ -281,12 +283,21 @@ def sniff_delimiter(text: str) -> str:
     return best
 
 
-def _read_csv(path: Path, options: ReadOptions) -> RawTable:
-    """A CSV read record by record (Python's csv module, strict quoting), a chunk of records at a time.
+@dataclass(frozen=True)
+class _CsvHead:
+    encoding: str
+    delimiter: str
+    delivered: list[str]
+    names: list[str]
 
-    Each record keeps its own fields: one with more or fewer fields than the header, or whose quoting is
-    broken (a quote left open at the end of a file cut short), is marked with why, never padded or cut to
-    fit silently."""
+    @property
+    def shown_encoding(self) -> str:
+        return {"utf-8-sig": "utf-8", "utf_16": "utf-16"}.get(self.encoding, self.encoding)
+
+
+@contextlib.contextmanager
+def _csv_records(path: Path, options: ReadOptions) -> Iterator[tuple[_CsvHead, Iterator[pl.DataFrame]]]:
+    """The file's header and its records as frames of `CHUNK_ROWS`, decoded and parsed as they stream."""
     encoding = text_encoding(path, options.encoding)
     with open(path, encoding=encoding, newline="") as handle:
         head = handle.read(SNIFF_BYTES)
@@ -309,11 +320,80 @@ def _read_csv(path: Path, options: ReadOptions) -> RawTable:
             )
         delivered = first[1]
         names = _column_names(delivered)
-        frame = _frames(_field_chunks(records, names, delimiter), names)
-    frame = _drop_empty_unnamed(frame, delivered, names)
-    shown_encoding = {"utf-8-sig": "utf-8", "utf_16": "utf-16"}.get(encoding, encoding)
+        yield _CsvHead(encoding, delimiter, delivered, names), _field_chunks(records, names, delimiter)
+
+
+def _read_csv(path: Path, options: ReadOptions) -> RawTable:
+    """A CSV read record by record (Python's csv module, strict quoting), a chunk of records at a time.
+
+    Each record keeps its own fields: one with more or fewer fields than the header, or whose quoting is
+    broken (a quote left open at the end of a file cut short), is marked with why, never padded or cut to
+    fit silently."""
+    with _csv_records(path, options) as (head, chunks):
+        frame = _frames(chunks, head.names)
+    frame = _drop_empty_unnamed(frame, head.delivered, head.names)
     return RawTable(
-        frame, "csv", encoding=shown_encoding, delimiter=delimiter, delivered=_kept(frame, delivered, names)
+        frame,
+        "csv",
+        encoding=head.shown_encoding,
+        delimiter=head.delimiter,
+        delivered=_kept(frame, head.delivered, head.names),
+    )
+
+
+@dataclass
+class SpilledTable:
+    """A large CSV read the way `read_table` reads it, its records written to a Parquet file in a work folder
+    chunk by chunk instead of held in memory (`spill_table`). `lazy()` scans it."""
+
+    path: Path
+    columns: list[str]  # the kept columns of delivered values, as RawTable.headers
+    height: int
+    format: str
+    encoding: str | None
+    delimiter: str | None
+    delivered: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def headers(self) -> list[str]:
+        return list(self.columns)
+
+    @property
+    def delivered_headers(self) -> list[str]:
+        return list(self.delivered)
+
+    def lazy(self) -> pl.LazyFrame:
+        return pl.scan_parquet(self.path).select(*self.columns, ROW, ROW_RULE, ROW_REASON)
+
+
+def spill_table(path: Path, name: str, spill_dir: Path, options: ReadOptions | None = None) -> RawTable | SpilledTable:
+    """`read_table`, except that a CSV's records go to a Parquet file under `spill_dir` as they are read, so a
+    file of any size is read in the memory of one chunk; other formats are read by `read_table`."""
+    options = options or ReadOptions()
+    with open(path, "rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    if not head.strip() or detect_format(name, head, options.type) != "csv":
+        return read_table(path, name, options)
+    spill_dir.mkdir(parents=True, exist_ok=True)
+    blank = 0
+    with _csv_records(path, options) as (csv_head, chunks), SpillFile(spill_dir / "records.parquet") as spill:
+        unnamed = {n for header, n in zip(csv_head.delivered, csv_head.names, strict=True) if not header.strip()}
+        with_values: set[str] = set()
+        for chunk in chunks:
+            for column in unnamed - with_values:
+                if not chunk[column].str.strip_chars().fill_null("").eq("").all():
+                    with_values.add(column)
+            kept = _mark_nul_bytes(_with_marks(_strip_blank_rows(chunk)))
+            blank += chunk.height - kept.height
+            spill.append(kept)
+        if not spill.written:  # a header and no records
+            spill.append(_frames([], csv_head.names))
+    columns = [n for n in csv_head.names if n not in unnamed or n in with_values]
+    delivered = [h if h.strip() else n for h, n in zip(csv_head.delivered, csv_head.names, strict=True) if n in columns]
+    notes = [f"skipped {blank} blank row(s)"] if blank else []
+    return SpilledTable(
+        spill.path, columns, spill.rows, "csv", csv_head.shown_encoding, csv_head.delimiter, delivered, notes
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import polars as pl
 import xlsxwriter
@@ -21,7 +22,14 @@ from din.config import FormatOptions
 from din.contract import KINDS, RECORD_RULES
 from expectations.engine import DELIVERY, ROW_ID
 from expectations.validate import validate
-from transforms.delivery import DeliveryOutcome, DeliveryToProcess, FileProblem, read_delivery
+from transforms import readers
+from transforms.delivery import (
+    DeliveryOutcome,
+    DeliveryToProcess,
+    FileProblem,
+    read_delivery,
+    read_delivery_in_chunks,
+)
 from transforms.readers import DELIMITERS, MARKS, ROW, ROW_REASON, ROW_RULE, RawTable, ReadError, read_table
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -339,6 +347,46 @@ def test_every_delivered_row_is_accepted_or_set_aside_with_a_reason_or_the_file_
     assert verdict.accepted.height + verdict.quarantined.height == frame.height == outcome.rows_read
     assert all(reasons and all(r.strip() for r in reasons) for reasons in verdict.quarantined["reasons"].to_list())
     assert set(verdict.accepted[ROW].to_list()).isdisjoint(verdict.quarantined["source_row"].to_list())
+
+
+@FUZZ
+@given(response_rows, damage, st.integers(min_value=1, max_value=4))
+def test_a_large_file_read_in_chunks_from_disk_gives_what_the_read_in_memory_gives(
+    rows: list[list[str]], harm: tuple[str, int] | None, chunk_rows: int
+) -> None:
+    """`read_delivery_in_chunks` (records spilled to Parquet, checked as a whole, canonical a chunk at a
+    time) and `validate` from spilled files: the same refusal, the same rows, the same verdict as in memory."""
+    content = csv_bytes(RESPONSE_HEADERS, [*rows, *rows[:1]], ",", "\r\n", bom=False)  # a duplicate key too
+    if harm is not None:
+        at = harm[1] % (len(content) + 1)
+        content = content[:at] if harm[0] == "cut" else content[:at] + b"\x00" + content[at:]
+    kind = KINDS["responses"]
+    known = {f"known_{r.name}": ["p1\x1fW1"] for r in kind.references}
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(readers, "CHUNK_ROWS", chunk_rows):
+        path = Path(folder) / "responses.csv"
+        path.write_bytes(content)
+        delivery = DeliveryToProcess(1, "fuzz", "responses", "responses.csv", str(path), len(content), FormatOptions())
+        whole_outcome, chunked_outcome = DeliveryOutcome(1), DeliveryOutcome(1)
+        whole = read_delivery(delivery, whole_outcome)
+        chunked = read_delivery_in_chunks(delivery, chunked_outcome, Path(folder) / "spill")
+        assert whole_outcome == chunked_outcome
+        if isinstance(whole, FileProblem):
+            assert chunked == whole
+            return
+        assert not isinstance(chunked, FileProblem)
+        chunks = list(chunked["responses"])
+        frame = whole["responses"]
+        assert pl.concat(chunks).equals(frame)
+        with_ids = frame.with_columns(
+            pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW_ID), pl.lit(1, dtype=pl.Int64).alias(DELIVERY)
+        )
+        spilled = Path(folder) / "rows.parquet"
+        with_ids.write_parquet(spilled)
+        in_memory, from_disk = validate(with_ids, kind, known), validate([spilled], kind, known)
+        assert from_disk.accepted.collect().sort(ROW_ID).equals(in_memory.accepted.sort(ROW_ID))
+        assert from_disk.quarantined.equals(in_memory.quarantined)
+        order = ["delivery_id", "rule"]
+        assert from_disk.results.sort(order).equals(in_memory.results.sort(order))
 
 
 # --- what the fuzzing found, pinned ------------------------------------------------------------
