@@ -91,9 +91,7 @@ def process_batch(spec: BatchSpec) -> BatchResult:
         streamed = delivery.size >= stream_bytes()
         parsed: dict[str, Iterator[pl.DataFrame]] | FileProblem
         if streamed:
-            parsed = read_delivery_in_chunks(
-                delivery, outcome, spill_root / f"read-{delivery.delivery_id}", blocklist=spec.blocklist
-            )
+            parsed = read_delivery_in_chunks(delivery, outcome, blocklist=spec.blocklist)
         else:
             whole = read_delivery(delivery, outcome, blocklist=spec.blocklist)
             parsed = whole if isinstance(whole, FileProblem) else {k: iter([f]) for k, f in whole.items()}

@@ -27,16 +27,15 @@ from transforms.headers import HeaderMatch, match_headers
 from transforms.normalise import canonical_frame
 from transforms.pseudonymise import pseudonymise
 from transforms.readers import (
-    CHUNK_ROWS,
     ROW,
     ROW_REASON,
     ROW_RULE,
     RawTable,
     ReadError,
     ReadOptions,
-    SpilledTable,
+    StreamedTable,
+    open_streamed,
     read_table,
-    spill_table,
 )
 
 REFUSED = "refused"  # outcome of a file refused whole: unreadable, wrong layout, a required column missing, ...
@@ -138,25 +137,30 @@ def read_delivery(
 
 
 def read_delivery_in_chunks(
-    delivery: DeliveryToProcess, outcome: DeliveryOutcome, spill_dir: Path, blocklist: Blocklist | None = None
+    delivery: DeliveryToProcess, outcome: DeliveryOutcome, blocklist: Blocklist | None = None
 ) -> dict[str, Iterator[pl.DataFrame]] | FileProblem:
-    """`read_delivery` for a large file: a CSV's records are spilled to Parquet under `spill_dir` as they are
-    read, checked as a whole (headers, date order, rows that could not be read), then turned into canonical
-    frames one chunk at a time, so that memory holds a chunk, not the file. Other formats are read whole."""
+    """`read_delivery` for a large file, never held whole: a CSV is read once for what is decided about it as
+    a whole (its headers, the records that could not be read, the order of day and month in its dates) and
+    then again a chunk at a time, each chunk turned into canonical rows, the same rows `read_delivery`
+    gives. Nothing is written: the caller protects each chunk before it keeps it. Other formats are read
+    whole, as one chunk."""
     outcome.read_options = delivery.format.fingerprint()
     if delivery.format.type != "survey":
         try:
-            raw = spill_table(Path(delivery.landing_path), delivery.original_path, spill_dir, _read_options(delivery))
+            raw = open_streamed(Path(delivery.landing_path), delivery.original_path, _read_options(delivery))
+            if isinstance(raw, StreamedTable):
+                kind = KINDS[delivery.kind]
+                # the date columns, from the header alone (an empty unnamed column never is one)
+                provisional = match_headers(raw.all_headers, kind, {**delivery.columns, **delivery.format.columns})
+                index = raw.index(_dated_headers(kind, provisional))
         except ReadError as error:
             return refuse(outcome, FileProblem((FILE_UNREADABLE,), (f"{_name(delivery)}: {error}",)))
-        if isinstance(raw, SpilledTable):
-            records = raw.lazy()
-            checked = _checked(delivery, outcome, raw, records)
+        if isinstance(raw, StreamedTable):
+            checked = _checked(delivery, outcome, raw, index.lazy())
             if isinstance(checked, FileProblem):
                 return checked
             kind, match, order = checked
-            chunks = records.collect_batches(chunk_size=CHUNK_ROWS)
-            return {kind.name: (canonical_frame(chunk, kind, match, order) for chunk in chunks)}
+            return {kind.name: (canonical_frame(chunk, kind, match, order) for chunk in raw.chunks())}
     whole = read_delivery(delivery, outcome, blocklist=blocklist)
     return whole if isinstance(whole, FileProblem) else {name: iter([frame]) for name, frame in whole.items()}
 
@@ -170,7 +174,7 @@ def _read_options(delivery: DeliveryToProcess) -> ReadOptions:
 
 
 def _checked(
-    delivery: DeliveryToProcess, outcome: DeliveryOutcome, raw: RawTable | SpilledTable, records: pl.LazyFrame
+    delivery: DeliveryToProcess, outcome: DeliveryOutcome, raw: RawTable | StreamedTable, records: pl.LazyFrame
 ) -> tuple[Kind, HeaderMatch, DateOrder | None] | FileProblem:
     """What is decided for the file as a whole, before any row is used: its headers against the contract,
     whether any row could be read, the order of day and month in its dates. `records` holds its rows (in
@@ -227,12 +231,16 @@ def file_date_order(
     records: RawTable | pl.LazyFrame, kind: Kind, match: HeaderMatch, declared: DateOrder | None
 ) -> DateOrder | DateOrderProblem | None:
     """The order of day and month for the file's date columns (`transforms.dates`: declared, else proven)."""
-    dated = {ColumnType.DATE, ColumnType.DATETIME}
-    headers = [header for header, column in match.mapping.items() if kind.column(column).type in dated]
+    headers = _dated_headers(kind, match)
     if not headers:
         return declared
     frame = records.frame.select(headers) if isinstance(records, RawTable) else records.select(headers).collect()
     return resolve_date_order(evidence_of({header: frame[header] for header in headers}), declared)
+
+
+def _dated_headers(kind: Kind, match: HeaderMatch) -> list[str]:
+    dated = {ColumnType.DATE, ColumnType.DATETIME}
+    return [header for header, column in match.mapping.items() if kind.column(column).type in dated]
 
 
 def _survey_delivery(

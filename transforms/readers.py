@@ -9,8 +9,9 @@ a value holding a NUL byte) stays in the frame, marked with its rule and reason 
 `ROW_REASON`), never padded or cut to fit: validation sets it aside with that reason.
 
 Text files are read in chunks (`CHUNK_ROWS` records at a time, decoded as they stream). `read_table`
-gathers them into one frame; `spill_table` writes a large CSV's chunks to a Parquet file instead, so that
-reading it costs the memory of one chunk (`expectations.gate` takes that path from `STREAM_BYTES` on).
+gathers them into one frame; `open_streamed` reads a large CSV twice instead (once for what is decided
+about the whole file, once a chunk at a time), so that reading it costs the memory of one chunk
+(`expectations.gate` takes that path from `STREAM_BYTES` on).
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ import io
 import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from din.contract import RECORD_UNREADABLE, ROW_FIELD_COUNT, VALUE_NUL_BYTE
-from transforms.spill import SpillFile
 
 ROW = "_source_row"  # spreadsheet row number of each record (header is row 1)
 ROW_RULE = "_row_rule"  # the rule a record breaks as read (None: read as the header says)
@@ -342,59 +342,92 @@ def _read_csv(path: Path, options: ReadOptions) -> RawTable:
 
 
 @dataclass
-class SpilledTable:
-    """A large CSV read the way `read_table` reads it, its records written to a Parquet file in a work folder
-    chunk by chunk instead of held in memory (`spill_table`). `lazy()` scans it."""
+class StreamedTable:
+    """A large CSV that is never held whole: read once by `index` for what is decided about the file as a
+    whole (how many records, which could not be read, the values of a few columns), then again by `chunks`,
+    a chunk of records at a time, exactly as `read_table` would have read them. Nothing of it is written
+    anywhere: its values stay in memory a chunk at a time, and what is kept of them is for the caller to
+    protect first (a delivery's direct identifiers never leave landing)."""
 
     path: Path
-    columns: list[str]  # the kept columns of delivered values, as RawTable.headers
-    height: int
-    format: str
-    encoding: str | None
-    delimiter: str | None
-    delivered: list[str]
+    options: ReadOptions
+    encoding: str
+    delimiter: str
+    header: list[str]  # the header row as delivered
+    names: list[str]  # the column name of each delivered header (`x (2)`, `(column N)`)
+    format: str = "csv"
+    columns: list[str] = field(default_factory=list)  # kept columns (an unnamed column without values is none)
+    height: int = 0
     notes: list[str] = field(default_factory=list)
+    indexed: bool = False
 
     @property
-    def headers(self) -> list[str]:
-        return list(self.columns)
+    def shown_encoding(self) -> str:
+        return {"utf-8-sig": "utf-8", "utf_16": "utf-16"}.get(self.encoding, self.encoding)
+
+    @property
+    def all_headers(self) -> list[str]:
+        """Every delivered header, an unnamed one by its `(column N)`, before `index` drops empty ones."""
+        return [h if h.strip() else n for h, n in zip(self.header, self.names, strict=True)]
 
     @property
     def delivered_headers(self) -> list[str]:
-        return list(self.delivered)
+        """As RawTable.delivered_headers (known once `index` has read the file)."""
+        if not self.indexed:
+            raise RuntimeError("StreamedTable.delivered_headers is known after index()")
+        return [h if h.strip() else n for h, n in zip(self.header, self.names, strict=True) if n in self.columns]
 
-    def lazy(self) -> pl.LazyFrame:
-        return pl.scan_parquet(self.path).select(*self.columns, ROW, ROW_RULE, ROW_REASON)
+    def index(self, keep: Sequence[str] = ()) -> pl.DataFrame:
+        """Read the file once: every record's ROW, ROW_RULE and ROW_REASON, with the values of the columns
+        `keep` names (delivered headers, or `(column N)`); settles the kept columns, height and notes."""
+        kept_names = [self.names[self.all_headers.index(h)] for h in dict.fromkeys(keep) if h in self.all_headers]
+        unnamed = {n for h, n in zip(self.header, self.names, strict=True) if not h.strip()}
+        with_values: set[str] = set()
+        parts: list[pl.DataFrame] = []
+        blank = 0
+        for chunk, prepared in self._prepared_chunks():
+            for column in unnamed - with_values:
+                if not chunk[column].str.strip_chars().fill_null("").eq("").all():
+                    with_values.add(column)
+            blank += chunk.height - prepared.height
+            parts.append(prepared.select(*kept_names, ROW, ROW_RULE, ROW_REASON))
+        self.columns = [n for n in self.names if n not in unnamed or n in with_values]
+        self.height = sum(part.height for part in parts)
+        self.notes = [f"skipped {blank} blank row(s)"] if blank else []
+        self.indexed = True
+        schema = {
+            **{n: pl.String() for n in kept_names},
+            ROW: pl.Int64(),
+            ROW_RULE: pl.String(),
+            ROW_REASON: pl.String(),
+        }
+        index = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=schema)
+        return index.rename({n: h for n, h in zip(self.names, self.all_headers, strict=True) if n in kept_names})
+
+    def chunks(self) -> Iterator[pl.DataFrame]:
+        """Read the file again, a chunk of records at a time: the kept columns (as RawTable.frame names them)
+        and ROW, ROW_RULE, ROW_REASON; the same records `read_table` returns, in the same order."""
+        if not self.indexed:
+            raise RuntimeError("StreamedTable.chunks() comes after index()")
+        for _, prepared in self._prepared_chunks():
+            yield prepared.select(*self.columns, ROW, ROW_RULE, ROW_REASON)
+
+    def _prepared_chunks(self) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+        with _csv_records(self.path, self.options) as (_, chunks):
+            for chunk in chunks:
+                yield chunk, _mark_nul_bytes(_with_marks(_strip_blank_rows(chunk)))
 
 
-def spill_table(path: Path, name: str, spill_dir: Path, options: ReadOptions | None = None) -> RawTable | SpilledTable:
-    """`read_table`, except that a CSV's records go to a Parquet file under `spill_dir` as they are read, so a
-    file of any size is read in the memory of one chunk; other formats are read by `read_table`."""
+def open_streamed(path: Path, name: str, options: ReadOptions | None = None) -> RawTable | StreamedTable:
+    """A CSV as a StreamedTable (only its header read so far); any other format read whole by `read_table`.
+    A file that cannot be read raises ReadError, as `read_table` does."""
     options = options or ReadOptions()
     with open(path, "rb") as handle:
         head = handle.read(SNIFF_BYTES)
     if not head.strip() or detect_format(name, head, options.type) != "csv":
         return read_table(path, name, options)
-    spill_dir.mkdir(parents=True, exist_ok=True)
-    blank = 0
-    with _csv_records(path, options) as (csv_head, chunks), SpillFile(spill_dir / "records.parquet") as spill:
-        unnamed = {n for header, n in zip(csv_head.delivered, csv_head.names, strict=True) if not header.strip()}
-        with_values: set[str] = set()
-        for chunk in chunks:
-            for column in unnamed - with_values:
-                if not chunk[column].str.strip_chars().fill_null("").eq("").all():
-                    with_values.add(column)
-            kept = _mark_nul_bytes(_with_marks(_strip_blank_rows(chunk)))
-            blank += chunk.height - kept.height
-            spill.append(kept)
-        if not spill.written:  # a header and no records
-            spill.append(_frames([], csv_head.names))
-    columns = [n for n in csv_head.names if n not in unnamed or n in with_values]
-    delivered = [h if h.strip() else n for h, n in zip(csv_head.delivered, csv_head.names, strict=True) if n in columns]
-    notes = [f"skipped {blank} blank row(s)"] if blank else []
-    return SpilledTable(
-        spill.path, columns, spill.rows, "csv", csv_head.shown_encoding, csv_head.delimiter, delivered, notes
-    )
+    with _csv_records(path, options) as (csv_head, _):
+        return StreamedTable(path, options, csv_head.encoding, csv_head.delimiter, csv_head.delivered, csv_head.names)
 
 
 def _kept(frame: pl.DataFrame, delivered: list[str], names: list[str]) -> list[str]:

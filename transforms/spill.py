@@ -1,5 +1,5 @@
 """Frames written to a Parquet file one after another, so that a large delivery is held on disk, a chunk
-in memory at a time (`transforms.readers.spill_table`, `expectations.gate`)."""
+in memory at a time (`expectations.gate`: a large delivery's protected rows)."""
 
 from __future__ import annotations
 

@@ -354,8 +354,8 @@ def test_every_delivered_row_is_accepted_or_set_aside_with_a_reason_or_the_file_
 def test_a_large_file_read_in_chunks_from_disk_gives_what_the_read_in_memory_gives(
     rows: list[list[str]], harm: tuple[str, int] | None, chunk_rows: int
 ) -> None:
-    """`read_delivery_in_chunks` (records spilled to Parquet, checked as a whole, canonical a chunk at a
-    time) and `validate` from spilled files: the same refusal, the same rows, the same verdict as in memory."""
+    """`read_delivery_in_chunks` (read once for the whole file's checks, then a chunk at a time) and
+    `validate` from spilled files: the same refusal, the same rows, the same verdict as in memory."""
     content = csv_bytes(RESPONSE_HEADERS, [*rows, *rows[:1]], ",", "\r\n", bom=False)  # a duplicate key too
     if harm is not None:
         at = harm[1] % (len(content) + 1)
@@ -368,7 +368,7 @@ def test_a_large_file_read_in_chunks_from_disk_gives_what_the_read_in_memory_giv
         delivery = DeliveryToProcess(1, "fuzz", "responses", "responses.csv", str(path), len(content), FormatOptions())
         whole_outcome, chunked_outcome = DeliveryOutcome(1), DeliveryOutcome(1)
         whole = read_delivery(delivery, whole_outcome)
-        chunked = read_delivery_in_chunks(delivery, chunked_outcome, Path(folder) / "spill")
+        chunked = read_delivery_in_chunks(delivery, chunked_outcome)
         assert whole_outcome == chunked_outcome
         if isinstance(whole, FileProblem):
             assert chunked == whole
