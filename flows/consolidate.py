@@ -16,8 +16,8 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
 from uuid import UUID
@@ -31,7 +31,7 @@ from prefect.tasks import exponential_backoff
 
 from din import faults
 from din.config import DEMO_CONFIG, Config, RemoteStorage, SourceConfig, load_config
-from din.contract import kinds_by_level
+from din.contract import Kind, kinds_by_level
 from din.exit_codes import run_outcome
 from din.keys import PseudonymKey, resolve_key
 from din.lock import writer_lock
@@ -96,10 +96,19 @@ def task_runner_for(config: Config) -> Any:
     return ThreadPoolTaskRunner(max_workers=config.max_workers)
 
 
+def pull_runner_for(config: Config) -> Any:
+    """The flow's own task runner, for pulls and the other small tasks: threads (one, when the config asks
+    for sequential work). The validate batches run on `task_runner_for(config)`, entered by the flow."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner(max_workers=1 if config.task_runner == "sequential" else config.max_workers)
+
+
 def run_flow(flow_object: Any, config: Config, data_dir_given: bool = True, **parameters: Any) -> dict[str, Any]:
-    """Run a flow with the task runner the config asks for (deployments set it the same way); the data
-    folder is passed on only when it was given besides the registry (`--data-dir`)."""
-    result: dict[str, Any] = flow_object.with_options(task_runner=task_runner_for(config))(
+    """Run a flow as `din run` does; the data folder is passed on only when it was given besides the registry
+    (`--data-dir`). The batches' runner comes from the config inside the flow, so a deployment's worker,
+    which calls the flow as it is, runs them the same way."""
+    result: dict[str, Any] = flow_object.with_options(task_runner=pull_runner_for(config))(
         config_path=str(config.path), data_dir=str(config.data_dir) if data_dir_given else None, **parameters
     )
     return result
@@ -464,33 +473,53 @@ def validate_and_merge(
     for source, ids in requeued.items():
         logger.info("source %s: reading options changed: %d delivery(ies) read again", source, len(ids))
     reread = {delivery for ids in requeued.values() for delivery in ids}
-    for level, kinds in enumerate(kinds_by_level()):
-        pending, specs = plan_level(con, config, paths, summary.run_id, level, kinds, key, blocklist)
-        if not pending:
-            continue
-        delivered = {p.kind for p in pending}
-        names = ", ".join(k.name for k in kinds if k.name in delivered)  # the kinds this run has files of
-        size = sum(p.size for p in pending)
-        progress.start(
-            f"validate level {level} ({names})", len(pending), "files", f"in {len(specs)} batch(es), {size:,} bytes"
-        )
-        futures = validate_batch_task.map(specs)
-        order = {future: index for index, future in enumerate(futures)}
-        done: dict[int, BatchResult] = {}
-        for future in as_completed(list(futures)):
-            result = future.result()
-            done[order[future]] = result
-            progress.advance(len(result.deliveries), sum(d.rows_read for d in result.deliveries))
-        results = [done[index] for index in range(len(specs))]  # merged in the planned order, as before
-        progress.finish()
-        faults.checkpoint("validate")
-        progress.start(f"merge level {level} ({names})", len(pending), "deliveries")
-        for conflict in merge_task(con, results, pending, summary.run_id, level, names):
-            logger.warning("key conflict: %s", conflict)
-            summary.run_warnings.append(conflict)
-        count_deliveries(summary, con, [p.delivery_id for p in pending], reread, config.attention.quarantined_share)
-        progress.advance(len(pending), sum(d.rows_accepted for r in results for d in r.deliveries))
-        progress.finish()
+    with ExitStack() as stack:
+        runner: Any = None  # started when a level has files: a Dask cluster is not started for nothing
+        for level, kinds in enumerate(kinds_by_level()):
+            pending, specs = plan_level(con, config, paths, summary.run_id, level, kinds, key, blocklist)
+            if not pending:
+                continue
+            runner = runner or stack.enter_context(task_runner_for(config))
+            _validate_and_merge_level(con, config, summary, runner, level, kinds, pending, specs, reread, progress)
+
+
+def _validate_and_merge_level(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    summary: RunSummary,
+    runner: Any,
+    level: int,
+    kinds: Sequence[Kind],
+    pending: list[PendingDelivery],
+    specs: list[BatchSpec],
+    reread: set[int],
+    progress: Progress,
+) -> None:
+    """One level: its batches validated in parallel on `runner`, then merged in the planned order."""
+    logger = _logger()
+    delivered = {p.kind for p in pending}
+    names = ", ".join(k.name for k in kinds if k.name in delivered)  # the kinds this run has files of
+    size = sum(p.size for p in pending)
+    progress.start(
+        f"validate level {level} ({names})", len(pending), "files", f"in {len(specs)} batch(es), {size:,} bytes"
+    )
+    futures = runner.map(validate_batch_task, {"spec": specs})
+    order = {future: index for index, future in enumerate(futures)}
+    done: dict[int, BatchResult] = {}
+    for future in as_completed(list(futures)):
+        result = future.result()
+        done[order[future]] = result
+        progress.advance(len(result.deliveries), sum(d.rows_read for d in result.deliveries))
+    results = [done[index] for index in range(len(specs))]  # merged in the planned order, as before
+    progress.finish()
+    faults.checkpoint("validate")
+    progress.start(f"merge level {level} ({names})", len(pending), "deliveries")
+    for conflict in merge_task(con, results, pending, summary.run_id, level, names):
+        logger.warning("key conflict: %s", conflict)
+        summary.run_warnings.append(conflict)
+    count_deliveries(summary, con, [p.delivery_id for p in pending], reread, config.attention.quarantined_share)
+    progress.advance(len(pending), sum(d.rows_accepted for r in results for d in r.deliveries))
+    progress.finish()
 
 
 @contextmanager

@@ -16,11 +16,15 @@ from tests.support.pipeline import content, published
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("prefect")]
 
 
-def _run_with(root: Path, parallelism: str, **env: str) -> tuple[dict, dict[str, list]]:
+def _run_with(root: Path, parallelism: str, as_deployed: bool = False) -> tuple[dict, dict[str, list]]:
+    """Run the test network with this `parallelism` block: as `din run` does, or as a deployment's worker
+    does (the flow called as it is, with its default runner: the batches' runner comes from the config)."""
     network = write_network(root)
     with network.config.open("a") as config:
         config.write(f"parallelism: {parallelism}\n")
-    with environment(**env):
+    if as_deployed:
+        summary = consolidate(config_path=str(network.config))
+    else:
         summary = run_flow(consolidate, load_config(network.config), data_dir_given=False)
     return summary, content(published(network))
 
@@ -41,7 +45,7 @@ def test_a_local_dask_cluster_publishes_every_row_the_thread_runner_publishes(
     assert sum(len(table) for table in rows.values()) > 20  # every table compared, and they hold rows
 
 
-def test_an_existing_cluster_runs_the_batches_and_a_worker_killed_mid_batch_is_replaced(
+def test_a_deployed_run_takes_the_configs_cluster_and_a_worker_killed_mid_batch_is_replaced(
     tmp_path: Path, on_threads: dict[str, list]
 ) -> None:
     marker = tmp_path / "killed-once"
@@ -54,7 +58,8 @@ def test_an_existing_cluster_runs_the_batches_and_a_worker_killed_mid_batch_is_r
     ):
         first_workers = set(cluster.scheduler.workers)
         address = cluster.scheduler_address
-        summary, rows = _run_with(tmp_path / "run", f"{{runner: dask, address: '{address}', shared_data_dir: true}}")
+        parallelism = f"{{runner: dask, address: '{address}', shared_data_dir: true}}"
+        summary, rows = _run_with(tmp_path / "run", parallelism, as_deployed=True)
         ran_on_cluster = set(cluster.scheduler.task_prefixes)
         workers_now = set(cluster.scheduler.workers)
     assert marker.exists()  # a worker process really died in the middle of a batch
