@@ -43,6 +43,7 @@ def _read_back(server: PrefectServer, flow_run_id: UUID) -> dict[str, Any]:
         deployment = client.read_deployment_by_name("consolidate/consolidate")
         rebuild = client.read_deployment_by_name("rebuild/rebuild")
         demo = client.read_deployment_by_name("consolidate/demo")
+        docker = client.read_deployment_by_name("consolidate/docker")
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
@@ -53,6 +54,7 @@ def _read_back(server: PrefectServer, flow_run_id: UUID) -> dict[str, Any]:
         "deployment": deployment,
         "rebuild": rebuild,
         "demo": demo,
+        "docker": docker,
         "artifacts": {a.key: a for a in artifacts},
     }
 
@@ -70,6 +72,9 @@ def test_deployment_runs_on_a_process_worker(server: PrefectServer, tmp_path: Pa
 
     pool = prefect(server, "work-pool", "create", "din-process", "--type", "process")
     assert pool.returncode == 0, explain(pool)
+    # the Docker pool as an operator creates it (no Docker daemon is needed to register the deployment)
+    docker_pool = prefect(server, "work-pool", "create", "din-docker", "--type", "docker")
+    assert docker_pool.returncode == 0, explain(docker_pool)
     deploy = prefect(server, "deploy", "--all", "--prefect-file", str(prefect_file))
     assert deploy.returncode == 0, explain(deploy)
     run = prefect(server, "deployment", "run", "consolidate/consolidate")
@@ -99,6 +104,10 @@ def test_deployment_runs_on_a_process_worker(server: PrefectServer, tmp_path: Pa
         [],
         "din-process",
     )
+    docker = found["docker"]  # registered on the Docker pool with the image and the project's folder in it
+    assert (docker.work_pool_name, docker.entrypoint) == ("din-docker", "flows/consolidate.py:consolidate")
+    assert docker.job_variables["image"].endswith("/din-engagement:latest")
+    assert docker.job_variables["env"] == {"DIN_PROJECT_DIR": "/opt/din-engagement"}
     rebuild = found["rebuild"]
     assert (rebuild.entrypoint, rebuild.work_pool_name, rebuild.schedules) == (
         "flows/rebuild.py:rebuild",

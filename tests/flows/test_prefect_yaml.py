@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -35,9 +36,9 @@ def test_no_build_or_push_steps_and_pull_only_enters_the_project(spec: dict[str,
 def test_every_deployment_runs_on_the_process_pool_with_the_flow_parameters(
     deployments: dict[str, dict[str, Any]],
 ) -> None:
-    assert set(deployments) == {"consolidate", "rebuild", "demo"}
+    assert set(deployments) == {"consolidate", "rebuild", "demo", "docker"}
     for deployment in deployments.values():
-        assert deployment["work_pool"]["name"] == "din-process"
+        assert deployment["work_pool"]["name"] == ("din-docker" if deployment["name"] == "docker" else "din-process")
         assert set(deployment["parameters"]) == PARAMETERS
         assert deployment["concurrency_limit"] == 1
         assert "pull" not in deployment and "build" not in deployment and "push" not in deployment
@@ -81,3 +82,29 @@ def test_consolidate_entrypoint_takes_the_deployment_parameters(deployments: dic
 
 def test_rebuild_entrypoint_takes_the_deployment_parameters(deployments: dict[str, dict[str, Any]]) -> None:
     assert _flow_parameters(deployments["rebuild"]["entrypoint"]) == PARAMETERS
+
+
+def test_the_docker_deployment_runs_the_image_the_dockerfile_builds_from_the_lock_file(
+    deployments: dict[str, dict[str, Any]],
+) -> None:
+    docker = deployments["docker"]
+    assert docker["entrypoint"] == "flows/consolidate.py:consolidate"
+    assert docker["parameters"] == deployments["consolidate"]["parameters"]
+    assert docker["schedules"] == []  # on demand until the operator schedules it
+    job = docker["work_pool"]["job_variables"]
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    # the pull step enters DIN_PROJECT_DIR: the image installs the project there and says so
+    project = job["env"]["DIN_PROJECT_DIR"]
+    assert f"WORKDIR {project}" in dockerfile and f"DIN_PROJECT_DIR={project}" in dockerfile
+    assert job["image"].rsplit(":", 1)[0].endswith("din-engagement")
+    # the same pins as ./dev: the lock file, with the uv that ./dev uses
+    uv_pin = re.search(r'"uv==([0-9.]+)"', (REPO / "dev").read_text(encoding="utf-8"))
+    assert uv_pin and f'"uv=={uv_pin.group(1)}"' in dockerfile
+    assert (
+        "COPY requirements.lock" in dockerfile
+        and "uv pip sync --system --compile-bytecode requirements.lock" in dockerfile
+    )
+    assert re.search(r"(?m)^USER (?!root)\w+", dockerfile)  # never runs as root
+    assert "DO_NOT_TRACK=1" in dockerfile  # nothing phones home from a container either
+    ignored = (REPO / ".dockerignore").read_text(encoding="utf-8").split()
+    assert {".git", ".venv", "data", "bench/work"} <= set(ignored)  # no data or secrets in the image
