@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 from distributed import LocalCluster
 
@@ -12,6 +13,7 @@ from din.config import load_config
 from flows.consolidate import consolidate, run_flow
 from tests.support.network import environment, write_network
 from tests.support.pipeline import content, published
+from tools.demo_data import write_scaled
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("prefect")]
 
@@ -67,3 +69,25 @@ def test_a_deployed_run_takes_the_configs_cluster_and_a_worker_killed_mid_batch_
     assert any("validate" in prefix for prefix in ran_on_cluster), ran_on_cluster
     assert summary["outcome"] == "succeeded"
     assert rows == on_threads
+
+
+def _generated_run(root: Path, parallelism: str) -> tuple[dict, dict[str, list]]:
+    """A generated network of three panels (12 response files, about 1% faulty rows), run as `din run` does."""
+    write_scaled(root, response_rows=7_200, files=12)
+    config = root / "din.yaml"
+    with config.open("a") as text:
+        text.write(f"parallelism: {parallelism}\n")
+    summary = run_flow(consolidate, load_config(config), data_dir_given=False)
+    current = root / "data" / "published" / "current"
+    return summary, content({p.stem: pl.read_parquet(p) for p in sorted(current.rglob("*.parquet"))})
+
+
+def test_a_generated_network_of_several_panels_publishes_the_same_rows_on_dask_as_on_threads(
+    tmp_path: Path,
+) -> None:
+    threads_summary, on_threads = _generated_run(tmp_path / "threads", "{runner: threads, max_workers: 2}")
+    dask_summary, on_dask = _generated_run(tmp_path / "dask", "{runner: dask, max_workers: 2}")
+    assert threads_summary["outcome"] == dask_summary["outcome"]
+    assert on_dask == on_threads
+    panels = {row.split("'")[1] for row in on_dask["responses"]}  # each row starts with its panel_id
+    assert len(panels) == 3 and len(on_dask["responses"]) > 7_000
