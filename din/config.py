@@ -286,20 +286,28 @@ _TOP: tuple[Option, ...] = (
 )
 
 
-def _dask_address(config_path: Path, parallelism: Mapping[str, Any], data_dir: Path) -> str | None:
-    """The scheduler address of `runner: dask`, checked before any work: a batch reads landing copies and
-    writes its results into the run's work folder, so workers on other machines must see the data folder
-    at the same path (a shared mount the operator vouches for with `shared_data_dir: true`)."""
+def _mirrors_landing(storage: Any) -> bool:
+    return isinstance(storage, Mapping) and bool(storage.get("landing"))
+
+
+def _dask_address(
+    config_path: Path, parallelism: Mapping[str, Any], data_dir: Path, landing_in_bucket: bool
+) -> str | None:
+    """The scheduler address of `runner: dask`, checked before any work: a batch reads landing copies, so
+    workers on other machines either see the data folder at the same path (a shared mount the operator
+    vouches for with `shared_data_dir: true`) or read the copies from the bucket landing is mirrored to
+    (`storage.landing`), sending their results back."""
     runner = parallelism.get("runner", "threads")
     address = parallelism.get("address")
     for option in ("address", "shared_data_dir"):
         if option in parallelism and runner != "dask":
             raise ConfigError(f"{config_path}: parallelism.{option} is for runner: dask, not runner: {runner}.")
-    if address is not None and not parallelism.get("shared_data_dir"):
+    if address is not None and not parallelism.get("shared_data_dir") and not landing_in_bucket:
         raise ConfigError(
             f"{config_path}: parallelism.address {address}: Dask workers on other machines cannot reach the "
-            f"landing copies and work folder under {data_dir}; mount it at the same path on every worker and "
-            "set parallelism.shared_data_dir: true (or leave address out for a local Dask cluster)."
+            f"landing copies under {data_dir}; mount it at the same path on every worker and set "
+            "parallelism.shared_data_dir: true, or mirror landing to a bucket with storage.landing (the workers "
+            "then read it there), or leave address out for a local Dask cluster."
         )
     return str(address) if address is not None else None
 
@@ -377,7 +385,7 @@ def _build_config(config_path: Path, raw: dict[str, Any], data_dir_override: Any
         lock_timeout_seconds=float(raw.get("lock_timeout_seconds") or 60),
         task_runner=str(parallelism.get("runner", "threads")),
         max_workers=int(parallelism.get("max_workers", os.cpu_count() or 2)),
-        dask_address=_dask_address(config_path, parallelism, data_dir),
+        dask_address=_dask_address(config_path, parallelism, data_dir, _mirrors_landing(raw.get("storage"))),
         shared_data_dir=bool(parallelism.get("shared_data_dir", False)),
         reference=reference,
         sources=sources,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,13 +20,13 @@ import polars as pl
 
 from din import faults
 from din.contract import KINDS, Kind
+from expectations.batch import BatchResult, BatchSpec
 from expectations.engine import DELIVERY, ROW_ID
+from expectations.remote_batch import localised, shipped
 from expectations.suites import suite_name
 from expectations.validate import QUARANTINE_SCHEMA, file_quarantine, validate
-from transforms.blocklist import Blocklist
 from transforms.delivery import (
     DeliveryOutcome,
-    DeliveryToProcess,
     FileProblem,
     protect,
     read_delivery,
@@ -44,32 +44,16 @@ if TYPE_CHECKING:
 STREAM_BYTES = 32 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class BatchSpec:
-    """Everything a batch needs, as plain values (safe to send to another thread or process)."""
-
-    batch_id: str
-    kind: str
-    deliveries: tuple[DeliveryToProcess, ...]
-    work_dir: Path
-    references_path: Path
-    roster_paths: tuple[str, ...]
-    key_secret: bytes = field(repr=False)
-    engine: str = "duckdb"
-    limits: Mapping[str, int] = field(default_factory=dict)  # din.yaml `limits`
-    blocklist: Blocklist = field(default_factory=Blocklist)  # erased panellists: their rows are dropped
-
-
-@dataclass
-class BatchResult:
-    batch_id: str
-    staged: dict[str, str]  # kind -> staged Parquet of accepted rows
-    quarantine: str
-    results: str | None
-    deliveries: list[DeliveryOutcome]
-
-
 def process_batch(spec: BatchSpec) -> BatchResult:
+    """One batch where it runs: on the run's host or a worker that sees the data folder, straight from it;
+    on a worker that does not, in a folder of its own (`expectations.remote_batch`)."""
+    if spec.remote is None:
+        return _process_batch(spec)
+    with tempfile.TemporaryDirectory(prefix="din-batch-") as folder:
+        return shipped(_process_batch(localised(spec, spec.remote, Path(folder))))
+
+
+def _process_batch(spec: BatchSpec) -> BatchResult:
     """Parse, normalise, drop erased panellists' rows, pseudonymise, scrub and validate a batch; write
     accepted and quarantined rows.
 

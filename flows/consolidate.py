@@ -37,7 +37,9 @@ from din.keys import PseudonymKey, resolve_key
 from din.lock import writer_lock
 from din.paths import DataPaths
 from din.progress import Progress, for_run, silent
-from expectations.gate import BatchResult, BatchSpec, process_batch
+from expectations.batch import BatchResult, BatchSpec
+from expectations.gate import process_batch
+from expectations.remote_batch import saved
 from reports.feedback import Drift, OrgReport, feedback_markdown, write_missing_feedback, write_run_feedback
 from reports.run_summary import artifact_key, source_line, source_rows, summary_markdown
 from sources import SourceError
@@ -507,8 +509,9 @@ def _validate_and_merge_level(
     order = {future: index for index, future in enumerate(futures)}
     done: dict[int, BatchResult] = {}
     for future in as_completed(list(futures)):
-        result = future.result()
-        done[order[future]] = result
+        index = order[future]
+        result = saved(future.result(), specs[index].work_dir)  # a remote worker's files, kept here
+        done[index] = result
         progress.advance(len(result.deliveries), sum(d.rows_read for d in result.deliveries))
     results = [done[index] for index in range(len(specs))]  # merged in the planned order, as before
     progress.finish()

@@ -15,7 +15,8 @@ from din.config import Config, FormatOptions
 from din.contract import Kind
 from din.keys import PseudonymKey
 from din.paths import DataPaths
-from expectations.gate import BatchSpec
+from expectations.batch import BatchSpec, RemoteInputs
+from sources.credentials import resolve_credential
 from transforms.blocklist import Blocklist
 from transforms.column_mapping import ColumnMappingError, load_mapping
 from transforms.delivery import DeliveryToProcess
@@ -65,6 +66,7 @@ def batch_specs(
     surveys = [p.delivery_id for p in pending if formats.get(p.source, FormatOptions()).type == "survey"]
     companions = companion_files(con, surveys)
     mappings = saved_mappings(paths.mappings, pending)
+    remote = remote_inputs(config, paths, [references, *(s.format.mapping for s in config.all_sources)])
     return [
         BatchSpec(
             f"{prefix}{level}-b{index:04d}",
@@ -77,9 +79,26 @@ def batch_specs(
             config.validation_engine,
             dict(config.limits),
             blocklist or Blocklist(),
+            remote,
         )
         for index, batch in enumerate(plan_batches(pending, formats, companions=companions, mappings=mappings))
     ]
+
+
+def remote_inputs(config: Config, paths: DataPaths, run_files: Sequence[Path | None]) -> RemoteInputs | None:
+    """For Dask workers that do not see the data folder (`parallelism.address` without `shared_data_dir`):
+    the bucket landing is mirrored to, the credentials its options name (resolved here, sent in memory),
+    and the run's own files a batch may read. None when the workers read the data folder itself."""
+    if config.task_runner != "dask" or not config.dask_address or config.shared_data_dir:
+        return None
+    if config.storage is None or not config.storage.landing:  # the config check stops this before any work
+        raise ValueError("Dask workers without the data folder read landing from storage.landing")
+    options = dict(config.storage.options)
+    names = [options[k] for k in ("key", "secret") if isinstance(options.get(k), str)]
+    credentials = {name: resolve_credential(name) or "" for name in names}
+    files = {str(p): p.read_bytes() for p in run_files if p is not None and p.is_file()}
+    root = config.storage.landing.removeprefix("s3://").rstrip("/")
+    return RemoteInputs(root, str(paths.landing), options, credentials, files)
 
 
 def saved_mappings(

@@ -17,7 +17,7 @@ import polars as pl
 
 from din.contract import KINDS, Kind
 from din.sql import quote
-from expectations.gate import BatchResult
+from expectations.batch import BatchResult
 from expectations.suites import KEY_SEPARATOR
 from transforms.delivery import REFUSED, DeliveryOutcome
 from warehouse.manifest import PendingDelivery, json_text

@@ -156,6 +156,15 @@ def test_a_complete_registry_keeps_every_setting(tmp_path: Path) -> None:
         write(tmp_path, "parallelism: {runner: dask, address: 'tls://10.0.0.5:8786', shared_data_dir: true}\n" + SOURCE)
     )
     assert (dask.task_runner, dask.dask_address, dask.shared_data_dir) == ("dask", "tls://10.0.0.5:8786", True)
+    # workers that do not see the data folder read landing from the bucket it is mirrored to
+    bucket = load_config(
+        write(
+            tmp_path,
+            "parallelism: {runner: dask, address: 'tcp://s:8786'}\n"
+            "storage: {landing: 's3://din-data/landing', options: {endpoint_url: 'https://objects.example.org'}}\n" + SOURCE,
+        )
+    )
+    assert (bucket.dask_address, bucket.shared_data_dir) == ("tcp://s:8786", False)
     assert dict(config.disclosure) == {"profile": "round_to_5", "threshold": 10}
     assert (config.attention.quarantined_share, config.attention.rows_lost_share) == (0.1, 0.3)
 

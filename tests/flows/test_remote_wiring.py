@@ -78,3 +78,105 @@ def test_runs_mirror_landing_and_published_and_a_fresh_machine_rebuilds_from_the
     version = os.path.basename(os.readlink(first.data_dir / "published" / "current"))
     remote_versions = {k.split("/")[1] for k in remote_objects(s3, storage.published) if k.startswith("versions/")}
     assert (remote_versions, current_remote_version(storage)) == ({version}, version)
+
+
+def _storage_config(network: Network, s3: S3Server, prefix: str, parallelism: str) -> Path:
+    text = network.config.read_text() + (
+        "storage:\n"
+        f"  landing: s3://{s3.bucket}/{prefix}/landing\n"
+        f"  published: s3://{s3.bucket}/{prefix}/published\n"
+        f"  options: {{endpoint_url: '{s3.endpoint}', region: {s3.region}, "
+        f"key: {NAMES['key']}, secret: {NAMES['secret']}}}\n"
+        f"parallelism: {parallelism}\n"
+    )
+    config = network.root / f"din-{prefix}.yaml"
+    config.write_text(text)
+    return config
+
+
+def test_dask_workers_without_the_data_folder_read_landing_from_the_bucket(
+    tmp_path: Path, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distributed import LocalCluster
+
+    from flows.consolidate import consolidate
+    from tests.support.pipeline import content, published
+
+    # the workers start before the credentials are in the environment: they can only have them from the run
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
+        key, secret = s3.keys["reader"]
+        monkeypatch.setenv(NAMES["key"], key)
+        monkeypatch.setenv(NAMES["secret"], secret)
+        on_threads = write_network(tmp_path / "threads")
+        consolidate(config_path=str(_storage_config(on_threads, s3, "dask-a", "{runner: threads}")))
+        on_dask = write_network(tmp_path / "dask")
+        remote = f"{{runner: dask, address: '{cluster.scheduler_address}'}}"  # no shared_data_dir
+        summary = consolidate(config_path=str(_storage_config(on_dask, s3, "dask-b", remote)))
+        ran = set(cluster.scheduler.task_prefixes)
+    assert summary["outcome"] == "succeeded"
+    assert any("validate" in prefix for prefix in ran), ran
+    assert content(published(on_dask)) == content(published(on_threads))
+
+
+def test_a_batch_without_the_data_folder_reads_the_bucket_and_sends_its_files_back(
+    tmp_path: Path, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    import duckdb
+    import polars as pl
+
+    from din.contract import KINDS
+    from din.keys import DEMO_KEY
+    from expectations.batch import BatchSpec
+    from expectations.gate import process_batch
+    from expectations.remote_batch import LandingUnreachable, RemoteInputs, saved
+    from transforms.delivery import DeliveryToProcess
+    from warehouse.merge import write_known_references
+
+    key, secret = s3.keys["reader"]
+    monkeypatch.setenv(NAMES["key"], key)
+    monkeypatch.setenv(NAMES["secret"], secret)
+    network = write_network(tmp_path / "net")
+    consolidate_with = _storage_config(network, s3, "batch", "{runner: threads}")
+    from flows.consolidate import consolidate
+
+    consolidate(config_path=str(consolidate_with))  # lands every delivery and mirrors landing to the bucket
+    config = load_config(consolidate_with)
+    storage, formats = config.storage, {source.name: source.format for source in config.all_sources}
+    assert storage is not None and storage.landing
+    con = duckdb.connect(str(network.data_dir / "warehouse.duckdb"))
+    rows = con.sql(
+        "SELECT delivery_id, source, kind, original_path, landing_path, size FROM ops.deliveries "
+        "WHERE kind = 'responses' ORDER BY delivery_id"
+    ).fetchall()
+    roster = [r[0] for r in con.sql("SELECT landing_path FROM ops.deliveries WHERE kind = 'roster'").fetchall()]
+    references = write_known_references(con, [KINDS["responses"]], tmp_path / "run" / "references.parquet")
+    con.close()
+    deliveries = tuple(DeliveryToProcess(d, s, k, o, lp, n, formats[s]) for d, s, k, o, lp, n in rows)
+    spec = BatchSpec("t-b0", "responses", deliveries, tmp_path / "run", references, tuple(roster), DEMO_KEY)
+    here = process_batch(spec)
+
+    landing = network.data_dir / "landing"
+    landing.rename(tmp_path / "landing-elsewhere")  # what a worker on another machine sees of it: nothing
+    inputs = RemoteInputs(
+        storage.landing.removeprefix("s3://"),
+        str(landing),
+        dict(storage.options),
+        {NAMES["key"]: key, NAMES["secret"]: secret},
+        {str(references): references.read_bytes()},
+    )
+    monkeypatch.delenv(NAMES["key"])
+    monkeypatch.delenv(NAMES["secret"])
+    shipped = process_batch(dataclasses.replace(spec, remote=inputs))
+    assert shipped.shipped is not None and not Path(shipped.quarantine).is_absolute()
+    back = saved(shipped, tmp_path / "back")
+    for kind, path in here.staged.items():
+        assert pl.read_parquet(back.staged[kind]).equals(pl.read_parquet(path))
+    assert pl.read_parquet(back.quarantine).equals(pl.read_parquet(here.quarantine))
+    assert [d.rows_accepted for d in back.deliveries] == [d.rows_accepted for d in here.deliveries]
+    assert sum(d.rows_accepted for d in back.deliveries) > 0
+
+    missing = dataclasses.replace(inputs, bucket_root=storage.landing.removeprefix("s3://") + "-gone")
+    with pytest.raises(LandingUnreachable, match=r"landing copy objects/.* is not in s3://"):
+        process_batch(dataclasses.replace(spec, remote=missing))
