@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
+import polars as pl
 import pytest
+from distributed import LocalCluster
 
 from din.config import load_config
+from din.contract import KINDS
+from din.keys import DEMO_KEY
+from expectations.batch import BatchSpec, RemoteInputs
+from expectations.gate import process_batch
+from expectations.remote_batch import LandingUnreachable, saved
+from flows.consolidate import consolidate
 from tests.support.network import Network, write_network
 from tests.support.pipeline import content, published, rebuild, run
 from tests.support.servers import NAMES, S3Server, bucket_server, remote_objects
+from transforms.delivery import DeliveryToProcess
+from warehouse.merge import write_known_references
 from warehouse.remote import current_remote_version
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("prefect")]
@@ -41,9 +53,7 @@ def with_storage(network: Network, s3: S3Server, data_dir: str = "data") -> Netw
 def test_runs_mirror_landing_and_published_and_a_fresh_machine_rebuilds_from_the_bucket(
     tmp_path: Path, s3: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    key, secret = s3.keys["reader"]
-    monkeypatch.setenv(NAMES["key"], key)
-    monkeypatch.setenv(NAMES["secret"], secret)
+    _reader_credentials(s3, monkeypatch)
     first = with_storage(write_network(tmp_path), s3)
     storage = load_config(first.config).storage
     assert storage is not None
@@ -80,6 +90,14 @@ def test_runs_mirror_landing_and_published_and_a_fresh_machine_rebuilds_from_the
     assert (remote_versions, current_remote_version(storage)) == ({version}, version)
 
 
+def _reader_credentials(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """The bucket reader's key and secret, in the environment under the names the configs give."""
+    key, secret = s3.keys["reader"]
+    monkeypatch.setenv(NAMES["key"], key)
+    monkeypatch.setenv(NAMES["secret"], secret)
+    return key, secret
+
+
 def _storage_config(network: Network, s3: S3Server, prefix: str, parallelism: str) -> Path:
     text = network.config.read_text() + (
         "storage:\n"
@@ -97,16 +115,9 @@ def _storage_config(network: Network, s3: S3Server, prefix: str, parallelism: st
 def test_dask_workers_without_the_data_folder_read_landing_from_the_bucket(
     tmp_path: Path, s3: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from distributed import LocalCluster
-
-    from flows.consolidate import consolidate
-    from tests.support.pipeline import content, published
-
     # the workers start before the credentials are in the environment: they can only have them from the run
     with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
-        key, secret = s3.keys["reader"]
-        monkeypatch.setenv(NAMES["key"], key)
-        monkeypatch.setenv(NAMES["secret"], secret)
+        _reader_credentials(s3, monkeypatch)
         on_threads = write_network(tmp_path / "threads")
         consolidate(config_path=str(_storage_config(on_threads, s3, "dask-a", "{runner: threads}")))
         on_dask = write_network(tmp_path / "dask")
@@ -121,26 +132,9 @@ def test_dask_workers_without_the_data_folder_read_landing_from_the_bucket(
 def test_a_batch_without_the_data_folder_reads_the_bucket_and_sends_its_files_back(
     tmp_path: Path, s3: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import dataclasses
-
-    import duckdb
-    import polars as pl
-
-    from din.contract import KINDS
-    from din.keys import DEMO_KEY
-    from expectations.batch import BatchSpec
-    from expectations.gate import process_batch
-    from expectations.remote_batch import LandingUnreachable, RemoteInputs, saved
-    from transforms.delivery import DeliveryToProcess
-    from warehouse.merge import write_known_references
-
-    key, secret = s3.keys["reader"]
-    monkeypatch.setenv(NAMES["key"], key)
-    monkeypatch.setenv(NAMES["secret"], secret)
+    key, secret = _reader_credentials(s3, monkeypatch)
     network = write_network(tmp_path / "net")
     consolidate_with = _storage_config(network, s3, "batch", "{runner: threads}")
-    from flows.consolidate import consolidate
-
     consolidate(config_path=str(consolidate_with))  # lands every delivery and mirrors landing to the bucket
     config = load_config(consolidate_with)
     storage, formats = config.storage, {source.name: source.format for source in config.all_sources}
