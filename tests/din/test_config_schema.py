@@ -161,7 +161,8 @@ def test_a_complete_registry_keeps_every_setting(tmp_path: Path) -> None:
         write(
             tmp_path,
             "parallelism: {runner: dask, address: 'tcp://s:8786'}\n"
-            "storage: {landing: 's3://din-data/landing', options: {endpoint_url: 'https://objects.example.org'}}\n" + SOURCE,
+            "storage: {landing: 's3://din-data/landing', options: {endpoint_url: 'https://objects.example.org'}}\n"
+            + SOURCE,
         )
     )
     assert (bucket.dask_address, bucket.shared_data_dir) == ("tcp://s:8786", False)
