@@ -292,6 +292,7 @@ class _CsvHead:
 
     @property
     def shown_encoding(self) -> str:
+        """The encoding as a contributor names it (a BOM is part of UTF-8 to them)."""
         return {"utf-8-sig": "utf-8", "utf_16": "utf-16"}.get(self.encoding, self.encoding)
 
 
@@ -351,7 +352,7 @@ class StreamedTable:
 
     path: Path
     options: ReadOptions
-    encoding: str
+    encoding: str  # as RawTable.encoding shows it (reading again works it out afresh)
     delimiter: str
     header: list[str]  # the header row as delivered
     names: list[str]  # the column name of each delivered header (`x (2)`, `(column N)`)
@@ -360,10 +361,6 @@ class StreamedTable:
     height: int = 0
     notes: list[str] = field(default_factory=list)
     indexed: bool = False
-
-    @property
-    def shown_encoding(self) -> str:
-        return {"utf-8-sig": "utf-8", "utf_16": "utf-16"}.get(self.encoding, self.encoding)
 
     @property
     def all_headers(self) -> list[str]:
@@ -427,7 +424,9 @@ def open_streamed(path: Path, name: str, options: ReadOptions | None = None) -> 
     if not head.strip() or detect_format(name, head, options.type) != "csv":
         return read_table(path, name, options)
     with _csv_records(path, options) as (csv_head, _):
-        return StreamedTable(path, options, csv_head.encoding, csv_head.delimiter, csv_head.delivered, csv_head.names)
+        return StreamedTable(
+            path, options, csv_head.shown_encoding, csv_head.delimiter, csv_head.delivered, csv_head.names
+        )
 
 
 def _kept(frame: pl.DataFrame, delivered: list[str], names: list[str]) -> list[str]:

@@ -350,13 +350,13 @@ def test_every_delivered_row_is_accepted_or_set_aside_with_a_reason_or_the_file_
 
 
 @FUZZ
-@given(response_rows, damage, st.integers(min_value=1, max_value=4))
+@given(response_rows, damage, st.integers(min_value=1, max_value=4), st.booleans())
 def test_a_large_file_read_in_chunks_from_disk_gives_what_the_read_in_memory_gives(
-    rows: list[list[str]], harm: tuple[str, int] | None, chunk_rows: int
+    rows: list[list[str]], harm: tuple[str, int] | None, chunk_rows: int, bom: bool
 ) -> None:
     """`read_delivery_in_chunks` (read once for the whole file's checks, then a chunk at a time) and
     `validate` from spilled files: the same refusal, the same rows, the same verdict as in memory."""
-    content = csv_bytes(RESPONSE_HEADERS, [*rows, *rows[:1]], ",", "\r\n", bom=False)  # a duplicate key too
+    content = csv_bytes(RESPONSE_HEADERS, [*rows, *rows[:1]], ",", "\r\n", bom=bom)  # a duplicate key too
     if harm is not None:
         at = harm[1] % (len(content) + 1)
         content = content[:at] if harm[0] == "cut" else content[:at] + b"\x00" + content[at:]
