@@ -177,8 +177,8 @@ def _checked(
     delivery: DeliveryToProcess, outcome: DeliveryOutcome, raw: RawTable | StreamedTable, records: pl.LazyFrame
 ) -> tuple[Kind, HeaderMatch, DateOrder | None] | FileProblem:
     """What is decided for the file as a whole, before any row is used: its headers against the contract,
-    whether any row could be read, the order of day and month in its dates. `records` holds its rows (in
-    memory or spilled); only counts, row numbers and the date columns are taken from it."""
+    whether any row could be read, the order of day and month in its dates. `records` holds its rows (the
+    file in memory, or a streamed file's index); only counts, row numbers and the date columns are taken."""
     kind = KINDS[delivery.kind]
     name = _name(delivery)
     outcome.format, outcome.encoding = raw.format, raw.encoding
@@ -228,13 +228,13 @@ def refuse(outcome: DeliveryOutcome, problem: FileProblem, message: str | None =
 
 
 def file_date_order(
-    records: RawTable | pl.LazyFrame, kind: Kind, match: HeaderMatch, declared: DateOrder | None
+    records: pl.LazyFrame, kind: Kind, match: HeaderMatch, declared: DateOrder | None
 ) -> DateOrder | DateOrderProblem | None:
     """The order of day and month for the file's date columns (`transforms.dates`: declared, else proven)."""
     headers = _dated_headers(kind, match)
     if not headers:
         return declared
-    frame = records.frame.select(headers) if isinstance(records, RawTable) else records.select(headers).collect()
+    frame = records.select(headers).collect()
     return resolve_date_order(evidence_of({header: frame[header] for header in headers}), declared)
 
 

@@ -338,7 +338,7 @@ def _read_csv(path: Path, options: ReadOptions) -> RawTable:
         "csv",
         encoding=head.shown_encoding,
         delimiter=head.delimiter,
-        delivered=_kept(frame, head.delivered, head.names),
+        delivered=_kept(frame.columns, head.delivered, head.names),
     )
 
 
@@ -365,14 +365,14 @@ class StreamedTable:
     @property
     def all_headers(self) -> list[str]:
         """Every delivered header, an unnamed one by its `(column N)`, before `index` drops empty ones."""
-        return [h if h.strip() else n for h, n in zip(self.header, self.names, strict=True)]
+        return _kept(self.names, self.header, self.names)
 
     @property
     def delivered_headers(self) -> list[str]:
         """As RawTable.delivered_headers (known once `index` has read the file)."""
         if not self.indexed:
             raise RuntimeError("StreamedTable.delivered_headers is known after index()")
-        return [h if h.strip() else n for h, n in zip(self.header, self.names, strict=True) if n in self.columns]
+        return _kept(self.columns, self.header, self.names)
 
     def index(self, keep: Sequence[str] = ()) -> pl.DataFrame:
         """Read the file once: every record's ROW, ROW_RULE and ROW_REASON, with the values of the columns
@@ -429,9 +429,12 @@ def open_streamed(path: Path, name: str, options: ReadOptions | None = None) -> 
         )
 
 
-def _kept(frame: pl.DataFrame, delivered: list[str], names: list[str]) -> list[str]:
+def _kept(kept: Iterable[str], delivered: list[str], names: list[str]) -> list[str]:
     """The delivered headers of the columns kept (a header-less column with values by its `(column N)`)."""
-    return [header if header.strip() else name for header, name in zip(delivered, names, strict=True) if name in frame]
+    columns = set(kept)
+    return [
+        header if header.strip() else name for header, name in zip(delivered, names, strict=True) if name in columns
+    ]
 
 
 class _RecordLines:
@@ -631,7 +634,7 @@ def _read_xlsx(path: Path, options: ReadOptions) -> RawTable:
     names = _column_names(delivered)
     frame = _with_rows(cells.slice(1).rename(dict(zip(cells.columns, names, strict=True))), first_row=2)
     frame = _drop_empty_unnamed(frame, delivered, names)
-    return RawTable(frame, "xlsx", notes=notes, delivered=_kept(frame, delivered, names))
+    return RawTable(frame, "xlsx", notes=notes, delivered=_kept(frame.columns, delivered, names))
 
 
 def _data_sheet(sheets: list[str]) -> str:
