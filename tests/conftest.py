@@ -15,7 +15,9 @@ configure_environment()
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="din-test-prefect-"))
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# The sample exports (survey tools, and real Polis and Qualtrics exports with their licences), kept unmodified
+# in the repository so that a clean clone tests the same files.
+SAMPLES = REPO / "tests" / "fixtures" / "samples"
 
 
 @pytest.fixture(scope="session")

@@ -11,12 +11,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO, SAMPLES
 
-REAL = SHARED / "samples" / "real-exports"
+REAL = SAMPLES / "real-exports"
 POLIS = REAL / "polis-london-youth-policing"
 QUALTRICS = REAL / "qualtrics" / "sample.csv"
-SURVEYS = SHARED / "samples" / "survey-exports"
+SURVEYS = SAMPLES / "survey-exports"
 
 
 def din(*args: str) -> subprocess.CompletedProcess[str]:

@@ -1,6 +1,6 @@
 """Real exports as partners deliver them, through the whole pipeline (Prefect test server, DuckDB, Parquet).
 
-The Polis conversation is the real export in shared/samples/real-exports (compdemocracy openData,
+The Polis conversation is the real export in tests/fixtures/samples/real-exports (compdemocracy openData,
 CC BY 4.0, The Computational Democracy Project), delivered as its four files in one folder. Its own
 summary.csv is the account the published tables must match: 36 shown comments, 26 voters.
 """
@@ -17,13 +17,13 @@ import duckdb
 import polars as pl
 import pytest
 
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO, SAMPLES
 from tests.support.network import write_network
 from tests.support.pipeline import published, run
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("prefect")]
 
-POLIS = SHARED / "samples" / "real-exports" / "polis-london-youth-policing"
+POLIS = SAMPLES / "real-exports" / "polis-london-youth-policing"
 
 
 def polis_site(root: Path) -> Path:

@@ -9,12 +9,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO
+from tests.conftest import SAMPLES as SAMPLE_ROOT
 from tests.support.pipeline import published
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("prefect")]
 
-SAMPLES = SHARED / "samples" / "survey-exports"
+SAMPLES = SAMPLE_ROOT / "survey-exports"
 RESPONDENTS = [
     "R_1Kq8ZtXw3mPa9Lf",
     "R_3eH7vN2bQyTg0Rc",

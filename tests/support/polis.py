@@ -17,10 +17,10 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO, SAMPLES
 from tests.support.network import Network
 
-SAMPLE = SHARED / "samples" / "real-exports" / "polis-london-youth-policing"
+SAMPLE = SAMPLES / "real-exports" / "polis-london-youth-policing"
 CONVERSATION = "9xxwa9jpkm"  # the conversation's id, as in summary.csv's url
 PANEL = "din-pilot-2026"
 EXPORT = "deliveries/polis/london-youth-policing"

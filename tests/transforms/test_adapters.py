@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tests.conftest import SAMPLES as SAMPLE_ROOT
 from transforms.adapters import (
     TOOLS,
     AdapterError,
@@ -35,7 +36,7 @@ from transforms.adapters import (
 from transforms.dates import DateOrder
 
 REPO = Path(__file__).parents[2]
-SAMPLES = REPO / ".." / "shared" / "samples" / "survey-exports"
+SAMPLES = SAMPLE_ROOT / "survey-exports"
 EXAMPLES = REPO / "examples" / "mappings"
 MENTIMETER = REPO / "tests" / "fixtures" / "survey" / "mentimeter_participant_results.xlsx"
 
@@ -671,7 +672,7 @@ def test_detect_tool_returns_none_for_other_files() -> None:
 # --------------------------------------------------------------------------------------------------
 # Real exports as partners change them (real-exports/qualtrics/sample.csv: ropensci/qualtRics, MIT)
 
-REAL_QUALTRICS = REPO / ".." / "shared" / "samples" / "real-exports" / "qualtrics" / "sample.csv"
+REAL_QUALTRICS = SAMPLE_ROOT / "real-exports" / "qualtrics" / "sample.csv"
 
 
 def test_a_column_appended_to_a_real_qualtrics_export_is_kept_out_and_the_rest_loads(tmp_path: Path) -> None:

@@ -16,12 +16,12 @@ import pytest
 
 from din.config import FormatOptions
 from din.contract import DATE_ORDER_AMBIGUOUS, DATE_ORDER_CONFLICT
-from tests.conftest import SHARED
+from tests.conftest import SAMPLES
 from transforms.adapters import AdapterError, mapping_from_dict, read_googleforms, read_qualtrics
 from transforms.dates import DateOrder, DateOrderProblem, evidence, evidence_of, resolve_date_order
 from transforms.delivery import REFUSED, DeliveryOutcome, DeliveryToProcess, FileProblem, read_delivery
 
-QUALTRICS_SAMPLE = SHARED / "samples" / "real-exports" / "qualtrics" / "sample.csv"
+QUALTRICS_SAMPLE = SAMPLES / "real-exports" / "qualtrics" / "sample.csv"
 US_SHEET = (
     "Timestamp,Email address,What is your age group?\n"
     "8/21/2019 13:10:31,a@example.com,25–34\n"

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO, SAMPLES
 from transforms.adapters import AdapterError, MappingError, detect_tool, load_mapping, mapping_from_dict, read_survey
 from transforms.adapters.polis import read_polis
 
-SAMPLE = SHARED / "samples" / "real-exports" / "polis-london-youth-policing"
+SAMPLE = SAMPLES / "real-exports" / "polis-london-youth-policing"
 MAPPING = mapping_from_dict({"tool": "polis", "panel_id": "p1", "workshop_id": "W4"})
 
 

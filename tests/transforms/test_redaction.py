@@ -18,14 +18,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import SAMPLES as SAMPLE_ROOT
 from transforms.adapters import load_mapping, read_survey
 from transforms.readers import ROW, ReadOptions, read_table
 from transforms.redaction import Layout, Person, redact
 from transforms.scrub import Mentions, PersonIdentifiers
 
 REPO = Path(__file__).parents[2]
-SAMPLES = SHARED / "samples" / "survey-exports"
+SAMPLES = SAMPLE_ROOT / "survey-exports"
 MAPPINGS = REPO / "examples" / "mappings"
 MENTIMETER = REPO / "tests" / "fixtures" / "survey" / "mentimeter_participant_results.xlsx"
 

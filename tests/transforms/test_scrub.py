@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import phonenumbers
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import SAMPLES as SAMPLE_ROOT
 from transforms.scrub import (
     PLACEHOLDERS,
     ErasedMentions,
@@ -22,7 +21,7 @@ from transforms.scrub import (
     phone_key,
 )
 
-SAMPLES = Path(__file__).parents[2] / ".." / "shared" / "samples" / "survey-exports"
+SAMPLES = SAMPLE_ROOT / "survey-exports"
 FREE_TEXT_QUESTION = (
     "Is there anything else you would like to tell us? If you would like a reply, please leave your contact details."
 )

@@ -12,7 +12,7 @@ import pytest
 
 from app.portal.uploads import StagedCheck, UploadRefused, receive_upload, run_check, stored_name_for
 from din.config import load_config
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO, SAMPLES
 
 BOUNDARY = "----dinboundary"
 
@@ -101,7 +101,7 @@ def test_a_survey_tool_export_is_checked_through_its_inbox_adapter(tmp_path: Pat
         "format: {type: survey, mapping: qualtrics.yaml}}\n"
     )
     config = load_config(tmp_path / "din.yaml")
-    sample = (SHARED / "samples" / "survey-exports" / "qualtrics_choice_text.csv").read_bytes()
+    sample = (SAMPLES / "survey-exports" / "qualtrics_choice_text.csv").read_bytes()
     for choice in ("responses", None):
         staged, path = _staged(tmp_path, "W2_March 12, 2024_18.30.csv", sample, choice)
         report, saved, error = run_check(config, tmp_path / "mappings", path, staged, None)
