@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -104,17 +105,19 @@ def stage_times(stage_seconds: Mapping[str, float]) -> str:
 
 
 def next_commands(summary: RunSummary) -> list[str]:
-    """What to run next, with the registry (and data folder) this run used."""
+    """What to run next, with the registry (and data folder) this run used, as the operator started `din`:
+    `./dev` says `./dev din` (DIN_INVOKED_AS), because a fresh checkout has no `din` on its PATH."""
+    din = os.environ.get("DIN_INVOKED_AS") or "din"
     options = f"--config {shlex.quote(summary.config_path)}" if summary.config_path else ""
     if summary.data_dir_option:
         options += f" --data-dir {shlex.quote(summary.data_dir_option)}"
     if summary.outcome == "failed":
-        return [f"din runs {options}".strip(), f"din run {options}".strip()]
+        return [f"{din} runs {options}".strip(), f"{din} run {options}".strip()]
     return [
-        f"din tables {options}".strip(),
-        f'din query "SELECT * FROM ops.quarantine" {options}'.strip(),
-        f"din report {options}".strip(),
-        f"din runs {options}".strip(),
+        f"{din} tables {options}".strip(),
+        f'{din} query "SELECT * FROM ops.quarantine" {options}'.strip(),
+        f"{din} report {options}".strip(),
+        f"{din} runs {options}".strip(),
     ]
 
 

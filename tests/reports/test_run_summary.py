@@ -212,3 +212,10 @@ def test_artifact_keys_are_valid_for_prefect_and_one_per_data_folder(tmp_path: P
     for key in (first, other, artifact_key("consolidate-summary", Path("/")), artifact_key("x", "/srv/Ü ß/DATA")):
         assert re.fullmatch(r"[a-z0-9-]+", key), key
     assert first.startswith("consolidate-summary-data-")
+
+
+def test_next_commands_are_typed_the_way_din_was_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIN_INVOKED_AS", "./dev din")  # what ./dev sets
+    assert next_commands(_summary())[0] == "./dev din tables --config '/srv/din/network one/din.yaml'"
+    monkeypatch.delenv("DIN_INVOKED_AS")
+    assert next_commands(_summary())[0].startswith("din tables ")
