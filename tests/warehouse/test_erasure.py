@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +78,24 @@ def careless_flow() -> None:
     APILogWorker.drain_all(timeout=30)
 
 
+def wait_until_persisted(database: Path, needle: str, timeout: float = 60) -> None:
+    """Wait until Prefect's event persister has written an event that quotes `needle`: the server queues
+    events in memory and flushes them every few seconds, so an erasure started sooner would be followed
+    by the event it could not yet see."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        con = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+        try:
+            if con.execute(
+                "SELECT count(*) FROM events WHERE payload || resource || related LIKE ?", [f"%{needle}%"]
+            ).fetchone()[0]:
+                return
+        finally:
+            con.close()
+        time.sleep(0.5)
+    raise AssertionError(f"no event quoting {needle!r} was persisted within {timeout} s")
+
+
 def write_reports(network: Network) -> None:
     """What `din report` and `din export` write by default (the panel report, a project pack, exports)."""
     from reports.export import export_table
@@ -106,6 +126,7 @@ def erased(tmp_path_factory: pytest.TempPathFactory) -> Erased:
     before = network.root / "before"
     shutil.copytree(network.data_dir, before, symlinks=True)
     database = prefect_database()
+    wait_until_persisted(database, ERASED["postcode"])  # the artifact's event, flushed a few seconds later
     assert any(ERASED["name"] in t for t in traces(database.parent, NEEDLES))  # the careless flow did write it
     forget = din(
         network.config,
