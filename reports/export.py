@@ -29,7 +29,7 @@ from typing import Any
 import polars as pl
 
 from reports.spreadsheet import neutralise, neutralise_expr
-from warehouse.mart_files import read_documentation
+from warehouse.mart_files import read_documentation, scan_table, table_files
 from warehouse.marts import TIERS
 
 FORMATS = ("csv", "xlsx")
@@ -52,7 +52,7 @@ class Notes:
 
 
 def table_notes(parquet: Path) -> Notes:
-    """The notes of a published table, from its Parquet file's metadata."""
+    """The notes of a published table, from its Parquet file's metadata (a partitioned table: its folder)."""
     table, columns = read_documentation(parquet)
     tier = table.get("tier", "")
     markings = []
@@ -61,7 +61,7 @@ def table_notes(parquet: Path) -> Notes:
     if table.get("demo") == "true":
         markings.append(table.get("notice") or "DEMO OUTPUT")
     facts = [
-        ("table", table.get("table", parquet.stem)),
+        ("table", table.get("table", parquet.name.removesuffix(".parquet"))),
         ("tier", f"{tier}: {table.get('audience', '')}".strip(": ")),
         ("what it is", table.get("description", "")),
         ("one row per", table.get("grain", "")),
@@ -70,7 +70,7 @@ def table_notes(parquet: Path) -> Notes:
         ("published by", table.get("title", "")),
     ]
     return Notes(
-        title=table.get("table", parquet.stem),
+        title=table.get("table", parquet.name.removesuffix(".parquet")),
         markings=tuple(markings),
         facts=tuple((k, v) for k, v in facts if v),
         columns=tuple(
@@ -81,16 +81,24 @@ def table_notes(parquet: Path) -> Notes:
 
 
 def find_table(published_dir: Path, table: str, tier: str | None = None) -> tuple[Path, str]:
-    """The Parquet file of `table` and its tier: in `tier` only, or searching open, restricted, ops."""
+    """The Parquet file of `table` (a partitioned table: its folder) and its tier: in `tier` only, or
+    searching open, restricted, ops."""
     current = _current(Path(published_dir))
     if tier is not None and tier not in TIERS:
         raise ValueError(f"unknown tier {tier!r}; the tiers are {', '.join(TIERS)}")
-    for candidate in (tier,) if tier else TIERS:
-        path = current / candidate / f"{table}.parquet"
-        if path.is_file():
-            return path, candidate
+    tiers = (tier,) if tier else TIERS
+    for candidate in tiers:
+        for location in (current / candidate / f"{table}.parquet", current / candidate / table):
+            if location.is_file() or (location.is_dir() and table_files(location)):
+                return location, candidate
     where = f"the {tier} tier" if tier else "any tier"
-    available = sorted(p.stem for t in ((tier,) if tier else TIERS) for p in (current / t).glob("*.parquet"))
+    available = sorted(
+        p.name.removesuffix(".parquet")
+        for t in tiers
+        if (current / t).is_dir()
+        for p in (current / t).iterdir()
+        if p.suffix == ".parquet" or (p.is_dir() and table_files(p))
+    )
     raise LookupError(f"no table {table!r} in {where}; available: {', '.join(available) or 'none'}")
 
 
@@ -234,7 +242,7 @@ def export_table(published_dir: Path, table: str, fmt: str, out: Path, tier: str
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose {' or '.join(FORMATS)}")
     source, found_tier = find_table(Path(published_dir), table, tier)
-    frame = prepare(pl.read_parquet(source))
+    frame = prepare(scan_table(source).collect())
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")

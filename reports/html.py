@@ -47,6 +47,8 @@ from transforms.disclosure import (
     DisclosureRule,
     status_meaning,
 )
+from warehouse.mart_files import scan_table
+from warehouse.marts import mart
 
 DIMENSIONS = {
     "age_band": "Age band",
@@ -113,10 +115,10 @@ class Published:
 
     def open_table(self, name: str) -> pl.DataFrame:
         """An open-tier table; the only Parquet a report reads row by row."""
-        path = self.current / "open" / f"{name}.parquet"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: not published; run `din run` first")
-        return pl.read_parquet(path)
+        table = mart(name)
+        if table.tier != "open" or not table.relative_files(self.current):
+            raise FileNotFoundError(f"{self.current / table.relative_path}: not published; run `din run` first")
+        return scan_table(self.current / table.relative_path).collect()
 
     def with_totals(self, name: str) -> pl.DataFrame:
         """An open-tier table and its totals table in one frame, a total's summed-over columns empty (the

@@ -41,6 +41,8 @@ from reports.html import (
     section,
     write_html,
 )
+from warehouse.mart_files import scan_table
+from warehouse.marts import mart
 
 DEFAULT_THRESHOLD = 5
 PACK_MODE = 0o640
@@ -67,7 +69,7 @@ def shuffled(texts: list[str], salt: str) -> list[str]:
 def free_text(current: Path, project_id: str, column: str) -> FreeText:
     """The non-empty `column` texts for a project from the restricted feedback table."""
     frame = (
-        pl.scan_parquet(current / "restricted" / "project_feedback.parquet")
+        scan_table(current / mart("project_feedback").relative_path)
         .filter(pl.col("project_id") == project_id)
         .select("panellist_pseudonym", pl.col(column).str.strip_chars().alias("text"))
         .filter(pl.col("text").is_not_null() & (pl.col("text") != ""))

@@ -14,10 +14,9 @@ from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from transforms.disclosure import DisclosureRule
-from warehouse.mart_files import write_mart
+from warehouse.mart_files import table_query, table_schema, write_mart
 from warehouse.marts import SCHEMA_VERSION, Mart, marts
 from warehouse.schema import create_schema
 
@@ -46,10 +45,10 @@ def published_columns(rule: DisclosureRule | None = None) -> dict[str, list[Publ
 def _columns_of(
     con: duckdb.DuckDBPyConnection, mart: Mart, folder: Path, rule: DisclosureRule
 ) -> list[PublishedColumn]:
-    target = folder / f"{mart.name}.parquet"
-    write_mart(con, mart, target, rule)
-    described = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{target}')").fetchall()
-    schema = pq.read_schema(target)
+    (folder / mart.tier).mkdir(parents=True, exist_ok=True)
+    write_mart(con, mart, folder / mart.relative_path, rule)
+    described = con.execute(f"DESCRIBE {table_query(folder, mart)}").fetchall()
+    schema = table_schema(folder / mart.relative_path)
     return [PublishedColumn(row[0], row[1], str(schema.field(row[0]).type)) for row in described]
 
 
@@ -70,7 +69,10 @@ def frictionless_type(sql_type: str) -> str:
 
 
 def arrow_frictionless_type(arrow_type: pa.DataType) -> str:
-    """The Frictionless field type of a Parquet (Arrow) column type."""
+    """The Frictionless field type of a Parquet (Arrow) column type (a dictionary-encoded column, as a
+    partition column is typed: the type of its values)."""
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
     checks = (
         (pa.types.is_list, "array"),
         (pa.types.is_large_list, "array"),
@@ -133,22 +135,37 @@ def _field(mart: Mart, field: pa.Field) -> dict[str, Any]:
 
 
 def _resource(version_dir: Path, mart: Mart, table: TableFile) -> dict[str, Any]:
-    path = version_dir / table.path
-    data = path.read_bytes()
-    schema: dict[str, Any] = {"fields": [_field(mart, f) for f in pq.read_schema(path)]}
+    """One table's resource. A partitioned table's `path` lists its files (Frictionless' multipart data)
+    and `parts` gives each file's partition value and SHA-256; a single file has `path` and `hash`."""
+    files = mart.relative_files(version_dir)
+    schema: dict[str, Any] = {"fields": [_field(mart, f) for f in table_schema(version_dir / mart.relative_path)]}
     key = mart.key
     if key:
         schema["primaryKey"] = list(key)
-    return {
-        "name": table.name,
-        "path": table.path,
+    resource: dict[str, Any] = {"name": table.name, "path": table.path}
+    if mart.partition_by:
+        resource["path"] = files
+        resource["partitioned_by"] = mart.partition_by
+    resource |= {
         "format": "parquet",
         "mediatype": "application/vnd.apache.parquet",
         "description": mart.description,
         "tier": table.tier,
-        "hash": "sha256:" + hashlib.sha256(data).hexdigest(),
-        "schema": schema,
     }
+    if mart.partition_by:
+        resource["parts"] = [{"path": f, "hash": _sha256(version_dir / f)} for f in files]
+    else:
+        resource["hash"] = _sha256(version_dir / table.path)
+    resource["schema"] = schema
+    return resource
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
 
 
 def datapackage_descriptor(

@@ -11,21 +11,32 @@
 
 The Arrow schema is the one the file will have: DuckDB writes the query's first zero rows to Parquet and
 pyarrow reads that file's schema back, so the serialised schema cannot disagree with the written file.
+
+A partitioned table (`Mart.partition_by`) is the standard hive layout: one file per partition value in
+a folder `panel_id=<value>` (percent-encoded), the partition column in the folder name and not in the
+file. That is the one layout every reader takes as one table without options: a partition column kept
+in the files as well is refused by pyarrow datasets and R's arrow (string against the dictionary type
+they give folder values) or, typed as a dictionary, by pandas the other way round. The partition column
+is the table's first column (write_mart checks it); its documentation rides in the file metadata
+(`din.partition_by`, `din.partition_field`), and `table_schema` puts it back in its place. An empty
+partitioned table is one zero-row `part-0.parquet` in its folder, holding every column.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from din.sql import literal
-from warehouse.marts import SCHEMA_VERSION, Mart, tier_audience
+from din.sql import literal, quote
+from warehouse.marts import NULL_PARTITION, PART_FILE, SCHEMA_VERSION, Mart, tier_audience
 
 ARROW_SCHEMA_KEY = "ARROW:schema"
 PANDAS_KEY = "pandas"
@@ -83,10 +94,14 @@ def pandas_metadata(schema: pa.Schema) -> str:
 
 
 def documented_schema(schema: pa.Schema, mart: Mart, release: Mapping[str, Any]) -> pa.Schema:
-    """`schema` with every field's documentation and the file's metadata attached."""
+    """`schema` with every field's documentation and the file's metadata attached. A partitioned table's
+    partition column, when `schema` lacks it (a partition's file), is described in the file metadata."""
     metadata = file_metadata(mart, release)
     demo = metadata.get(PREFIX + "demo") == "true"
     fields = [f.with_metadata(field_metadata(mart, f.name, demo)) for f in schema]
+    if mart.partition_by and mart.partition_by not in schema.names:
+        metadata[PREFIX + "partition_by"] = mart.partition_by
+        metadata[PREFIX + "partition_field"] = json.dumps(field_metadata(mart, mart.partition_by, demo))
     return pa.schema(fields, metadata={**metadata, PANDAS_KEY: pandas_metadata(schema)})
 
 
@@ -110,13 +125,94 @@ def written_schema(con: Any, query: str, scratch: Path) -> pa.Schema:
         scratch.unlink(missing_ok=True)
 
 
+def table_files(location: Path) -> list[Path]:
+    """The Parquet files of a published table: `location` itself, or every file under a partitioned table's
+    folder (sorted, so partitions come in the order of their values' names)."""
+    if location.is_dir():
+        return sorted(p for p in location.rglob("*.parquet") if p.is_file() and not p.name.startswith("."))
+    return [location]
+
+
+def partition_of(file: Path, folder: Path) -> tuple[str, str | None] | None:
+    """(column, value) of a partition's file from its folder name; None for a file at the folder's top."""
+    relative = file.relative_to(folder).parts
+    if len(relative) < 2 or "=" not in relative[0]:
+        return None
+    column, encoded = relative[0].split("=", 1)
+    return column, None if encoded == NULL_PARTITION else unquote(encoded)
+
+
+def table_schema(location: Path) -> pa.Schema:
+    """The Arrow schema of a published table as a whole (a partitioned table's column in its place, first,
+    as text, with its documentation), with the file's metadata."""
+    files = table_files(location)
+    if not files:
+        raise FileNotFoundError(f"{location}: no Parquet files (not published?)")
+    schema = pq.read_schema(files[0])
+    partition = partition_of(files[0], location)
+    if partition is None:
+        return schema
+    metadata = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
+    column = metadata.get(PREFIX + "partition_by", partition[0])
+    documentation = json.loads(metadata.get(PREFIX + "partition_field", "{}"))
+    return schema.insert(0, pa.field(column, pa.string(), metadata=documentation))
+
+
+def scan_table(location: Path) -> pl.LazyFrame:
+    """A published table (a file or a partitioned table's folder) as one frame in its published column order,
+    a partition column as text whatever its values look like."""
+    files = table_files(location)
+    if not files:
+        raise FileNotFoundError(f"{location}: no Parquet files (not published?)")
+    partition = partition_of(files[0], location)
+    if partition is None:
+        return pl.scan_parquet(files, hive_partitioning=False)
+    column = partition[0]
+    frame = pl.scan_parquet(location, hive_partitioning=True, hive_schema={column: pl.String})
+    return frame.select(column, pl.exclude(column))
+
+
+def one_file(location: Path, folder: Path) -> Path:
+    """A published table as one Parquet file: the file itself, or a partitioned table's files as one file in
+    `folder`, the partition column in its place and the documentation (file and field metadata) kept."""
+    files = table_files(location)
+    if not location.is_dir():
+        return location
+    schema = table_schema(location)
+    parts = []
+    for file in files:
+        table = pq.read_table(file)
+        partition = partition_of(file, location)
+        if partition is not None:
+            table = table.add_column(0, schema.field(0), pa.array([partition[1]] * table.num_rows, pa.string()))
+        parts.append(table.cast(schema))
+    out = folder / f"{location.name}.parquet"
+    pq.write_table(pa.concat_tables(parts) if parts else schema.empty_table(), out, compression="zstd")
+    return out
+
+
 def read_documentation(path: Path) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-    """A published file's `din.*` metadata (keys without the prefix) and each column's field metadata."""
-    schema = pq.read_schema(path)
+    """A published table's `din.*` metadata (keys without the prefix) and each column's field metadata (of
+    a partitioned table's folder: from its first file, as every file says the same)."""
+    schema = table_schema(path)
     metadata = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
     table = {k.removeprefix(PREFIX): v for k, v in metadata.items() if k.startswith(PREFIX)}
     columns = {f.name: {k.decode(): v.decode() for k, v in (f.metadata or {}).items()} for f in schema}
     return table, columns
+
+
+def table_query(version_dir: Path, mart: Mart, base: Path | None = None) -> str:
+    """A query over one published table of `version_dir` in its published column order, naming its files
+    under `base` (default: `version_dir`; the catalog names them relative to its folder). A partitioned
+    table's column comes from the folder names, as text."""
+    base = version_dir if base is None else base
+    files = mart.relative_files(version_dir)
+    if not mart.partition_by or files == [f"{mart.relative_path}/{PART_FILE}"]:
+        location = base / (files[0] if files else mart.relative_path)
+        return f"SELECT * FROM read_parquet({literal(str(location))})"
+    column = quote(mart.partition_by)
+    options = f"hive_partitioning = true, hive_types = {{{literal(mart.partition_by)}: VARCHAR}}"
+    return f"SELECT {column}, * EXCLUDE ({column}) FROM read_parquet({literal(mart.scan_path(base))}, {options})"
 
 
 #: Frames an aggregate builder made for other tables than the one asked for (a table and its totals come
@@ -125,13 +221,20 @@ Built = dict[str, Any]
 
 
 def write_mart(
-    con: Any, mart: Mart, target: Path, rule: Any, release: Mapping[str, Any] | None = None, built: Built | None = None
+    con: Any,
+    mart: Mart,
+    target: Path,
+    rule: Any,
+    release: Mapping[str, Any] | None = None,
+    built: Built | None = None,
+    partitions: Sequence[Any] | None = None,
 ) -> None:
     """Write one mart to `target` as zstd Parquet with its documentation in the file (see the module doc).
 
     `release` describes the version (`warehouse.publish.release_metadata`: demo flag, notice, rule);
     `built` carries the frames of tables built together between calls (pass the same dict for every mart
-    of one publish, or none)."""
+    of one publish, or none); `partitions`, for a partitioned table, the values of the partitions to write
+    (the others are the caller's: linked from the previous version), default all."""
     release = release or {}
     query = f"({mart.sql})"
     registered = False
@@ -142,13 +245,49 @@ def write_mart(
         con.register("_built_mart", frames.pop(mart.name).to_arrow())
         registered, query = True, "_built_mart"
     try:
-        schema = written_schema(con, f"SELECT * FROM {query}", target.with_name(f".{target.name}.schema"))
-        metadata = key_value_metadata(schema, mart, release)
-        pairs = ", ".join(f"{literal(k)}: {literal(v)}" for k, v in metadata.items())
-        con.execute(
-            f"COPY (SELECT * FROM {query}) TO {literal(str(target))} "
-            f"(FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{pairs}}})"
-        )
+        scratch = target.with_name(f".{target.name}.schema")
+        schema = written_schema(con, f"SELECT * FROM {query}", scratch)
+        if mart.partition_by is None:
+            options = _copy_options(key_value_metadata(schema, mart, release))
+            con.execute(f"COPY (SELECT * FROM {query}) TO {literal(str(target))} ({options})")
+        else:
+            if schema.names[0] != mart.partition_by:
+                raise ValueError(f"{mart.name}: the partition column {mart.partition_by} must be its first column")
+            has_rows = con.execute(f"SELECT count(*) > 0 FROM (SELECT 1 FROM {query} LIMIT 1)").fetchone()
+            if has_rows and has_rows[0]:
+                schema = schema.remove(0)  # a partition's file: the column is its folder's name
+            options = _copy_options(key_value_metadata(schema, mart, release))
+            write_partitions(con, mart, query, target, options, partitions)
     finally:
         if registered:
             con.unregister("_built_mart")
+
+
+def _copy_options(metadata: Mapping[str, str]) -> str:
+    pairs = ", ".join(f"{literal(k)}: {literal(v)}" for k, v in metadata.items())
+    return f"FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{pairs}}}"
+
+
+def write_partitions(
+    con: Any, mart: Mart, query: str, folder: Path, options: str, only: Sequence[Any] | None = None
+) -> None:
+    """Write `query`'s rows into `folder` as `<column>=<value>/part-0.parquet`, one per value of the partition
+    column (the column in the folder name only), or for the values `only`; a zero-row `part-0.parquet`
+    with every column when the table has no rows.
+
+    One COPY with DuckDB's PARTITION_BY writes every partition in one pass over the rows (a COPY per
+    value would scan the table once per panel: thousands of scans at scale). DuckDB percent-encodes the
+    value in the folder name as `Mart.partition_folder` does; folders already in `folder` (partitions
+    linked from the previous version) are left as they are."""
+    column = quote(str(mart.partition_by))
+    folder.mkdir(parents=True, exist_ok=True)
+    if only is not None and not only:
+        return
+    if only is None:
+        has_rows = con.execute(f"SELECT count(*) > 0 FROM (SELECT 1 FROM {query} LIMIT 1)").fetchone()
+        if not (has_rows and has_rows[0]):
+            con.execute(f"COPY (SELECT * FROM {query}) TO {literal(str(folder / PART_FILE))} ({options})")
+            return
+    where, params = ("", []) if only is None else (f" WHERE {column} IN (SELECT unnest(?))", [list(only)])
+    partitioned = f"{options}, PARTITION_BY ({column}), FILENAME_PATTERN 'part-{{i}}', OVERWRITE_OR_IGNORE true"
+    con.execute(f"COPY (SELECT * FROM {query}{where}) TO {literal(str(folder))} ({partitioned})", params)

@@ -10,6 +10,13 @@ A table is built one of three ways (`built_by`):
 The data dictionary, datapackage.json and the catalog's comments are generated from these
 definitions; a test fails when a published column has no documentation. Table names are fixed:
 report authors rely on them.
+
+A table whose YAML says `partition_by: panel_id` is published hive-partitioned: a folder
+`<tier>/<table>/` holding one `panel_id=<value>/part-0.parquet` per panel (the value percent-encoded, as
+hive readers decode it), or one zero-row `part-0.parquet` when the table is empty. Every other table is
+one file, `<tier>/<table>.parquet`. Either way the folder or file is read as one table by DuckDB,
+polars, pandas, pyarrow and R's arrow (`Mart.relative_files` lists the files; `Mart.scan_path` is what
+`read_parquet` takes).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote as percent_encoded
 
 import yaml
 
@@ -31,6 +39,9 @@ TIERS = ("open", "restricted", "ops")
 PSEUDONYM_COLUMN = "panellist_pseudonym"
 PROVENANCE_COLUMNS = ("source_name", "delivery_id", "delivery_sha256", "source_row", "run_id")
 BUILT_BY = ("kind", "sql", "aggregate")
+PARTITION_COLUMNS = ("panel_id",)  # what a table may be partitioned by
+PART_FILE = "part-0.parquet"  # the one file of each partition (and of an empty partitioned table)
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"  # the hive name of a partition whose value is NULL
 CONSENTED = "SELECT panel_id, panellist_ref FROM core.roster WHERE consent = 'consented'"
 
 
@@ -56,10 +67,36 @@ class Mart:
     key: tuple[str, ...] = ()
     columns: Mapping[str, ColumnDoc] = field(default_factory=dict)
     definition: Path | None = None  # the YAML file that defines it
+    partition_by: str | None = None  # hive-partitioned by this column (one folder per value)
 
     @property
     def relative_path(self) -> str:
-        return f"{self.tier}/{self.name}.parquet"
+        """The table's file, or its folder when partitioned, relative to a version folder."""
+        return f"{self.tier}/{self.name}" if self.partition_by else f"{self.tier}/{self.name}.parquet"
+
+    def relative_files(self, version_dir: Path) -> list[str]:
+        """The Parquet files the table has in `version_dir`, relative to it, sorted (none: not published)."""
+        location = version_dir / self.relative_path
+        if not self.partition_by:
+            return [self.relative_path] if location.is_file() and not location.is_symlink() else []
+        if not location.is_dir() or location.is_symlink():
+            return []
+        return sorted(
+            str(p.relative_to(version_dir))
+            for p in location.rglob("*.parquet")
+            if p.is_file() and not p.is_symlink() and not p.name.startswith(".")
+        )
+
+    def scan_path(self, base: Path) -> str:
+        """What DuckDB's `read_parquet` (or polars' `scan_parquet`) is given to read the table under `base`."""
+        return (
+            str(base / self.relative_path / "**" / "*.parquet") if self.partition_by else str(base / self.relative_path)
+        )
+
+    def partition_folder(self, value: Any) -> str:
+        """The folder of one partition, relative to the table's folder: `panel_id=<value percent-encoded>`."""
+        shown = NULL_PARTITION if value is None else percent_encoded(str(value), safe="")
+        return f"{self.partition_by}={shown}"
 
     def column_doc(self, name: str) -> ColumnDoc:
         """The documentation of one published column (KeyError names the file to add a missing one to)."""
@@ -125,7 +162,7 @@ def _mart(path: Path) -> Mart:
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(raw, dict) or not raw.get("description"):
         raise ValueError(f"{path}: a table needs at least a description")
-    unknown = sorted(set(raw) - {"description", "kind", "built_by", "grain", "key", "columns"})
+    unknown = sorted(set(raw) - {"description", "kind", "built_by", "grain", "key", "columns", "partition_by"})
     if unknown:
         raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}")
     built_by = str(raw.get("built_by", "kind" if raw.get("kind") else ""))
@@ -138,6 +175,7 @@ def _mart(path: Path) -> Mart:
         "key": tuple(raw.get("key") or ()),
         "columns": columns,
         "definition": path,
+        "partition_by": _partition_by(raw.get("partition_by"), path),
     }
     if built_by == "kind":
         kind = KINDS[str(raw["kind"])]
@@ -150,6 +188,14 @@ def _mart(path: Path) -> Mart:
     if name not in AGGREGATES:
         raise ValueError(f"{path}: built_by aggregate, but warehouse.aggregates has no builder {name!r}")
     return Mart(name, tier, description, f"aggregate:{name}", AGGREGATES[name], **common)
+
+
+def _partition_by(value: Any, path: Path) -> str | None:
+    if value is None:
+        return None
+    if value not in PARTITION_COLUMNS:
+        raise ValueError(f"{path}: partition_by must be one of {', '.join(PARTITION_COLUMNS)}, not {value!r}")
+    return str(value)
 
 
 def _column_doc(entry: Any, where: str) -> ColumnDoc:

@@ -25,14 +25,20 @@ from din.config import Config
 from din.keys import PseudonymKey
 from din.paths import DataPaths
 from din.progress import Progress, silent
-from din.sql import literal
 from transforms.disclosure import DisclosureRule
 from warehouse.catalog import build_catalog
 from warehouse.datapackage import write_datapackage
 from warehouse.guard import record_published_rows
 from warehouse.mart_files import Built, file_metadata, write_mart
 from warehouse.marts import SCHEMA_VERSION, TIERS, Mart, marts
-from warehouse.publish_reuse import CONTENT_KEY, content_fingerprint, link_previous, previous_content
+from warehouse.publish_reuse import (
+    CONTENT_KEY,
+    content_fingerprint,
+    link_partitions,
+    link_previous,
+    partition_fingerprints,
+    previous_content,
+)
 from warehouse.runs import RunSummary, record_run
 from warehouse.verify import verify_published
 
@@ -84,34 +90,59 @@ def publish(
         (partial / tier).mkdir(parents=True, exist_ok=True)
     previous_dir = paths.current.resolve() if paths.current.is_dir() else None
     previous, previous_rows = previous_content(previous_dir)
-    tables, content, linked = [], {}, []
+    tables: list[PublishedTable] = []
+    content: dict[str, Any] = {}
+    linked: list[str] = []
+    parts_linked = parts_written = 0
     built: Built = {}  # a table and its totals are computed once, written one after the other
     progress.start(f"publish version {version}", len(marts), "tables")
     for mart in marts:
         target = partial / mart.relative_path
-        fingerprint = content_fingerprint(con, mart, file_metadata(mart, metadata))
-        if fingerprint is not None:
-            content[mart.name] = fingerprint
-        if (
-            previous_dir is not None
-            and fingerprint is not None
-            and previous.get(mart.name) == fingerprint
-            and mart.name in previous_rows
-            and link_previous(previous_dir, mart.relative_path, target)
-        ):
-            rows = previous_rows[mart.name]
-            linked.append(mart.name)
+        documentation = file_metadata(mart, metadata)
+        parts = partition_fingerprints(con, mart, documentation)
+        if parts is not None:  # partitioned: each panel's file is linked when its rows are as they were
+            content[mart.name] = {mart.partition_folder(v): fp for v, fp in parts.items()}
+            before = previous.get(mart.name)
+            same = [
+                mart.partition_folder(v)
+                for v, fp in parts.items()
+                if isinstance(before, dict) and before.get(mart.partition_folder(v)) == fp
+            ]
+            kept = link_partitions(previous_dir, mart, same, partial) if previous_dir is not None and same else set()
+            changed = [v for v in parts if mart.partition_folder(v) not in kept]
+            if parts and not changed:
+                linked.append(mart.name)
+            else:
+                write_mart(con, mart, target, rule, metadata, built, partitions=changed if parts else None)
+            parts_linked, parts_written = parts_linked + len(kept), parts_written + len(changed)
+            rows = _rows(con, mart, partial)
         else:
-            write_mart(con, mart, target, rule, metadata, built)
-            rows = con.sql(f"SELECT count(*) FROM read_parquet({literal(str(target))})").fetchall()[0][0]
+            fingerprint = content_fingerprint(con, mart, documentation)
+            if fingerprint is not None:
+                content[mart.name] = fingerprint
+            if (
+                previous_dir is not None
+                and fingerprint is not None
+                and previous.get(mart.name) == fingerprint
+                and mart.name in previous_rows
+                and link_previous(previous_dir, mart, partial)
+            ):
+                rows = previous_rows[mart.name]
+                linked.append(mart.name)
+            else:
+                write_mart(con, mart, target, rule, metadata, built)
+                rows = _rows(con, mart, partial)
         tables.append(PublishedTable(mart.name, mart.tier, mart.relative_path, int(rows)))
         progress.advance(1, int(rows))
         faults.checkpoint("publish")
     log.info(
-        "publish: %d table(s) written, %d unchanged since %s (linked, not rewritten)",
+        "publish: %d table(s) written, %d unchanged since %s (linked, not rewritten); of the tables partitioned "
+        "by panel, %d panel file(s) written and %d linked",
         len(tables) - len(linked),
         len(linked),
         previous_dir.name if previous_dir else "-",
+        parts_written,
+        parts_linked,
     )
     manifest = {
         "version": version,
@@ -130,6 +161,12 @@ def publish(
     prune_versions(versions, keep=KEEP_VERSIONS, current=final)
     progress.finish("made current; catalog rebuilt")
     return PublishResult(version, tuple(tables))
+
+
+def _rows(con: duckdb.DuckDBPyConnection, mart: Mart, version_dir: Path) -> int:
+    """The rows of one table as written into `version_dir` (every file of a partitioned table)."""
+    files = [str(version_dir / f) for f in mart.relative_files(version_dir)]
+    return int(con.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchall()[0][0])
 
 
 def publish_if_changed(
@@ -210,7 +247,9 @@ def publish_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, key: Pse
         "schema_version": SCHEMA_VERSION,
         # what the release says about itself (publish.json, catalog, datapackage) and its tables' docs
         "release": {"title": config.title, "mode": config.mode},
-        "marts": [[m.sql, m.description, {c: repr(doc) for c, doc in m.columns.items()}] for m in marts()],
+        "marts": [
+            [m.sql, m.description, {c: repr(doc) for c, doc in m.columns.items()}, m.partition_by] for m in marts()
+        ],
     }
     return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -283,10 +322,16 @@ def _set_permissions(root: Path) -> None:
 
 
 def _fsync_tree(root: Path) -> None:
-    for path in root.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
+    """Make the new version durable before it is renamed into place: every file written for it (a file
+    linked from the previous version, with more than one link, is on disk already) and every folder."""
+    for path in sorted(root.rglob("*"), reverse=True):  # a folder after what it holds
+        if path.is_file() and path.stat().st_nlink > 1:
+            continue
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     fd = os.open(root, os.O_RDONLY)
     try:
         os.fsync(fd)

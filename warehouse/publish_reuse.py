@@ -10,6 +10,10 @@ zstd Parquet (measured at S: 0.35 s against 3.7 s for `restricted.responses`). L
 never by "nothing was delivered for it", so an erasure or a changed rule can never leave an old row
 behind: a table with a row gone has another fingerprint and is written anew.
 
+A table partitioned by panel is fingerprinted partition by partition (the same sums, grouped by the
+partition column): a delivery for one panel rewrites that panel's file of each table it changes, and the
+other panels' files are linked.
+
 Tables built in Python (`Mart.build`: the disclosure-controlled aggregates) are always written.
 """
 
@@ -18,14 +22,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from warehouse.marts import SCHEMA_VERSION, Mart, documentation_version
-from warehouse.verify import file_intact
+from din.sql import quote
+from warehouse.marts import PART_FILE, SCHEMA_VERSION, Mart, documentation_version
+from warehouse.verify import file_intact, recorded_hashes
 
 CONTENT_KEY = "table_content"  # publish.json: {table: fingerprint}
 
@@ -46,7 +52,48 @@ def content_fingerprint(
     return hashlib.sha256(json.dumps(basis).encode()).hexdigest()
 
 
-def previous_content(version_dir: Path | None) -> tuple[dict[str, str], dict[str, int]]:
+def partition_fingerprints(
+    con: duckdb.DuckDBPyConnection, mart: Mart, documentation: Mapping[str, str] | None = None
+) -> dict[Any, str] | None:
+    """The fingerprint of each partition `mart` would publish now, by partition value (None for tables built
+    in Python or not partitioned); the same basis as `content_fingerprint`, one sum per partition."""
+    if mart.build is not None or not mart.sql or not mart.partition_by:
+        return None
+    column = quote(mart.partition_by)
+    found = con.execute(
+        f"SELECT {column}, count(*), bit_xor(hash(q)), sum(hash(q)::HUGEINT) FROM ({mart.sql}) AS q GROUP BY 1"
+    ).fetchall()
+    basis = [mart.name, mart.tier, SCHEMA_VERSION, mart.sql, dict(documentation or {}), documentation_version()]
+    return {
+        value: hashlib.sha256(
+            json.dumps([*basis, mart.partition_folder(value), int(n), str(x), str(t)]).encode()
+        ).hexdigest()
+        for value, n, x, t in found
+    }
+
+
+def link_partitions(version_dir: Path, mart: Mart, folders: Sequence[str], target_version: Path) -> set[str]:
+    """Hard-link the previous version's files of the partitions `folders` (names such as `panel_id=p1`) of
+    `mart` into `target_version`; returns the folders linked (a file missing, damaged or not linkable is
+    left for the caller to write)."""
+    recorded = recorded_hashes(version_dir)
+    linked: set[str] = set()
+    for folder in folders:
+        relative = f"{mart.relative_path}/{folder}/{PART_FILE}"
+        if not file_intact(version_dir, relative, recorded):
+            continue
+        target = target_version / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(version_dir / relative, target)
+        except OSError:
+            target.unlink(missing_ok=True)
+            continue
+        linked.add(folder)
+    return linked
+
+
+def previous_content(version_dir: Path | None) -> tuple[dict[str, Any], dict[str, int]]:
     """The fingerprints and row counts a published version recorded per table (empty when unknown)."""
     if version_dir is None:
         return {}, {}
@@ -58,19 +105,32 @@ def previous_content(version_dir: Path | None) -> tuple[dict[str, str], dict[str
     if not isinstance(fingerprints, dict):
         return {}, {}
     rows = {str(t.get("name")): int(t.get("rows", 0)) for t in manifest.get("tables", []) if isinstance(t, dict)}
-    return {str(k): str(v) for k, v in fingerprints.items()}, rows
+    # a partitioned table's entry is {partition folder: fingerprint}
+    return {
+        str(k): {str(f): str(x) for f, x in v.items()} if isinstance(v, dict) else str(v)
+        for k, v in fingerprints.items()
+    }, rows
 
 
-def link_previous(version_dir: Path, relative: str, target: Path) -> bool:
-    """Put the previous version's file at `target` by a hard link; False if impossible or if the file is
-    not byte for byte what that version's datapackage.json recorded (a damaged file is written anew)."""
-    previous = version_dir / relative
-    if not previous.is_file() or previous.is_symlink() or not file_intact(version_dir, relative):
+def link_previous(version_dir: Path, mart: Mart, target_version: Path) -> bool:
+    """Put the previous version's files of `mart` into `target_version` by hard links; False if impossible
+    or if any file is not byte for byte what that version's datapackage.json recorded (a damaged table
+    is written anew)."""
+    files = mart.relative_files(version_dir)
+    recorded = recorded_hashes(version_dir)
+    if not files or not all(file_intact(version_dir, relative, recorded) for relative in files):
         return False
-    target.parent.mkdir(parents=True, exist_ok=True)
+    linked: list[Path] = []
     try:
-        os.link(previous, target)
+        for relative in files:
+            target = target_version / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(version_dir / relative, target)
+            linked.append(target)
     except OSError:  # no hard links on this file system: the caller writes the table as usual
-        target.unlink(missing_ok=True)
+        for target in linked:
+            target.unlink(missing_ok=True)
+        if mart.partition_by:
+            shutil.rmtree(target_version / mart.relative_path, ignore_errors=True)
         return False
     return True

@@ -62,13 +62,13 @@ def verify_published(paths: DataPaths, catalog: bool = True) -> Verification:
         return found
     listed = set()
     for resource in resources:
-        relative = str(resource.get("path", ""))
-        listed.add(relative)
-        found.problems.extend(_check_file(version_dir, relative, str(resource.get("hash", ""))))
-        found.files_checked += 1
+        for relative, expected in resource_files(resource):
+            listed.add(relative)
+            found.problems.extend(_check_file(version_dir, relative, expected))
+            found.files_checked += 1
     for tier in TIERS:
-        for path in sorted((version_dir / tier).glob("*.parquet")):
-            relative = f"{tier}/{path.name}"
+        for path in sorted((version_dir / tier).rglob("*.parquet")):
+            relative = str(path.relative_to(version_dir))
             if relative not in listed:
                 found.problems.append(Problem(_shown(version_dir, relative), "not part of the published version"))
     if catalog:
@@ -91,12 +91,26 @@ def _resources(version_dir: Path, found: Verification) -> list[dict[str, Any]] |
     return resources
 
 
-def file_intact(version_dir: Path, relative: str) -> bool:
-    """The version's file at `relative` is what its datapackage.json recorded (so it may be reused)."""
-    found = Verification(version_dir.name)
-    resources = _resources(version_dir, found) or []
-    expected = [str(r.get("hash", "")) for r in resources if r.get("path") == relative]
-    return len(expected) == 1 and not _check_file(version_dir, relative, expected[0])
+def resource_files(resource: dict[str, Any]) -> list[tuple[str, str]]:
+    """(relative path, recorded hash) of each file of a datapackage resource: a single file's `path` and
+    `hash`, or each of a partitioned table's `parts`."""
+    parts = resource.get("parts")
+    if isinstance(parts, list):
+        return [(str(p.get("path", "")), str(p.get("hash", ""))) for p in parts if isinstance(p, dict)]
+    return [(str(resource.get("path", "")), str(resource.get("hash", "")))]
+
+
+def recorded_hashes(version_dir: Path) -> dict[str, str]:
+    """Each file's SHA-256 as the version's datapackage.json recorded it (empty when unreadable)."""
+    resources = _resources(version_dir, Verification(version_dir.name)) or []
+    return {path: digest for r in resources for path, digest in resource_files(r)}
+
+
+def file_intact(version_dir: Path, relative: str, recorded: dict[str, str] | None = None) -> bool:
+    """The version's file at `relative` is what its datapackage.json recorded (so it may be reused);
+    `recorded` saves reading datapackage.json again for each of many files."""
+    expected = (recorded if recorded is not None else recorded_hashes(version_dir)).get(relative)
+    return expected is not None and not _check_file(version_dir, relative, expected)
 
 
 def _check_file(version_dir: Path, relative: str, expected: str) -> list[Problem]:

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pyarrow.parquet as pq
 
 from din.paths import DataPaths
+from warehouse.mart_files import scan_table, table_schema
 from warehouse.marts import PSEUDONYM_COLUMN, Mart, marts
 
 PORTAL_TIERS = ("open", "restricted")
@@ -77,9 +77,10 @@ def tables(paths: DataPaths, tiers: tuple[str, ...]) -> list[TableEntry]:
     for mart in marts():
         if mart.tier not in tiers or mart.tier not in PORTAL_TIERS:
             continue
-        path = paths.current / mart.relative_path
-        if path.is_file():
-            found.append(TableEntry(mart, path, pq.read_metadata(path).num_rows))
+        files = mart.relative_files(paths.current)
+        if files:
+            rows = sum(pq.read_metadata(paths.current / f).num_rows for f in files)
+            found.append(TableEntry(mart, paths.current / mart.relative_path, rows))
     return found
 
 
@@ -89,7 +90,7 @@ def table(paths: DataPaths, tiers: tuple[str, ...], name: str) -> TableEntry | N
 
 
 def columns(entry: TableEntry, rule: str) -> list[ColumnEntry]:
-    schema = pq.read_schema(entry.path)
+    schema = table_schema(entry.path)
     names = list(schema.names)
     found = []
     for field in schema:
@@ -121,7 +122,7 @@ def _disclosure(entry: TableEntry, column: str, names: list[str], rule: str) -> 
 
 
 def preview(entry: TableEntry, rows: int = PREVIEW_ROWS) -> tuple[list[str], list[list[Any]]]:
-    frame = pl.read_parquet(entry.path, n_rows=rows)
+    frame = scan_table(entry.path).head(rows).collect()
     return frame.columns, [list(row) for row in frame.iter_rows()]
 
 

@@ -16,6 +16,7 @@ import polars as pl
 
 from reports.export import Notes, prepare, table_notes, write_csv, write_xlsx
 from reports.spreadsheet import neutralise
+from warehouse.mart_files import one_file, scan_table
 
 FORMATS = ("csv", "xlsx", "parquet")
 MEDIA_TYPES = {
@@ -40,11 +41,12 @@ def scratch() -> Path:
 
 
 def table_file(parquet: Path, name: str, fmt: str, folder: Path) -> Path:
-    """The published table at `parquet` as `fmt`, written into `folder`."""
+    """The published table at `parquet` (a file, or a partitioned table's folder) as `fmt`, written into
+    `folder` (a partitioned table's Parquet as one file)."""
     if fmt == "parquet":
-        return parquet
+        return one_file(parquet, folder)
     out = folder / f"{name}.{fmt}"
-    frame = prepare(pl.read_parquet(parquet))
+    frame = prepare(scan_table(parquet).collect())
     if fmt == "csv":
         write_csv(frame, out)
     else:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import polars as pl
 import pytest
 from distributed import LocalCluster
 
 from din.config import load_config
 from flows.consolidate import consolidate, run_flow
 from tests.support.network import environment, write_network
-from tests.support.pipeline import content, published
+from tests.support.pipeline import content, published, published_tables
 from tools.demo_data import write_scaled
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("prefect")]
@@ -79,7 +78,7 @@ def _generated_run(root: Path, parallelism: str) -> tuple[dict, dict[str, list]]
         text.write(f"parallelism: {parallelism}\n")
     summary = run_flow(consolidate, load_config(config), data_dir_given=False)
     current = root / "data" / "published" / "current"
-    return summary, content({p.stem: pl.read_parquet(p) for p in sorted(current.rglob("*.parquet"))})
+    return summary, content(published_tables(current))
 
 
 def test_a_generated_network_of_several_panels_publishes_the_same_rows_on_dask_as_on_threads(

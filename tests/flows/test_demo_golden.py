@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from tests.conftest import REPO
+from tests.support.pipeline import published_tables
 from tools.demo_data import write_demo
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("prefect")]
@@ -50,7 +51,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 
 def _tables(data_dir: Path) -> dict[str, pl.DataFrame]:
-    return {p.stem: pl.read_parquet(p) for p in (data_dir / "published" / "current").rglob("*.parquet")}
+    return published_tables(data_dir / "published" / "current")
 
 
 def test_demo_publishes_the_golden_row_counts(demo_run: tuple[Path, dict]) -> None:
@@ -193,19 +194,20 @@ def test_every_published_file_carries_its_documentation_tier_and_demo_flag(demo_
 
     from warehouse.marts import mart, marts
 
-    files = sorted((demo_run[0] / "published" / "current").rglob("*.parquet"))
-    assert sorted(p.stem for p in files) == sorted(m.name for m in marts())
-    for path in files:
-        schema = pq.read_schema(path)
+    current = demo_run[0] / "published" / "current"
+    files = {m.name: m.relative_files(current) for m in marts()}
+    assert all(files.values()), [name for name, found in files.items() if not found]
+    for name, relative in ((n, f) for n, found in files.items() for f in found):
+        schema = pq.read_schema(current / relative)
         table = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
-        definition = mart(path.stem)
-        assert table["din.table"] == path.stem and table["din.tier"] == path.parent.name == definition.tier
+        definition = mart(name)
+        assert table["din.table"] == name and table["din.tier"] == relative.split("/")[0] == definition.tier
         assert table["din.description"] == definition.description
         assert table["din.demo"] == "true" and table["din.notice"].startswith("DEMO OUTPUT")
         for field in schema:
             meta = {k.decode(): v.decode() for k, v in (field.metadata or {}).items()}
             doc = definition.column_doc(field.name)
-            assert meta["description"] == doc.meaning, (path.stem, field.name)
+            assert meta["description"] == doc.meaning, (name, field.name)
             assert meta.get("unit", "") == doc.unit and meta.get("allowed", "") == doc.allowed
             assert meta["din.tier"] == definition.tier and meta["din.demo"] == "true"
 

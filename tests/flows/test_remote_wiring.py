@@ -22,7 +22,7 @@ from expectations.remote_batch import LandingUnreachable, saved
 from flows.consolidate import consolidate
 from tests.support.network import Network, write_network
 from tests.support.ops import REPO
-from tests.support.pipeline import content, published, rebuild, run
+from tests.support.pipeline import content, published, published_tables, rebuild, run
 from tests.support.servers import NAMES, S3Server, bucket_server, remote_objects
 from tools.demo_data import write_scaled
 from transforms.delivery import DeliveryToProcess
@@ -157,10 +157,7 @@ def test_dask_workers_without_the_data_folder_read_landing_from_the_bucket(
     assert summary["outcome"] in ("succeeded", "succeeded_with_warnings")
     assert any("validate" in prefix for prefix in ran), ran
     tables = {
-        name: {
-            p.stem: pl.read_parquet(p) for p in sorted((tmp_path / name / "published" / "current").rglob("*.parquet"))
-        }
-        for name in ("threads-data", "dask-data")
+        name: published_tables(tmp_path / name / "published" / "current") for name in ("threads-data", "dask-data")
     }
     assert content(tables["dask-data"]) == content(tables["threads-data"])
     assert sum(frame.height for frame in tables["dask-data"].values()) > 20

@@ -31,7 +31,9 @@ from reports.html import ACCEPTABILITY, ATTENDANCE, VOTES, build_report, rule_fr
 from reports.packs import build_project_pack, shuffled
 from reports.spreadsheet import neutralise
 from tests.conftest import REPO
+from tests.support.pipeline import published_tables, read_published, write_published
 from transforms.disclosure import DisclosureRule
+from warehouse.marts import mart
 
 pytestmark = pytest.mark.xdist_group("prefect")  # the flow runs on the session's Prefect test server
 
@@ -155,7 +157,7 @@ def test_every_chart_section_has_an_accessible_svg_and_table(report: tuple[Path,
 def test_suppressed_cells_are_shown_as_suppressed_never_as_zero(published: Path, report: tuple[Path, str]) -> None:
     _, html = report
     tables = _tables(html)
-    accept = pl.read_parquet(published / "current" / "open" / "project_acceptability.parquet")
+    accept = read_published(published / "current", "project_acceptability")
     hidden = accept.filter(pl.col("project_id").is_not_null() & (pl.col("panellists_status") == "suppressed"))
     assert hidden.height, "the demo has suppressed acceptability cells"
     labels = {s.key: s.label for s in ACCEPTABILITY}
@@ -164,7 +166,7 @@ def test_suppressed_cells_are_shown_as_suppressed_never_as_zero(published: Path,
         assert shown == "suppressed", row
     zero = accept.filter(pl.col("panellists_status") == "zero").row(0, named=True)
     assert _lookup(tables["table-acceptability"], zero["project_id"], labels[zero["acceptability"]]) == "0"
-    comp = pl.read_parquet(published / "current" / "open" / "panel_composition.parquet")
+    comp = read_published(published / "current", "panel_composition")
     cell = comp.filter((pl.col("dimension") == "age_band") & (pl.col("panellists_status") == "suppressed")).row(
         0, named=True
     )
@@ -175,11 +177,16 @@ def test_suppressed_cells_are_shown_as_suppressed_never_as_zero(published: Path,
     assert re.search(r'class="suppressed"><title>PRJ-01 [^<]*: suppressed: ', part)
 
 
+def open_tables(published: Path) -> list[pl.DataFrame]:
+    """Every open-tier table of the current version."""
+    current = published / "current"
+    return [frame for name, frame in published_tables(current).items() if mart(name).tier == "open"]
+
+
 def test_the_report_and_the_data_use_one_vocabulary_for_suppression(published: Path, report: tuple[Path, str]) -> None:
     _, html = report
     statuses = set()
-    for path in (published / "current" / "open").glob("*.parquet"):
-        frame = pl.read_parquet(path)
+    for frame in open_tables(published):
         for column in (c for c in frame.columns if c.endswith("_status")):
             statuses |= set(frame[column].drop_nulls().to_list())
     assert {"suppressed", "suppressed_secondary"} <= statuses
@@ -202,16 +209,14 @@ def test_report_holds_nothing_from_the_restricted_tier(
 ) -> None:
     _, html = report
     assert not PSEUDONYM.search(html)
-    restricted = published / "current" / "restricted"
     texts = set()
     for table, columns in RESTRICTED_TEXT.items():
-        frame = pl.read_parquet(restricted / f"{table}.parquet")
+        frame = read_published(published / "current", table)
         for column in columns:
             texts |= {t for t in frame[column].drop_nulls().to_list() if len(t) >= 15}
     # Closed answers ("Prefer not to say", "Acceptable with conditions") are also open categories or labels.
     public = {s.label for s in (*ACCEPTABILITY, *VOTES, *ATTENDANCE)}
-    for path in (published / "current" / "open").glob("*.parquet"):
-        frame = pl.read_parquet(path)
+    for frame in open_tables(published):
         public |= {v for c in frame.columns if frame[c].dtype == pl.String for v in frame[c].drop_nulls().to_list()}
     texts -= public
     assert texts and not [t for t in texts if t in html]
@@ -333,7 +338,7 @@ class _Session:
 
 
 def test_project_pack_lists_conditions_and_counts_with_their_suppression(published: Path, tmp_path: Path) -> None:
-    feedback = pl.read_parquet(published / "current" / "restricted" / "project_feedback.parquet")
+    feedback = read_published(published / "current", "project_feedback")
     conditions = set(feedback.filter(pl.col("project_id") == "PRJ-01")["conditions"].drop_nulls().to_list())
     out = build_project_pack(published, "PRJ-01", tmp_path / "pack.html")
     html = out.read_text(encoding="utf-8")
@@ -351,18 +356,19 @@ def test_project_pack_lists_conditions_and_counts_with_their_suppression(publish
 def test_project_pack_withholds_comments_from_fewer_than_five_panellists(published: Path, tmp_path: Path) -> None:
     copy = tmp_path / "published"
     shutil.copytree(published / "current", copy)
-    path = copy / "restricted" / "project_feedback.parquet"
-    feedback = pl.read_parquet(path)
+    feedback = read_published(copy, "project_feedback")
     writers = feedback.filter((pl.col("project_id") == "PRJ-08") & pl.col("comment").is_not_null())
     keep = writers["panellist_pseudonym"].unique().sort().head(4).to_list()
     kept = pl.col("panellist_pseudonym").is_in(keep) | (pl.col("project_id") != "PRJ-08")
-    feedback.with_columns(pl.when(kept).then(pl.col("comment")).alias("comment")).write_parquet(path)
+    write_published(
+        copy, "project_feedback", feedback.with_columns(pl.when(kept).then(pl.col("comment")).alias("comment"))
+    )
     html = build_project_pack(copy, "PRJ-08", tmp_path / "pack.html").read_text(encoding="utf-8")
     assert "Fewer than 5 comments: withheld" in html
     remaining = set(writers.filter(pl.col("panellist_pseudonym").is_in(keep))["comment"].to_list())
     assert remaining and not [c for c in remaining if c in html]
     conditions = set(feedback.filter(pl.col("project_id") == "PRJ-08")["conditions"].drop_nulls().to_list())
-    cell = pl.read_parquet(copy / "open" / "project_acceptability.parquet").filter(
+    cell = read_published(copy, "project_acceptability").filter(
         (pl.col("project_id") == "PRJ-08") & (pl.col("acceptability") == "acceptable_with_conditions")
     )
     if cell["panellists_status"][0] == "published":  # shown only when their number is published anyway
@@ -372,13 +378,13 @@ def test_project_pack_withholds_comments_from_fewer_than_five_panellists(publish
 
 
 def test_project_pack_lists_conditions_when_their_count_is_published(published: Path, tmp_path: Path) -> None:
-    acceptability = pl.read_parquet(published / "current" / "open" / "project_acceptability.parquet")
+    acceptability = read_published(published / "current", "project_acceptability")
     shown = acceptability.filter(
         (pl.col("acceptability") == "acceptable_with_conditions") & (pl.col("panellists_status") == "published")
     )
     assert shown.height > 0, "the demo has a project whose conditions count is published"
     project = shown["project_id"][0]
-    feedback = pl.read_parquet(published / "current" / "restricted" / "project_feedback.parquet")
+    feedback = read_published(published / "current", "project_feedback")
     conditions = set(feedback.filter(pl.col("project_id") == project)["conditions"].drop_nulls().to_list())
     html = build_project_pack(published, project, tmp_path / "pack.html").read_text(encoding="utf-8")
     assert conditions and all(c in html for c in conditions)
@@ -501,23 +507,22 @@ def two_panels(published: Path, tmp_path: Path, second_size: int | None) -> Path
     """The demo's published version with a second panel beside the pilot (its size suppressed when None)."""
     version = tmp_path / "published"
     shutil.copytree(published / "current", version / "current", symlinks=False)
-    open_dir = version / "current" / "open"
-    comp = pl.read_parquet(open_dir / "panel_composition.parquet")
+    comp = read_published(version / "current", "panel_composition")
     second = comp.with_columns(  # a suppressed panel size is published empty
         pl.lit("standing-panel-2027").alias("panel_id"),
         pl.lit(second_size, dtype=comp.schema["panel_size"]).alias("panel_size"),
     )
-    pl.concat([comp, second]).write_parquet(open_dir / "panel_composition.parquet")
-    attendance = pl.read_parquet(open_dir / "attendance_by_workshop.parquet")
+    write_published(version / "current", "panel_composition", pl.concat([comp, second]))
+    attendance = read_published(version / "current", "attendance_by_workshop")
     other = attendance.with_columns(pl.lit("standing-panel-2027").alias("panel_id"))
-    pl.concat([attendance, other]).write_parquet(open_dir / "attendance_by_workshop.parquet")
+    write_published(version / "current", "attendance_by_workshop", pl.concat([attendance, other]))
     return version
 
 
 def test_the_headline_counts_the_panellists_of_every_panel(published: Path, tmp_path: Path) -> None:
     from reports.html import load_published, quality_counts, summary_cards
 
-    pilot = pl.read_parquet(published / "current" / "open" / "panel_composition.parquet")["panel_size"][0]
+    pilot = read_published(published / "current", "panel_composition")["panel_size"][0]
     both = load_published(two_panels(published, tmp_path / "a", 20))
     cards = summary_cards(both, quality_counts(both.current)[0])
     assert f'<span class="big">{pilot + 20:,}</span><span>panellists whose consent stands, on 2 panels</span>' in cards

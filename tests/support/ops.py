@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DIN = str(BIN / "din")
@@ -355,10 +353,12 @@ class Published:
 
     version: str | None
     digests: dict[str, str]  # relative path -> sha256 of the file's bytes
-    tables: dict[str, list[dict[str, Any]]]  # relative path of each Parquet -> its rows
+    tables: dict[str, list[dict[str, Any]]]  # each table's relative path (a file, or a partitioned folder) -> its rows
 
     def rows(self, table: str) -> list[dict[str, Any]]:
-        return self.tables[f"{_tier(table)}/{table}.parquet"]
+        from warehouse.marts import mart
+
+        return self.tables[mart(table).relative_path]
 
     def comparable(self) -> dict[str, Rows]:
         """Each table (but the run history) as a multiset of rows without the run columns."""
@@ -369,31 +369,28 @@ class Published:
         }
 
 
-def _tier(table: str) -> str:
-    if table in {"organisations", "projects", "workshops", "population"}:
-        return "open"
-    if table in {"deliveries", "quarantine", "validation_results", "runs"}:
-        return "ops"
-    return "restricted"
-
-
 def _row_key(row: Mapping[str, Any]) -> str:
     return json.dumps(row, sort_keys=True, default=repr)
 
 
 def read_published(data_dir: Path) -> Published:
-    """Read every file under `published/current` (Parquet as rows, everything as bytes)."""
+    """Read every file under `published/current` (each table as rows, a partitioned one read whole; every file
+    as bytes)."""
+    from warehouse.mart_files import scan_table
+    from warehouse.marts import marts
+
     current = data_dir / "published" / "current"
     if not current.is_symlink():
         return Published(None, {}, {})
     target = current.resolve()
     digests: dict[str, str] = {}
-    tables: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(p for p in target.rglob("*") if p.is_file()):
-        relative = path.relative_to(target).as_posix()
-        digests[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
-        if path.suffix == ".parquet":
-            tables[relative] = pq.read_table(path).to_pylist()
+        digests[path.relative_to(target).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    tables = {
+        m.relative_path: scan_table(target / m.relative_path).collect().to_dicts()
+        for m in marts()
+        if m.relative_files(target)
+    }
     return Published(os.readlink(current).rsplit("/", 1)[-1], digests, tables)
 
 

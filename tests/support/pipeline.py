@@ -18,8 +18,42 @@ def run(network, accept_drop: bool = False, **env: str) -> dict:
 
 
 def published(network) -> dict[str, pl.DataFrame]:
-    current = network.data_dir / "published" / "current"
-    return {p.stem: pl.read_parquet(p) for p in sorted(current.rglob("*.parquet"))}
+    return published_tables(network.data_dir / "published" / "current")
+
+
+def published_tables(version_dir: Path) -> dict[str, pl.DataFrame]:
+    """Every table a published version holds, by name (a partitioned table's files read as one)."""
+    from warehouse.marts import marts
+
+    return {m.name: read_published(version_dir, m.name) for m in marts() if m.relative_files(version_dir)}
+
+
+def write_published(version_dir: Path, name: str, frame: pl.DataFrame) -> None:
+    """Replace one published table of `version_dir` by `frame`, in the table's layout (a partitioned table:
+    one folder per value of its partition column, the column in the folder name): for tests that alter
+    what a report or an export reads."""
+    import shutil
+
+    from warehouse.marts import PART_FILE, mart
+
+    table = mart(name)
+    location = version_dir / table.relative_path
+    if not table.partition_by:
+        frame.write_parquet(location)
+        return
+    shutil.rmtree(location)
+    for (value,), part in frame.partition_by(table.partition_by, as_dict=True).items():
+        target = location / table.partition_folder(value) / PART_FILE
+        target.parent.mkdir(parents=True)
+        part.drop(table.partition_by).write_parquet(target)
+
+
+def read_published(version_dir: Path, name: str) -> pl.DataFrame:
+    """One published table of `version_dir` (a version folder, or `published/current`) as din reads it."""
+    from warehouse.mart_files import scan_table
+    from warehouse.marts import mart
+
+    return scan_table(version_dir / mart(name).relative_path).collect()
 
 
 def content(tables: dict[str, pl.DataFrame], ignore: tuple[str, ...] = ("run_id",)) -> dict[str, list]:

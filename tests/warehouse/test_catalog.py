@@ -18,6 +18,7 @@ from din.paths import DataPaths
 from tests.support.network import Network, write_network
 from tests.support.pipeline import run
 from warehouse.catalog import TIERS_SEEN, check_query, connect_catalog, open_sandbox
+from warehouse.marts import mart
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("prefect")]
 
@@ -46,7 +47,12 @@ def test_catalog_views_name_files_relative_to_the_catalog(site: Site) -> None:
         sql = dict(con.sql(views).fetchall())
     finally:
         con.close()
-    assert "read_parquet('current/restricted/responses.parquet')" in sql["restricted.responses"]
+    # a partitioned table's view reads every file of its folder, its panel column from the folder names, first
+    assert (
+        "SELECT panel_id, * EXCLUDE (panel_id) FROM read_parquet('current/restricted/responses/**/*.parquet', "
+        "(hive_partitioning = true)" in sql["restricted.responses"]
+    )
+    assert "read_parquet('current/open/projects.parquet')" in sql["open.projects"]
     assert not any(str(site.paths.root) in text for text in sql.values())  # no absolute path anywhere
 
 
@@ -67,7 +73,7 @@ def test_catalog_from_elsewhere_fails_loudly_or_reads_with_file_search_path(site
     os.chdir(tmp_path)
     try:
         con = duckdb.connect(str(site.paths.catalog), read_only=True)
-        with pytest.raises(duckdb.IOException, match=r"current/restricted/responses\.parquet"):
+        with pytest.raises(duckdb.IOException, match=r"current/restricted/responses/\*\*/\*\.parquet"):
             con.sql("SELECT count(*) FROM restricted.responses").fetchall()
         con.execute(f"SET file_search_path = '{site.paths.published}'")  # what README tells Python and R users
         assert con.sql("SELECT count(*) FROM responses").fetchall() == [(4,)]
@@ -127,7 +133,7 @@ READS_OUTSIDE = {
     "the warehouse file": "SELECT * FROM read_blob('{root}/warehouse.duckdb')",
     "the catalog file": "SELECT * FROM read_blob('{root}/published/catalog.duckdb')",
     "up and out of an allowed folder": "SELECT * FROM read_csv('{current}/open/../../../../landing/deliveries.jsonl')",
-    "an older version": "SELECT * FROM read_parquet('{root}/published/versions/*/restricted/responses.parquet')",
+    "an older version": "SELECT * FROM read_parquet('{root}/published/versions/*/restricted/responses/**/*.parquet')",
     "a relative path": "SELECT * FROM read_csv('landing/deliveries.jsonl')",
     "a URL": "SELECT * FROM read_csv('https://example.org/x.csv')",
     "secrets": "SELECT * FROM duckdb_secrets()",
@@ -169,7 +175,7 @@ def test_sandbox_hides_tiers_the_reader_may_not_see(site: Site) -> None:
         with pytest.raises(QueryFailed, match="does not exist"):
             list(sandbox.batches("SELECT * FROM responses"))  # no unqualified alias either
         with pytest.raises(QueryFailed, match="may read only the published tables"):
-            path = site.paths.current / "restricted" / "responses.parquet"
+            path = site.paths.current / mart("responses").relative_files(site.paths.current)[0]
             list(sandbox.batches(f"SELECT * FROM read_parquet('{path}')"))  # nor the file by its path
         notice = first(sandbox.batches("SELECT value FROM catalog_metadata WHERE key = 'notice'"))
         assert "DEMO OUTPUT" in notice  # the demo notice reaches every reader

@@ -29,7 +29,7 @@ import pytest
 from din.config import load_config
 from din.keys import DEMO_KEY
 from tests.support.network import ERASED, PANEL, Network, write_mixed_network, write_network
-from tests.support.pipeline import content, published, rebuild, run
+from tests.support.pipeline import content, published, read_published, rebuild, run
 from tests.support.servers import NAMES, S3Server, bucket_server, remote_objects
 from tests.support.traces import traces
 from transforms.adapters import load_mapping, read_survey
@@ -244,14 +244,14 @@ def test_csv_copies_differ_only_in_the_persons_records_and_the_mentions(erased: 
 
 
 def test_published_source_row_still_points_at_the_same_rows(erased: Erased) -> None:
-    current = erased.network.data_dir / "published" / "current" / "restricted"
-    was = erased.before / "published" / "current" / "restricted"
+    current = erased.network.data_dir / "published" / "current"
+    was = erased.before / "published" / "current"
     for table in ("responses", "attendance", "project_feedback", "panellists"):
         keep = ["source_name", "source_row", "panellist_pseudonym"]
-        old = pl.read_parquet(was / f"{table}.parquet").filter(~pl.col("panellist_pseudonym").is_in(PSEUDONYMS))
-        new = pl.read_parquet(current / f"{table}.parquet")
+        old = read_published(was, table).filter(~pl.col("panellist_pseudonym").is_in(PSEUDONYMS))
+        new = read_published(current, table)
         assert sorted(new.select(keep).rows()) == sorted(old.select(keep).rows()), table
-    responses = pl.read_parquet(current / "responses.parquet")
+    responses = read_published(current, "responses")
     row = responses.filter(pl.col("source_name") == "facilitator-responses").sort("source_row").row(0, named=True)
     con = duckdb.connect(str(erased.network.data_dir / "warehouse.duckdb"), read_only=True)
     landing = con.sql(f"SELECT landing_path FROM ops.deliveries WHERE delivery_id = {row['delivery_id']}").fetchall()[

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import polars as pl
 import pytest
 
 from din.keys import DEMO_KEY
 from tests.support.network import ERASED, PANEL, write_mixed_network
-from tests.support.pipeline import run
+from tests.support.pipeline import published_tables, run
 from tests.support.traces import traces
 from transforms.pseudonymise import pseudonym
 from warehouse.erasure import STEPS, pending_journals
@@ -71,12 +70,11 @@ class Outcome:
     def of(cls, data: Path) -> Outcome:
         current = data / "published" / "current"
         tables = {}
-        for path in sorted(current.rglob("*.parquet")):
-            frame = pl.read_parquet(path)
+        for name, frame in published_tables(current).items():
             frame = frame.drop([c for c in ("run_id", "landed_run_id", "processed_run_id") if c in frame.columns])
-            if path.stem in ("runs",):
+            if name in ("runs",):
                 continue
-            tables[path.stem] = sorted(map(str, frame.rows()))
+            tables[name] = sorted(map(str, frame.rows()))
         con = duckdb.connect(str(data / "published" / "catalog.duckdb"), read_only=True)
         catalog = con.sql("SELECT value FROM main.catalog_metadata WHERE key = 'run_id'").fetchall()[0][0]
         con.close()

@@ -60,9 +60,15 @@ def test_an_unreadable_manifest_means_nothing_is_reused(tmp_path: Path) -> None:
     (tmp_path / "ops").mkdir()
     (tmp_path / "ops" / "publish.json").write_text("{not json", encoding="utf-8")
     assert previous_content(tmp_path) == ({}, {})
-    assert not link_previous(tmp_path, "missing.parquet", tmp_path / "new" / "x.parquet")
-    (tmp_path / "x.parquet").write_bytes(b"PAR1")  # a file no datapackage.json vouches for
-    assert not link_previous(tmp_path, "x.parquet", tmp_path / "new" / "x.parquet")
+    assert not link_previous(tmp_path, mart("organisations"), tmp_path / "new")  # no file
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open" / "organisations.parquet").write_bytes(b"PAR1")  # a file no datapackage.json vouches for
+    assert not link_previous(tmp_path, mart("organisations"), tmp_path / "new")
+    part = tmp_path / "restricted" / "responses" / "panel_id=p1" / "part-0.parquet"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"PAR1")
+    assert not link_previous(tmp_path, mart("responses"), tmp_path / "new")
+    assert not (tmp_path / "new").exists() or not any((tmp_path / "new").rglob("*.parquet"))
 
 
 @pytest.mark.usefixtures("prefect_server")
@@ -82,11 +88,11 @@ def test_a_corrected_file_rewrites_its_tables_and_links_the_rest(tmp_path: Path)
 
     for unchanged in (
         "open/organisations.parquet",
-        "restricted/project_feedback.parquet",
-        "restricted/panellists.parquet",
+        "restricted/project_feedback/panel_id=p1/part-0.parquet",
+        "restricted/panellists/panel_id=p1/part-0.parquet",
     ):
         assert inode(first, unchanged) == inode(second, unchanged), f"{unchanged} was written again"
-    for changed in ("restricted/responses.parquet", "ops/deliveries.parquet", "ops/runs.parquet"):
+    for changed in ("restricted/responses/panel_id=p1/part-0.parquet", "ops/deliveries.parquet", "ops/runs.parquet"):
         assert inode(first, changed) != inode(second, changed), f"{changed} was not rewritten"
     manifest = json.loads((second / "ops" / "publish.json").read_text(encoding="utf-8"))
     assert "responses" in manifest[CONTENT_KEY] and "panel_composition" not in manifest[CONTENT_KEY]

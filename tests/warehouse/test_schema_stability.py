@@ -10,12 +10,12 @@ import json
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import REPO
 from warehouse.catalog import connect_catalog
 from warehouse.datapackage import published_columns
+from warehouse.mart_files import scan_table, table_schema
 from warehouse.marts import SCHEMA_VERSION, marts
 
 SNAPSHOT = Path(__file__).with_name("snapshots") / "published_schemas.json"
@@ -49,7 +49,6 @@ def test_changelog_records_the_current_schema_version() -> None:
 @pytest.mark.usefixtures("prefect_server")
 @pytest.mark.xdist_group("prefect")
 def test_published_files_carry_their_schema_version_and_the_catalog_documents_every_column(tmp_path: Path) -> None:
-    import polars as pl
 
     from tests.support.network import write_network
     from tests.support.pipeline import run
@@ -60,11 +59,11 @@ def test_published_files_carry_their_schema_version_and_the_catalog_documents_ev
     catalog = connect_catalog(network.data_dir / "published" / "catalog.duckdb")
     for mart in marts():
         path = current / mart.relative_path
-        metadata = pq.read_schema(path).metadata
+        metadata = table_schema(path).metadata
         assert metadata[b"din.schema_version"] == str(SCHEMA_VERSION).encode(), mart.name
         assert metadata[b"din.tier"] == mart.tier.encode()
         from_view = catalog.sql(f'SELECT * FROM "{mart.tier}"."{mart.name}"').pl()
-        assert from_view.sort(from_view.columns).equals(pl.read_parquet(path).sort(from_view.columns)), mart.name
+        assert from_view.sort(from_view.columns).equals(scan_table(path).collect().sort(from_view.columns)), mart.name
         comments = catalog.sql(
             "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
             params=[mart.tier, mart.name],

@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support.pipeline import read_published
 from tests.support.portal import FAULTY_RESPONSES, DemoPortal, issue, portal_app, run_demo
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("prefect")]
@@ -110,8 +111,11 @@ def test_readers_see_their_tiers_only_and_downloads_are_formula_safe(app, demo: 
     analyst = signed_in(app, demo, "analysts", "restricted")
     assert analyst.get("/catalog/panellists").status_code == 200
     frame = pl.read_csv(io.BytesIO(analyst.get("/catalog/responses.csv").content), infer_schema=False)
-    published = pl.read_parquet(demo.data_dir / "published" / "current" / "restricted" / "responses.parquet")
+    published = read_published(demo.data_dir / "published" / "current", "responses")
     assert frame.height == published.height
+    # a table partitioned by panel downloads as one Parquet file, its panel column in its place
+    single = pl.read_parquet(io.BytesIO(analyst.get("/catalog/responses.parquet").content))
+    assert single.columns == published.columns and sorted(single.rows()) == sorted(published.rows())
     dangerous = [a for a in published["answer"].drop_nulls().to_list() if a.startswith(("=", "+", "@"))]
     for value in dangerous:
         assert "'" + value in frame["answer"].to_list()
