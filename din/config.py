@@ -182,6 +182,7 @@ class Config:
     limits: Mapping[str, int] = field(default_factory=dict)  # the network's own limits (contract `limits`)
     portal: PortalSettings = field(default_factory=PortalSettings)
     attention: Attention = field(default_factory=Attention)
+    partition_by_panel: bool = False  # publish: the row-level tables hive-partitioned by panel_id
 
     @property
     def inbox_sources(self) -> tuple[SourceConfig, ...]:
@@ -232,6 +233,7 @@ SETTINGS = {
     "parallelism": "runner (threads, processes, sequential, dask), max_workers, address, shared_data_dir",
     "disclosure": "profile and threshold of the open tier's small-count rule",
     "attention": "when a run warns: quarantined_share, rows_lost_share",
+    "publish": "partition_by_panel: the restricted tier's row-level tables as folders partitioned by panel",
     "storage": "durable copies in S3-compatible object storage",
     "limits": "the network's own caps on contract values",
     "portal": "how `din serve` behaves",
@@ -262,6 +264,14 @@ _BLOCKS: dict[str, tuple[Option, ...]] = {
     "disclosure": (
         Option("profile", one_of(*DISCLOSURE_PROFILES), "suppress_under_5 (default), suppress_under_10 or round_to_5"),
         Option("threshold", whole_number(1, 1000), "raise the profile's threshold (never below the profile's own)"),
+    ),
+    "publish": (
+        Option(
+            "partition_by_panel",
+            flag,
+            "true: publish the restricted tier's row-level tables hive-partitioned by panel_id, one folder per "
+            "panel, so that a publish rewrites only the panels that changed (default false: one file per table)",
+        ),
     ),
     "attention": (
         Option(
@@ -397,6 +407,7 @@ def _build_config(config_path: Path, raw: dict[str, Any], data_dir_override: Any
             quarantined_share=float(attention.get("quarantined_share", Attention.quarantined_share)),
             rows_lost_share=float(attention.get("rows_lost_share", Attention.rows_lost_share)),
         ),
+        partition_by_panel=bool(blocks["publish"].get("partition_by_panel", False)),
     )
 
 

@@ -115,7 +115,7 @@ class Published:
 
     def open_table(self, name: str) -> pl.DataFrame:
         """An open-tier table; the only Parquet a report reads row by row."""
-        table = mart(name)
+        table = mart(name).as_found(self.current)
         if table.tier != "open" or not table.relative_files(self.current):
             raise FileNotFoundError(f"{self.current / table.relative_path}: not published; run `din run` first")
         return scan_table(self.current / table.relative_path).collect()

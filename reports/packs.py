@@ -69,7 +69,7 @@ def shuffled(texts: list[str], salt: str) -> list[str]:
 def free_text(current: Path, project_id: str, column: str) -> FreeText:
     """The non-empty `column` texts for a project from the restricted feedback table."""
     frame = (
-        scan_table(current / mart("project_feedback").relative_path)
+        scan_table(current / mart("project_feedback").as_found(current).relative_path)
         .filter(pl.col("project_id") == project_id)
         .select("panellist_pseudonym", pl.col(column).str.strip_chars().alias("text"))
         .filter(pl.col("text").is_not_null() & (pl.col("text") != ""))

@@ -47,5 +47,3 @@ def test_readme_query_examples_run(tmp_path: Path) -> None:
     r_block = readme_blocks("r")[0]
     path = re.search(r"read_parquet\(\"([^\"]+)\"\)", r_block).group(1)  # type: ignore[union-attr]
     assert (tmp_path / path).is_file()
-    dataset = re.search(r"open_dataset\(\"([^\"]+)\"\)", r_block).group(1)  # type: ignore[union-attr]
-    assert (tmp_path / dataset).is_dir() and list((tmp_path / dataset).glob("panel_id=*/part-0.parquet"))

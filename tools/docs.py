@@ -528,9 +528,14 @@ def _mart_section(mart: Mart, columns: Sequence[PublishedColumn]) -> str:
     head = (
         f"## {mart.name}\n\n{mart.description}\n\n"
         f"- **Defined in**: `{mart.definition.relative_to(ROOT) if mart.definition else ''}`\n"
-        f"- **Tier**: {mart.tier} · **{'folder' if mart.partition_by else 'file'}**: `{mart.relative_path}`"
-        f"{f' (partitioned by `{mart.partition_by}`)' if mart.partition_by else ''} · **catalog view**: "
-        f"`{mart.tier}.{mart.name}` "
+        f"- **Tier**: {mart.tier} · **file**: `{mart.tier}/{mart.name}.parquet`"
+        + (
+            f" (with `publish: {{partition_by_panel: true}}`, the folder `{mart.relative_path}/` partitioned by "
+            f"`{mart.partition_by}`)"
+            if mart.partition_by
+            else ""
+        )
+        + f" · **catalog view**: `{mart.tier}.{mart.name}` "
         f"· **schema version**: {SCHEMA_VERSION}\n"
         f"- **One row per**: {grain(mart)}\n- **Key**: {key}\n- **Built from**: {built}"
     )
@@ -547,9 +552,10 @@ def data_dictionary_markdown(columns: dict[str, list[PublishedColumn]] | None = 
         f"**Schema version {SCHEMA_VERSION}.** Table and column names are stable; a deliberate change to a "
         "published column bumps the schema version.\n\n"
         "Each run publishes a complete version: `published/current/<tier>/<table>.parquet` (tidy: one observation "
-        "per row, one variable per column; the restricted tier's row-level tables are folders partitioned by panel, "
-        "`<tier>/<table>/panel_id=<panel>/part-0.parquet`, read as one table by reading the folder: see README, "
-        "'Tables partitioned by panel'), a Frictionless `datapackage.json` describing every file, and a DuckDB "
+        "per row, one variable per column; with `publish: {partition_by_panel: true}` the restricted tier's "
+        "row-level tables are folders partitioned by panel, `<tier>/<table>/panel_id=<panel>/part-0.parquet`, read "
+        "as one table by reading the folder: see README, 'Tables partitioned by panel'), a Frictionless "
+        "`datapackage.json` describing every file, and a DuckDB "
         "catalog (`published/catalog.duckdb`) with one view per table as `<tier>.<table>` and `main.<table>`. "
         "The views name files relative to the catalog's folder: open it from `published/`, or set "
         "`file_search_path` to that folder first. `din verify` checks every file against the SHA-256 in "

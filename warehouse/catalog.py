@@ -33,7 +33,7 @@ from din.errors import QueryFailed, QueryRefused
 from din.paths import DataPaths
 from din.sql import literal, quote
 from warehouse.mart_files import table_query
-from warehouse.marts import TIERS, Mart, marts
+from warehouse.marts import TIERS, Mart, found_marts
 
 #: What a reader of each tier sees: the open tier alone; open and restricted; everything.
 TIERS_SEEN = {"open": ("open",), "restricted": ("open", "restricted"), "ops": TIERS}
@@ -277,7 +277,7 @@ def open_sandbox(paths: DataPaths, tiers: Sequence[str] | None = None, memory_li
         raise QueryRefused(f"this account may not read any tier of {paths.current}")
     con = duckdb.connect(":memory:")
     try:
-        create_views(con, version_dir, marts(), allowed)
+        create_views(con, version_dir, found_marts(version_dir), allowed)
         _write_metadata(con, _release_notes(version_dir, allowed))
         limit = memory_limit or os.environ.get("DIN_DUCKDB_MEMORY_LIMIT", "1GB")
         con.execute(f"SET memory_limit = {literal(limit)}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from transforms.disclosure import DisclosureRule
 from warehouse.mart_files import table_query, table_schema, write_mart
-from warehouse.marts import SCHEMA_VERSION, Mart, marts
+from warehouse.marts import SCHEMA_VERSION, Mart, found_marts, marts
 from warehouse.schema import create_schema
 
 
@@ -134,7 +134,7 @@ def _field(mart: Mart, field: pa.Field) -> dict[str, Any]:
     return descriptor
 
 
-def _resource(version_dir: Path, mart: Mart, table: TableFile) -> dict[str, Any]:
+def _resource(version_dir: Path, mart: Mart, table: TableFile, known: Mapping[str, str]) -> dict[str, Any]:
     """One table's resource. A partitioned table's `path` lists its files (Frictionless' multipart data)
     and `parts` gives each file's partition value and SHA-256; a single file has `path` and `hash`."""
     files = mart.relative_files(version_dir)
@@ -153,9 +153,9 @@ def _resource(version_dir: Path, mart: Mart, table: TableFile) -> dict[str, Any]
         "tier": table.tier,
     }
     if mart.partition_by:
-        resource["parts"] = [{"path": f, "hash": _sha256(version_dir / f)} for f in files]
+        resource["parts"] = [{"path": f, "hash": known.get(f) or _sha256(version_dir / f)} for f in files]
     else:
-        resource["hash"] = _sha256(version_dir / table.path)
+        resource["hash"] = known.get(table.path) or _sha256(version_dir / table.path)
     resource["schema"] = schema
     return resource
 
@@ -169,27 +169,39 @@ def _sha256(path: Path) -> str:
 
 
 def datapackage_descriptor(
-    version_dir: Path, tables: Sequence[TableFile], version: str | None = None
+    version_dir: Path,
+    tables: Sequence[TableFile],
+    version: str | None = None,
+    known_hashes: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The Frictionless descriptor of the Parquet files of one published version (default: the folder's name)."""
-    by_name = {m.name: m for m in marts()}
+    """The Frictionless descriptor of the Parquet files of one published version (default: the folder's name).
+
+    `known_hashes` gives the SHA-256 of files already verified (hard links to the previous version's files,
+    checked against its datapackage.json before linking), so that they are not read again."""
+    by_name = {m.name: m for m in found_marts(version_dir)}
     return {
         "name": "din-engagement",
         "title": "DIN public engagement panel: published tables",
         "description": "Tidy Parquet published by din-engagement; see docs/data-dictionary.md.",
         "schema_version": SCHEMA_VERSION,
         "published_version": version or version_dir.name,
-        "resources": [_resource(version_dir, by_name[t.name], t) for t in tables],
+        "resources": [_resource(version_dir, by_name[t.name], t, known_hashes or {}) for t in tables],
     }
 
 
-def write_datapackage(version_dir: Path, tables: Sequence[TableFile], version: str | None = None) -> Path:
+def write_datapackage(
+    version_dir: Path,
+    tables: Sequence[TableFile],
+    version: str | None = None,
+    known_hashes: Mapping[str, str] | None = None,
+) -> Path:
     """Write `datapackage.json` describing every published Parquet file of `version_dir`.
 
     `version` names the published version when `version_dir` is not yet named after it (publish writes
-    into a `.<version>.partial` folder before renaming it).
+    into a `.<version>.partial` folder before renaming it); `known_hashes` as for `datapackage_descriptor`.
     """
     target = version_dir / "datapackage.json"
-    text = json.dumps(datapackage_descriptor(version_dir, tables, version), indent=2, ensure_ascii=False)
+    descriptor = datapackage_descriptor(version_dir, tables, version, known_hashes)
+    text = json.dumps(descriptor, indent=2, ensure_ascii=False)
     target.write_text(text + "\n", encoding="utf-8")
     return target

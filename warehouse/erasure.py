@@ -80,7 +80,7 @@ from warehouse.blocklist import (
 )
 from warehouse.landing import INCOMING, land
 from warehouse.manifest import LANDING_LOG, PendingDelivery, companion_files, json_text, now, read_landing_log
-from warehouse.marts import marts
+from warehouse.marts import published_marts
 from warehouse.merge import refresh_key_conflicts, replace_results
 from warehouse.publish import publish, publish_fingerprint, release_metadata
 from warehouse.remote import forget_remote
@@ -718,7 +718,7 @@ def publish_without(ctx: ErasureContext) -> dict[str, Any]:
     con = connect(ctx.paths.warehouse)
     try:
         metadata = release_metadata(ctx.config, ctx.key, version, rule, reason=f"erasure {ctx.journal.erasure_id}")
-        result = publish(con, ctx.paths, version, marts(), metadata, rule)
+        result = publish(con, ctx.paths, version, published_marts(ctx.config.partition_by_panel), metadata, rule)
         con.execute(
             "INSERT INTO ops.publishes VALUES (?, now()::TIMESTAMP, ?, ?)",
             [version, result.version, publish_fingerprint(con, ctx.config, ctx.key)],

@@ -11,18 +11,19 @@ The data dictionary, datapackage.json and the catalog's comments are generated f
 definitions; a test fails when a published column has no documentation. Table names are fixed:
 report authors rely on them.
 
-A table whose YAML says `partition_by: panel_id` is published hive-partitioned: a folder
-`<tier>/<table>/` holding one `panel_id=<value>/part-0.parquet` per panel (the value percent-encoded, as
-hive readers decode it), or one zero-row `part-0.parquet` when the table is empty. Every other table is
-one file, `<tier>/<table>.parquet`. Either way the folder or file is read as one table by DuckDB,
-polars, pandas, pyarrow and R's arrow (`Mart.relative_files` lists the files; `Mart.scan_path` is what
-`read_parquet` takes).
+A table whose YAML says `partition_by: panel_id` may be published hive-partitioned, when the config
+asks for it (`publish: {partition_by_panel: true}`, `published_marts`): a folder `<tier>/<table>/`
+holding one `panel_id=<value>/part-0.parquet` per panel (the value percent-encoded, as hive readers
+decode it), or one zero-row `part-0.parquet` when the table is empty. Otherwise a table is one file,
+`<tier>/<table>.parquet`. Either way the folder or file is read as one table by DuckDB, polars, pandas,
+pyarrow and R's arrow (`Mart.relative_files` lists the files; `Mart.scan_path` is what `read_parquet`
+takes); `Mart.as_found` gives the layout a published version actually has.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,13 @@ class Mart:
             str(base / self.relative_path / "**" / "*.parquet") if self.partition_by else str(base / self.relative_path)
         )
 
+    def as_found(self, version_dir: Path) -> Mart:
+        """This table with the layout it has in `version_dir`: one file there means not partitioned, whatever
+        this deployment publishes now (a version published before the setting changed reads as written)."""
+        if self.partition_by and (version_dir / f"{self.tier}/{self.name}.parquet").is_file():
+            return replace(self, partition_by=None)
+        return self
+
     def partition_folder(self, value: Any) -> str:
         """The folder of one partition, relative to the table's folder: `panel_id=<value percent-encoded>`."""
         shown = NULL_PARTITION if value is None else percent_encoded(str(value), safe="")
@@ -119,6 +127,19 @@ def marts() -> tuple[Mart, ...]:
         return TIERS.index(mart.tier), position, mart.name
 
     return tuple(sorted(found, key=order))
+
+
+def published_marts(partition_by_panel: bool) -> tuple[Mart, ...]:
+    """The tables as this deployment publishes them: those that may be partitioned by panel are, when
+    `partition_by_panel` (the config's `publish.partition_by_panel`); otherwise every table is one file."""
+    if partition_by_panel:
+        return marts()
+    return tuple(replace(m, partition_by=None) if m.partition_by else m for m in marts())
+
+
+def found_marts(version_dir: Path) -> tuple[Mart, ...]:
+    """Every table with the layout it has in the published version `version_dir` (see `Mart.as_found`)."""
+    return tuple(m.as_found(version_dir) for m in marts())
 
 
 def mart(name: str) -> Mart:

@@ -30,7 +30,7 @@ from warehouse.catalog import build_catalog
 from warehouse.datapackage import write_datapackage
 from warehouse.guard import record_published_rows
 from warehouse.mart_files import Built, file_metadata, write_mart
-from warehouse.marts import SCHEMA_VERSION, TIERS, Mart, marts
+from warehouse.marts import SCHEMA_VERSION, TIERS, Mart, published_marts
 from warehouse.publish_reuse import (
     CONTENT_KEY,
     content_fingerprint,
@@ -40,7 +40,7 @@ from warehouse.publish_reuse import (
     previous_content,
 )
 from warehouse.runs import RunSummary, record_run
-from warehouse.verify import verify_published
+from warehouse.verify import recorded_hashes, verify_published
 
 log = logging.getLogger("din")
 
@@ -152,7 +152,7 @@ def publish(
         CONTENT_KEY: content,
     }
     (partial / "ops" / "publish.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
-    write_datapackage(partial, tables, version=version)
+    write_datapackage(partial, tables, version=version, known_hashes=linked_hashes(previous_dir, partial))
     _set_permissions(partial)
     _fsync_tree(partial)
     os.replace(partial, final)
@@ -161,6 +161,19 @@ def publish(
     prune_versions(versions, keep=KEEP_VERSIONS, current=final)
     progress.finish("made current; catalog rebuilt")
     return PublishResult(version, tuple(tables))
+
+
+def linked_hashes(previous_dir: Path | None, version_dir: Path) -> dict[str, str]:
+    """The recorded SHA-256 of every file of `version_dir` that is a hard link to the same file of the previous
+    version (checked against that version's datapackage.json when it was linked)."""
+    if previous_dir is None:
+        return {}
+    found = {}
+    for relative, digest in recorded_hashes(previous_dir).items():
+        new, old = version_dir / relative, previous_dir / relative
+        if new.is_file() and old.is_file() and os.path.samefile(new, old):
+            found[relative] = digest
+    return found
 
 
 def _rows(con: duckdb.DuckDBPyConnection, mart: Mart, version_dir: Path) -> int:
@@ -219,7 +232,7 @@ def publish_new_version(
     record_run(con, summary, finished=False)
     rule = DisclosureRule.from_config(config.disclosure)
     metadata = release_metadata(config, key, summary.run_id, rule)
-    result = publish(con, paths, summary.run_id, marts(), metadata, rule, progress)
+    result = publish(con, paths, summary.run_id, published_marts(config.partition_by_panel), metadata, rule, progress)
     con.execute(
         "INSERT INTO ops.publishes VALUES (?, now()::TIMESTAMP, ?, ?)", [summary.run_id, result.version, fingerprint]
     )
@@ -248,7 +261,8 @@ def publish_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, key: Pse
         # what the release says about itself (publish.json, catalog, datapackage) and its tables' docs
         "release": {"title": config.title, "mode": config.mode},
         "marts": [
-            [m.sql, m.description, {c: repr(doc) for c, doc in m.columns.items()}, m.partition_by] for m in marts()
+            [m.sql, m.description, {c: repr(doc) for c, doc in m.columns.items()}, m.partition_by]
+            for m in published_marts(config.partition_by_panel)
         ],
     }
     return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()

@@ -30,7 +30,7 @@ from typing import Any
 import duckdb
 
 from din.sql import quote
-from warehouse.marts import PART_FILE, SCHEMA_VERSION, Mart, documentation_version
+from warehouse.marts import SCHEMA_VERSION, Mart, documentation_version
 from warehouse.verify import file_intact, recorded_hashes
 
 CONTENT_KEY = "table_content"  # publish.json: {table: fingerprint}
@@ -77,17 +77,26 @@ def link_partitions(version_dir: Path, mart: Mart, folders: Sequence[str], targe
     `mart` into `target_version`; returns the folders linked (a file missing, damaged or not linkable is
     left for the caller to write)."""
     recorded = recorded_hashes(version_dir)
+    by_folder: dict[str, list[str]] = {}  # every file of each partition of this table
+    for relative in recorded:
+        table, _, rest = relative.partition(f"{mart.relative_path}/")
+        if not table and "/" in rest:
+            by_folder.setdefault(rest.split("/", 1)[0], []).append(relative)
     linked: set[str] = set()
     for folder in folders:
-        relative = f"{mart.relative_path}/{folder}/{PART_FILE}"
-        if not file_intact(version_dir, relative, recorded):
+        files = by_folder.get(folder, [])
+        if not files or not all(file_intact(version_dir, relative, recorded) for relative in files):
             continue
-        target = target_version / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
+        made: list[Path] = []
         try:
-            os.link(version_dir / relative, target)
+            for relative in files:
+                target = target_version / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(version_dir / relative, target)
+                made.append(target)
         except OSError:
-            target.unlink(missing_ok=True)
+            for target in made:
+                target.unlink(missing_ok=True)
             continue
         linked.add(folder)
     return linked

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from din.paths import DataPaths
 from warehouse.mart_files import scan_table, table_schema
-from warehouse.marts import PSEUDONYM_COLUMN, Mart, marts
+from warehouse.marts import PSEUDONYM_COLUMN, Mart, found_marts
 
 PORTAL_TIERS = ("open", "restricted")
 PREVIEW_ROWS = 20
@@ -74,7 +74,7 @@ def release(paths: DataPaths) -> Release | None:
 def tables(paths: DataPaths, tiers: tuple[str, ...]) -> list[TableEntry]:
     """The published tables of `tiers` (within the portal's tiers), in publication order."""
     found = []
-    for mart in marts():
+    for mart in found_marts(paths.current):
         if mart.tier not in tiers or mart.tier not in PORTAL_TIERS:
             continue
         files = mart.relative_files(paths.current)

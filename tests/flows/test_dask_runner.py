@@ -71,11 +71,12 @@ def test_a_deployed_run_takes_the_configs_cluster_and_a_worker_killed_mid_batch_
 
 
 def _generated_run(root: Path, parallelism: str) -> tuple[dict, dict[str, list]]:
-    """A generated network of three panels (12 response files, about 1% faulty rows), run as `din run` does."""
+    """A generated network of three panels (12 response files, about 1% faulty rows), run as `din run` does,
+    publishing the row-level tables partitioned by panel."""
     write_scaled(root, response_rows=7_200, files=12)
     config = root / "din.yaml"
     with config.open("a") as text:
-        text.write(f"parallelism: {parallelism}\n")
+        text.write(f"parallelism: {parallelism}\npublish: {{partition_by_panel: true}}\n")
     summary = run_flow(consolidate, load_config(config), data_dir_given=False)
     current = root / "data" / "published" / "current"
     return summary, content(published_tables(current))
@@ -90,3 +91,5 @@ def test_a_generated_network_of_several_panels_publishes_the_same_rows_on_dask_a
     assert on_dask == on_threads
     panels = {row.split("'")[1] for row in on_dask["responses"]}  # each row starts with its panel_id
     assert len(panels) == 3 and len(on_dask["responses"]) > 7_000
+    folders = sorted(p.name for p in (tmp_path / "dask" / "data/published/current/restricted/responses").iterdir())
+    assert folders == sorted(f"panel_id={panel}" for panel in panels)

@@ -358,7 +358,11 @@ class Published:
     def rows(self, table: str) -> list[dict[str, Any]]:
         from warehouse.marts import mart
 
-        return self.tables[mart(table).relative_path]
+        return (
+            self.tables[mart(table).relative_path]
+            if mart(table).relative_path in self.tables
+            else self.tables[f"{mart(table).tier}/{table}.parquet"]
+        )
 
     def comparable(self) -> dict[str, Rows]:
         """Each table (but the run history) as a multiset of rows without the run columns."""
@@ -377,7 +381,7 @@ def read_published(data_dir: Path) -> Published:
     """Read every file under `published/current` (each table as rows, a partitioned one read whole; every file
     as bytes)."""
     from warehouse.mart_files import scan_table
-    from warehouse.marts import marts
+    from warehouse.marts import found_marts
 
     current = data_dir / "published" / "current"
     if not current.is_symlink():
@@ -388,7 +392,7 @@ def read_published(data_dir: Path) -> Published:
         digests[path.relative_to(target).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
     tables = {
         m.relative_path: scan_table(target / m.relative_path).collect().to_dicts()
-        for m in marts()
+        for m in found_marts(target)
         if m.relative_files(target)
     }
     return Published(os.readlink(current).rsplit("/", 1)[-1], digests, tables)

@@ -23,9 +23,11 @@ def published(network) -> dict[str, pl.DataFrame]:
 
 def published_tables(version_dir: Path) -> dict[str, pl.DataFrame]:
     """Every table a published version holds, by name (a partitioned table's files read as one)."""
-    from warehouse.marts import marts
+    from warehouse.marts import found_marts
 
-    return {m.name: read_published(version_dir, m.name) for m in marts() if m.relative_files(version_dir)}
+    return {
+        m.name: read_published(version_dir, m.name) for m in found_marts(version_dir) if m.relative_files(version_dir)
+    }
 
 
 def write_published(version_dir: Path, name: str, frame: pl.DataFrame) -> None:
@@ -36,7 +38,7 @@ def write_published(version_dir: Path, name: str, frame: pl.DataFrame) -> None:
 
     from warehouse.marts import PART_FILE, mart
 
-    table = mart(name)
+    table = mart(name).as_found(version_dir)
     location = version_dir / table.relative_path
     if not table.partition_by:
         frame.write_parquet(location)
@@ -53,7 +55,7 @@ def read_published(version_dir: Path, name: str) -> pl.DataFrame:
     from warehouse.mart_files import scan_table
     from warehouse.marts import mart
 
-    return scan_table(version_dir / mart(name).relative_path).collect()
+    return scan_table(version_dir / mart(name).as_found(version_dir).relative_path).collect()
 
 
 def content(tables: dict[str, pl.DataFrame], ignore: tuple[str, ...] = ("run_id",)) -> dict[str, list]:

@@ -37,7 +37,10 @@ PARTITIONED = [m for m in marts() if m.partition_by]
 
 
 def with_second_panel(network: Network) -> None:
-    """Every CSV whose rows carry a panel gets the same rows again for ODD_PANEL."""
+    """Every CSV whose rows carry a panel gets the same rows again for ODD_PANEL, and the config asks for the
+    tables partitioned by panel."""
+    with network.config.open("a", encoding="utf-8") as config:
+        config.write("publish: {partition_by_panel: true}\n")
     for path in sorted(network.root.rglob("*.csv")):
         rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
         if not rows or rows[0][0] != "panel_id":
@@ -248,3 +251,34 @@ def test_a_correction_for_one_panel_rewrites_that_panels_files_and_links_the_oth
     increments = content(published(network))
     rebuild(network)  # from landing: the same rows as the sum of the increments
     assert content(published(network)) == increments
+
+
+def test_the_catalog_names_a_partitioned_tables_folder_relative_to_itself(site: Site) -> None:
+    con = duckdb.connect(str(site.network.data_dir / "published" / "catalog.duckdb"), read_only=True)
+    try:
+        sql = con.sql("SELECT sql FROM duckdb_views() WHERE schema_name = 'restricted' AND view_name = 'responses'")
+        (text,) = sql.fetchall()[0]
+    finally:
+        con.close()
+    assert "SELECT panel_id, * EXCLUDE (panel_id) FROM read_parquet('current/restricted/responses/**/*.parquet'" in text
+    assert str(site.network.root) not in text
+
+
+def test_turning_partitioning_off_publishes_single_files_with_the_same_rows(tmp_path: Path) -> None:
+    from tests.support.pipeline import content, published
+
+    network = write_network(tmp_path)
+    with_second_panel(network)
+    run(network)
+    partitioned = content(published(network))
+    current = network.data_dir / "published" / "current"
+    assert (current / "restricted" / "responses").is_dir()
+    before = current.resolve().name
+    text = network.config.read_text(encoding="utf-8")
+    network.config.write_text(text.replace("partition_by_panel: true", "partition_by_panel: false"), encoding="utf-8")
+    summary = run(network)  # nothing delivered: the layout alone is a reason to publish
+    assert summary["deliveries_new"] == 0 and summary["published_version"] != before
+    assert (current / "restricted" / "responses.parquet").is_file()
+    assert not (current / "restricted" / "responses").exists()
+    assert content(published(network)) == partitioned
+    assert verify_published(DataPaths(network.data_dir)).ok

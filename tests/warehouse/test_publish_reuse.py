@@ -88,11 +88,11 @@ def test_a_corrected_file_rewrites_its_tables_and_links_the_rest(tmp_path: Path)
 
     for unchanged in (
         "open/organisations.parquet",
-        "restricted/project_feedback/panel_id=p1/part-0.parquet",
-        "restricted/panellists/panel_id=p1/part-0.parquet",
+        "restricted/project_feedback.parquet",
+        "restricted/panellists.parquet",
     ):
         assert inode(first, unchanged) == inode(second, unchanged), f"{unchanged} was written again"
-    for changed in ("restricted/responses/panel_id=p1/part-0.parquet", "ops/deliveries.parquet", "ops/runs.parquet"):
+    for changed in ("restricted/responses.parquet", "ops/deliveries.parquet", "ops/runs.parquet"):
         assert inode(first, changed) != inode(second, changed), f"{changed} was not rewritten"
     manifest = json.loads((second / "ops" / "publish.json").read_text(encoding="utf-8"))
     assert "responses" in manifest[CONTENT_KEY] and "panel_composition" not in manifest[CONTENT_KEY]

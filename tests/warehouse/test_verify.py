@@ -61,7 +61,7 @@ def test_an_intact_version_verifies(original: Original) -> None:
 
 def test_a_truncated_table_is_found_and_the_next_run_publishes_it_again(original: Original, tmp_path: Path) -> None:
     network, paths, version_dir = copy_of(original, tmp_path)
-    relative = mart("responses").relative_files(version_dir)[-1]  # one panel's file of a partitioned table
+    relative = mart("responses").as_found(version_dir).relative_files(version_dir)[-1]
     table = _writable(version_dir / relative)
     table.write_bytes(table.read_bytes()[:200])
     check = verify_published(paths)
