@@ -82,24 +82,7 @@ def link_partitions(version_dir: Path, mart: Mart, folders: Sequence[str], targe
         table, _, rest = relative.partition(f"{mart.relative_path}/")
         if not table and "/" in rest:
             by_folder.setdefault(rest.split("/", 1)[0], []).append(relative)
-    linked: set[str] = set()
-    for folder in folders:
-        files = by_folder.get(folder, [])
-        if not files or not all(file_intact(version_dir, relative, recorded) for relative in files):
-            continue
-        made: list[Path] = []
-        try:
-            for relative in files:
-                target = target_version / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.link(version_dir / relative, target)
-                made.append(target)
-        except OSError:
-            for target in made:
-                target.unlink(missing_ok=True)
-            continue
-        linked.add(folder)
-    return linked
+    return {f for f in folders if _link_files(version_dir, by_folder.get(f, []), recorded, target_version)}
 
 
 def previous_content(version_dir: Path | None) -> tuple[dict[str, Any], dict[str, int]]:
@@ -125,21 +108,28 @@ def link_previous(version_dir: Path, mart: Mart, target_version: Path) -> bool:
     """Put the previous version's files of `mart` into `target_version` by hard links; False if impossible
     or if any file is not byte for byte what that version's datapackage.json recorded (a damaged table
     is written anew)."""
-    files = mart.relative_files(version_dir)
-    recorded = recorded_hashes(version_dir)
+    if _link_files(version_dir, mart.relative_files(version_dir), recorded_hashes(version_dir), target_version):
+        return True
+    if mart.partition_by:
+        shutil.rmtree(target_version / mart.relative_path, ignore_errors=True)
+    return False
+
+
+def _link_files(version_dir: Path, files: Sequence[str], recorded: dict[str, str], target_version: Path) -> bool:
+    """Hard-link all of `files` (relative paths) from `version_dir` into `target_version`, or none: False when
+    there are none, when one is not what `recorded` (its datapackage.json) says, or when the file system
+    cannot link (the caller then writes them as usual)."""
     if not files or not all(file_intact(version_dir, relative, recorded) for relative in files):
         return False
-    linked: list[Path] = []
+    made: list[Path] = []
     try:
         for relative in files:
             target = target_version / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             os.link(version_dir / relative, target)
-            linked.append(target)
-    except OSError:  # no hard links on this file system: the caller writes the table as usual
-        for target in linked:
+            made.append(target)
+    except OSError:
+        for target in made:
             target.unlink(missing_ok=True)
-        if mart.partition_by:
-            shutil.rmtree(target_version / mart.relative_path, ignore_errors=True)
         return False
     return True
