@@ -135,14 +135,17 @@ def publish(
         tables.append(PublishedTable(mart.name, mart.tier, mart.relative_path, int(rows)))
         progress.advance(1, int(rows))
         faults.checkpoint("publish")
+    partitions = (
+        f"; of the tables partitioned by panel, {parts_written} panel(s) written and {parts_linked} linked"
+        if parts_written or parts_linked
+        else ""
+    )
     log.info(
-        "publish: %d table(s) written, %d unchanged since %s (linked, not rewritten); of the tables partitioned "
-        "by panel, %d panel file(s) written and %d linked",
+        "publish: %d table(s) written, %d unchanged since %s (linked, not rewritten)%s",
         len(tables) - len(linked),
         len(linked),
         previous_dir.name if previous_dir else "-",
-        parts_written,
-        parts_linked,
+        partitions,
     )
     manifest = {
         "version": version,
