@@ -282,3 +282,22 @@ def test_turning_partitioning_off_publishes_single_files_with_the_same_rows(tmp_
     assert not (current / "restricted" / "responses").exists()
     assert content(published(network)) == partitioned
     assert verify_published(DataPaths(network.data_dir)).ok
+
+
+def test_exports_and_project_packs_read_a_partitioned_table_whole(site: Site, tmp_path: Path) -> None:
+    import openpyxl
+
+    from reports.export import export_table
+    from reports.packs import build_project_pack, free_text
+
+    published_dir = site.network.data_dir / "published"
+    out = export_table(published_dir, "responses", "csv", tmp_path / "responses.csv")
+    exported = pl.read_csv(out, infer_schema=False)
+    assert exported.columns[0] == "panel_id" and exported.height == 8
+    assert set(exported["panel_id"]) == PANELS
+    book = openpyxl.load_workbook(export_table(published_dir, "responses", "xlsx", tmp_path / "responses.xlsx"))
+    notes = "\n".join(str(c.value) for row in book["Notes"].iter_rows() for c in row if c.value is not None)
+    assert "panel_id" in notes and "RESTRICTED" in notes  # the partition column documented too
+    assert build_project_pack(published_dir, "PRJ-1", tmp_path / "pack.html").is_file()
+    comments = free_text(site.current, "PRJ-1", "comment")  # what the pack quotes, from both panels' files
+    assert comments.texts == ("Good idea",) and comments.panellists == 2

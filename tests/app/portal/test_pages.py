@@ -113,7 +113,7 @@ def test_readers_see_their_tiers_only_and_downloads_are_formula_safe(app, demo: 
     frame = pl.read_csv(io.BytesIO(analyst.get("/catalog/responses.csv").content), infer_schema=False)
     published = read_published(demo.data_dir / "published" / "current", "responses")
     assert frame.height == published.height
-    # a table partitioned by panel downloads as one Parquet file, its panel column in its place
+    # the Parquet download is the published table as one file, its columns in their published order
     single = pl.read_parquet(io.BytesIO(analyst.get("/catalog/responses.parquet").content))
     assert single.columns == published.columns and sorted(single.rows()) == sorted(published.rows())
     dangerous = [a for a in published["answer"].drop_nulls().to_list() if a.startswith(("=", "+", "@"))]
