@@ -29,8 +29,8 @@ from typing import Any
 import polars as pl
 
 from reports.spreadsheet import neutralise, neutralise_expr
-from warehouse.mart_files import read_documentation, scan_table, table_files
-from warehouse.marts import TIERS
+from warehouse.mart_files import read_documentation, scan_table
+from warehouse.marts import TIERS, table_files
 
 FORMATS = ("csv", "xlsx")
 DATE_FORMAT = "dd/mm/yyyy"

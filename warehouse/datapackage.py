@@ -4,7 +4,6 @@ and the SHA-256 a reader can check a download against)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -19,6 +18,7 @@ from transforms.disclosure import DisclosureRule
 from warehouse.mart_files import table_query, table_schema, write_mart
 from warehouse.marts import SCHEMA_VERSION, Mart, found_marts, marts
 from warehouse.schema import create_schema
+from warehouse.verify import file_sha256
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,7 @@ def frictionless_type(sql_type: str) -> str:
 
 
 def arrow_frictionless_type(arrow_type: pa.DataType) -> str:
-    """The Frictionless field type of a Parquet (Arrow) column type (a dictionary-encoded column, as a
-    partition column is typed: the type of its values)."""
-    if pa.types.is_dictionary(arrow_type):
-        arrow_type = arrow_type.value_type
+    """The Frictionless field type of a Parquet (Arrow) column type."""
     checks = (
         (pa.types.is_list, "array"),
         (pa.types.is_large_list, "array"),
@@ -153,19 +150,11 @@ def _resource(version_dir: Path, mart: Mart, table: TableFile, known: Mapping[st
         "tier": table.tier,
     }
     if mart.partition_by:
-        resource["parts"] = [{"path": f, "hash": known.get(f) or _sha256(version_dir / f)} for f in files]
+        resource["parts"] = [{"path": f, "hash": known.get(f) or file_sha256(version_dir / f)} for f in files]
     else:
-        resource["hash"] = known.get(table.path) or _sha256(version_dir / table.path)
+        resource["hash"] = known.get(table.path) or file_sha256(version_dir / table.path)
     resource["schema"] = schema
     return resource
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
 
 
 def datapackage_descriptor(

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from din.sql import literal, quote
-from warehouse.marts import NULL_PARTITION, PART_FILE, SCHEMA_VERSION, Mart, tier_audience
+from warehouse.marts import NULL_PARTITION, PART_FILE, SCHEMA_VERSION, Mart, table_files, tier_audience
 
 ARROW_SCHEMA_KEY = "ARROW:schema"
 PARTITIONED_WRITE_MEMORY = "256MB"  # DuckDB's memory for writing a partitioned table (DIN_PUBLISH_MEMORY_LIMIT)
@@ -125,14 +125,6 @@ def written_schema(con: Any, query: str, scratch: Path) -> pa.Schema:
         return pq.read_schema(scratch)
     finally:
         scratch.unlink(missing_ok=True)
-
-
-def table_files(location: Path) -> list[Path]:
-    """The Parquet files of a published table: `location` itself, or every file under a partitioned table's
-    folder (sorted, so partitions come in the order of their values' names)."""
-    if location.is_dir():
-        return sorted(p for p in location.rglob("*.parquet") if p.is_file() and not p.name.startswith("."))
-    return [location]
 
 
 def partition_of(file: Path, folder: Path) -> tuple[str, str | None] | None:
@@ -255,11 +247,15 @@ def write_mart(
         else:
             if schema.names[0] != mart.partition_by:
                 raise ValueError(f"{mart.name}: the partition column {mart.partition_by} must be its first column")
+            target.mkdir(parents=True, exist_ok=True)
             has_rows = con.execute(f"SELECT count(*) > 0 FROM (SELECT 1 FROM {query} LIMIT 1)").fetchone()
-            if has_rows and has_rows[0]:
-                schema = schema.remove(0)  # a partition's file: the column is its folder's name
-            options = _copy_options(key_value_metadata(schema, mart, release))
-            write_partitions(con, mart, query, target, options, partitions)
+            if not (has_rows and has_rows[0]):  # an empty table: one zero-row file holding every column
+                options = _copy_options(key_value_metadata(schema, mart, release))
+                con.execute(f"COPY (SELECT * FROM {query}) TO {literal(str(target / PART_FILE))} ({options})")
+            elif partitions is None or partitions:
+                # a partition's file: the column is its folder's name
+                options = _copy_options(key_value_metadata(schema.remove(0), mart, release))
+                write_partitions(con, mart, query, target, options, partitions)
     finally:
         if registered:
             con.unregister("_built_mart")
@@ -274,22 +270,13 @@ def write_partitions(
     con: Any, mart: Mart, query: str, folder: Path, options: str, only: Sequence[Any] | None = None
 ) -> None:
     """Write `query`'s rows into `folder` as `<column>=<value>/part-0.parquet`, one per value of the partition
-    column (the column in the folder name only), or for the values `only`; a zero-row `part-0.parquet`
-    with every column when the table has no rows.
+    column (the column in the folder name only), or for the values `only`.
 
     One COPY with DuckDB's PARTITION_BY writes every partition in one pass over the rows (a COPY per
     value would scan the table once per panel: thousands of scans at scale). DuckDB percent-encodes the
     value in the folder name as `Mart.partition_folder` does; folders already in `folder` (partitions
     linked from the previous version) are left as they are."""
     column = quote(str(mart.partition_by))
-    folder.mkdir(parents=True, exist_ok=True)
-    if only is not None and not only:
-        return
-    if only is None:
-        has_rows = con.execute(f"SELECT count(*) > 0 FROM (SELECT 1 FROM {query} LIMIT 1)").fetchone()
-        if not (has_rows and has_rows[0]):
-            con.execute(f"COPY (SELECT * FROM {query}) TO {literal(str(folder / PART_FILE))} ({options})")
-            return
     where, params = ("", []) if only is None else (f" WHERE {column} IN (SELECT unnest(?))", [list(only)])
     partitioned = f"{options}, PARTITION_BY ({column}), FILENAME_PATTERN 'part-{{i}}', OVERWRITE_OR_IGNORE true"
     # A partitioned COPY holds each partition's rows until its file is written, up to the connection's

@@ -82,11 +82,7 @@ class Mart:
             return [self.relative_path] if location.is_file() and not location.is_symlink() else []
         if not location.is_dir() or location.is_symlink():
             return []
-        return sorted(
-            str(p.relative_to(version_dir))
-            for p in location.rglob("*.parquet")
-            if p.is_file() and not p.is_symlink() and not p.name.startswith(".")
-        )
+        return [str(p.relative_to(version_dir)) for p in table_files(location)]
 
     def scan_path(self, base: Path) -> str:
         """What DuckDB's `read_parquet` (or polars' `scan_parquet`) is given to read the table under `base`."""
@@ -127,6 +123,16 @@ def marts() -> tuple[Mart, ...]:
         return TIERS.index(mart.tier), position, mart.name
 
     return tuple(sorted(found, key=order))
+
+
+def table_files(location: Path) -> list[Path]:
+    """The Parquet files of a published table: `location` itself, or every file under a partitioned table's
+    folder, sorted (so partitions come in the order of their folders' names), links and hidden files left out."""
+    if not location.is_dir():
+        return [location]
+    return sorted(
+        p for p in location.rglob("*.parquet") if p.is_file() and not p.is_symlink() and not p.name.startswith(".")
+    )
 
 
 def published_marts(partition_by_panel: bool) -> tuple[Mart, ...]:

@@ -101,15 +101,12 @@ def publish(
         documentation = file_metadata(mart, metadata)
         parts = partition_fingerprints(con, mart, documentation)
         if parts is not None:  # partitioned: each panel's file is linked when its rows are as they were
-            content[mart.name] = {mart.partition_folder(v): fp for v, fp in parts.items()}
+            folders = {mart.partition_folder(v): v for v in parts}
+            content[mart.name] = {folder: parts[v] for folder, v in folders.items()}
             before = previous.get(mart.name)
-            same = [
-                mart.partition_folder(v)
-                for v, fp in parts.items()
-                if isinstance(before, dict) and before.get(mart.partition_folder(v)) == fp
-            ]
+            same = [f for f, fp in content[mart.name].items() if isinstance(before, dict) and before.get(f) == fp]
             kept = link_partitions(previous_dir, mart, same, partial) if previous_dir is not None and same else set()
-            changed = [v for v in parts if mart.partition_folder(v) not in kept]
+            changed = [v for folder, v in folders.items() if folder not in kept]
             if parts and not changed:
                 linked.append(mart.name)
             else:

@@ -113,21 +113,27 @@ def file_intact(version_dir: Path, relative: str, recorded: dict[str, str] | Non
     return expected is not None and not _check_file(version_dir, relative, expected)
 
 
+def file_sha256(path: Path) -> str:
+    """`sha256:<hex digest>` of a file's bytes, as datapackage.json records it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
 def _check_file(version_dir: Path, relative: str, expected: str) -> list[Problem]:
     path = version_dir / relative
     shown = _shown(version_dir, relative)
     if not expected.startswith("sha256:"):
         return [Problem(shown, "datapackage.json records no sha256 for it")]
     try:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while chunk := handle.read(CHUNK):
-                digest.update(chunk)
+        digest = file_sha256(path)
     except FileNotFoundError:
         return [Problem(shown, "missing")]
     except OSError as error:
         return [Problem(shown, f"unreadable: {error.strerror}")]
-    if digest.hexdigest() != expected.removeprefix("sha256:"):
+    if digest != expected:
         return [Problem(shown, f"damaged: its sha256 is not the one in datapackage.json ({path.stat().st_size} bytes)")]
     return []
 
