@@ -368,10 +368,12 @@ def _sandbox(args: argparse.Namespace) -> Sandbox:
 
 def _tables(args: argparse.Namespace) -> int:
     with _sandbox(args) as sandbox:
-        print(f"{'tier':<11} {'table':<22} {'rows':>10}  description")
-        for tier, table, comment in sandbox.tables():
+        tables = sandbox.tables()
+        width = max([len("table"), *(len(table) for _, table, _ in tables)])  # the longest name sets the column
+        print(f"{'tier':<11} {'table':<{width}} {'rows':>10}  description")
+        for tier, table, comment in tables:
             count = next(iter(sandbox.batches(f"SELECT count(*) AS n FROM {quote(tier)}.{quote(table)}")))
-            print(f"{tier:<11} {table:<22} {count.column(0)[0].as_py():>10}  {comment}")
+            print(f"{tier:<11} {table:<{width}} {count.column(0)[0].as_py():>10}  {comment}")
     return EXIT_OK
 
 
