@@ -47,9 +47,26 @@ def canonical_frame(
     renamed = frame.select([pl.col(header).alias(canonical) for header, canonical in match.mapping.items()] + marks)
     absent = [c for c in kind.column_names if c not in renamed.columns]
     renamed = renamed.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in absent)
+    canonical = _dates_already_canonical(renamed, kind)
     return renamed.select(
-        [normalise_expr(pl.col(c.name), c.type, date_order).alias(c.name) for c in kind.columns] + marks
+        [normalise_expr(pl.col(c.name), c.type, date_order, c.name in canonical).alias(c.name) for c in kind.columns]
+        + marks
     )
+
+
+def _dates_already_canonical(frame: pl.DataFrame, kind: Kind) -> set[str]:
+    """The date and date-time columns whose every value is already ISO (or empty), as machine exports are:
+    one pattern test for the column instead of the conversions `normalise_expr` would work out for each
+    value, with the same result."""
+    patterns = {ColumnType.DATE: ISO_DATE, ColumnType.DATETIME: ISO_DATETIME}
+    dated = [c for c in kind.columns if c.type in patterns]
+    if not dated or frame.height == 0:
+        return set()
+    checks = frame.select(
+        _text(pl.col(c.name).cast(pl.String)).str.contains(patterns[c.type]).fill_null(True).all().alias(c.name)
+        for c in dated
+    )
+    return {name for name, canonical in checks.row(0, named=True).items() if canonical}
 
 
 #: Text that a spreadsheet runs as a formula starts with one of these (the full rule, with its exception
@@ -57,15 +74,26 @@ def canonical_frame(
 _SPACE_BEFORE_FORMULA = r"^\s+[=+\-@]"
 
 
-def normalise_expr(value: pl.Expr, column_type: ColumnType, date_order: DateOrder | None = None) -> pl.Expr:
-    """The normalised text of one column's values (slashed dates in `date_order`, day first when None)."""
-    raw = value.cast(pl.String)
+def _text(raw: pl.Expr) -> pl.Expr:
+    """Trimmed, and empty as null."""
     trimmed = raw.str.strip_chars()
+    return pl.when(trimmed == "").then(None).otherwise(trimmed)
+
+
+def normalise_expr(
+    value: pl.Expr, column_type: ColumnType, date_order: DateOrder | None = None, canonical: bool = False
+) -> pl.Expr:
+    """The normalised text of one column's values (slashed dates in `date_order`, day first when None).
+    `canonical`: the column's dates are known to be ISO already (`_dates_already_canonical`)."""
+    raw = value.cast(pl.String)
     if column_type in (ColumnType.STRING, ColumnType.TEXT):
         # ` =1+1` is text to a spreadsheet, `=1+1` a formula: keep such leading space as delivered.
+        trimmed = raw.str.strip_chars()
         kept = raw.str.strip_chars_end()
         trimmed = pl.when(raw.str.contains(_SPACE_BEFORE_FORMULA)).then(kept).otherwise(trimmed)
-    text = pl.when(trimmed == "").then(None).otherwise(trimmed)
+        text = pl.when(trimmed == "").then(None).otherwise(trimmed)
+    else:
+        text = _text(raw)
     if column_type is ColumnType.ENUM:
         return text.str.to_lowercase().str.replace_all(r"[\s\-/]+", "_")
     if column_type is ColumnType.BOOLEAN:
@@ -84,6 +112,8 @@ def normalise_expr(value: pl.Expr, column_type: ColumnType, date_order: DateOrde
         percent = plain.str.strip_suffix("%").cast(pl.Float64, strict=False) / 100
         return pl.when(plain.str.ends_with("%") & percent.is_not_null()).then(percent.cast(pl.String)).otherwise(plain)
     day_first = date_order is not DateOrder.MONTH_FIRST
+    if canonical and column_type in (ColumnType.DATE, ColumnType.DATETIME):
+        return text
     if column_type is ColumnType.DATE:
         return _fast_path(text, ISO_DATE, lambda t: _date_text(t, day_first))
     if column_type is ColumnType.DATETIME:

@@ -80,6 +80,7 @@ class RawTable:
     delimiter: str | None = None
     notes: list[str] = field(default_factory=list)
     delivered: list[str] | None = None  # the header row exactly as delivered (a name twice stays twice)
+    engine: str = "python"  # what read the records: "duckdb" for a plain CSV (`transforms.fast_csv`)
 
     @property
     def headers(self) -> list[str]:
@@ -325,13 +326,15 @@ def _csv_records(path: Path, options: ReadOptions) -> Iterator[tuple[_CsvHead, I
 
 
 def _read_csv(path: Path, options: ReadOptions) -> RawTable:
-    """A CSV read record by record (Python's csv module, strict quoting), a chunk of records at a time.
+    """A CSV read record by record (Python's csv module, strict quoting), a chunk of records at a time; or,
+    when it is plain, by DuckDB, with the same records (`transforms.fast_csv`).
 
     Each record keeps its own fields: one with more or fewer fields than the header, or whose quoting is
     broken (a quote left open at the end of a file cut short), is marked with why, never padded or cut to
     fit silently."""
     with _csv_records(path, options) as (head, chunks):
-        frame = _frames(chunks, head.names)
+        plain = _plain_records(path, head)
+        frame = _frames(chunks, head.names) if plain is None else plain
     frame = _drop_empty_unnamed(frame, head.delivered, head.names)
     return RawTable(
         frame,
@@ -339,6 +342,21 @@ def _read_csv(path: Path, options: ReadOptions) -> RawTable:
         encoding=head.shown_encoding,
         delimiter=head.delimiter,
         delivered=_kept(frame.columns, head.delivered, head.names),
+        engine="python" if plain is None else "duckdb",
+    )
+
+
+def _plain_records(path: Path, head: _CsvHead) -> pl.DataFrame | None:
+    """The records `_frames` gives, read by DuckDB when the file is plain (`transforms.fast_csv`); else None."""
+    from transforms import fast_csv
+
+    if not fast_csv.enabled():
+        return None
+    frame = fast_csv.read_plain(path, head.encoding, head.delimiter, head.delivered, head.names, ROW)
+    if frame is None:
+        return None
+    return frame.with_columns(
+        pl.lit(None, dtype=pl.String).alias(ROW_RULE), pl.lit(None, dtype=pl.String).alias(ROW_REASON)
     )
 
 

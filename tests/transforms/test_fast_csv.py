@@ -1,0 +1,164 @@
+"""DuckDB's reader for plain CSVs (`transforms.fast_csv`) reads exactly the records the record-by-record reader
+reads: the same values, spreadsheet row numbers, headers and notes; a file it cannot be sure of goes back to the
+record-by-record reader. Generated files are damaged the ways that make the two readers disagree (blank lines,
+spaces beside quotes, mixed line ends, ragged rows, broken quoting, a NUL byte, a cut), and each is read both ways."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.transforms.test_readers_properties import FUZZ, csv_bytes, csv_tables
+from transforms import fast_csv
+from transforms.readers import DELIMITERS, RawTable, ReadError, read_table
+
+PLAIN = (
+    "panel_id,workshop_id,panellist_ref,question_id,question_text,answer\r\n"
+    'p1,W1,P1,Q1,"Before today, how much did you know?","She said ""no"", then yes"\r\n'
+    'p1,W1,P2,Q1,"a line\r\nbreak",\r\n'
+    "p1,W1,P3,Q1,,  spaces kept  \r\n"
+    ",,,,,\r\n"
+    "p1,W1,P4,Q1,é € ß,=1+1\r\n"
+)
+
+
+def read_both(content: bytes, name: str = "f.csv") -> tuple[RawTable | str, RawTable | str]:
+    """The file read by the readers as they choose, and record by record only (`DIN_CSV_READER=python`)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_bytes(content)
+        return _read(path, name), _read(path, name, python_only=True)
+
+
+def _read(path: Path, name: str, python_only: bool = False) -> RawTable | str:
+    with _reader("python" if python_only else "auto"):
+        try:
+            return read_table(path, name)
+        except ReadError as error:
+            return f"ReadError: {error}"
+
+
+@contextmanager
+def _reader(value: str) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(fast_csv.READER_ENV, value)
+        yield
+
+
+def assert_same(chosen: RawTable | str, python: RawTable | str) -> None:
+    if isinstance(python, str) or isinstance(chosen, str):
+        assert chosen == python
+        return
+    assert python.engine == "python"
+    assert chosen.frame.columns == python.frame.columns
+    assert chosen.frame.schema == python.frame.schema
+    assert chosen.frame.rows() == python.frame.rows()
+    assert (chosen.delivered_headers, chosen.notes, chosen.encoding, chosen.delimiter, chosen.format) == (
+        python.delivered_headers,
+        python.notes,
+        python.encoding,
+        python.delimiter,
+        python.format,
+    )
+
+
+def test_a_plain_file_is_read_by_duckdb_with_the_same_records() -> None:
+    for content in (PLAIN.encode(), b"\xef\xbb\xbf" + PLAIN.replace("\r\n", "\n").encode()):
+        chosen, python = read_both(content)
+        assert isinstance(chosen, RawTable) and chosen.engine == "duckdb"
+        assert_same(chosen, python)
+        assert chosen.frame.height == 4  # the row of empty fields is padding, dropped by both
+        assert chosen.notes == ["skipped 1 blank row(s)"]
+        assert chosen.frame["_source_row"].to_list() == [2, 3, 4, 6]
+        assert chosen.frame["answer"].to_list() == ['She said "no", then yes', "", "  spaces kept  ", "=1+1"]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda t: t.replace("p1,W1,P3", "\np1,W1,P3"), id="blank-line"),
+        pytest.param(lambda t: t.replace(',"Before', ', "Before'), id="space-before-quote"),
+        pytest.param(lambda t: t.replace('know?",', 'know?" ,'), id="space-after-quote"),
+        pytest.param(lambda t: t.replace("\r\np1,W1,P3", "\np1,W1,P3"), id="mixed-line-ends"),
+        pytest.param(lambda t: t.replace(",=1+1", ",=1+1,extra"), id="ragged"),
+        pytest.param(lambda t: t.replace("P2,Q1", "P2,Q1\x00"), id="nul-byte"),
+        pytest.param(lambda t: t.replace('"a line', '"a"line'), id="broken-quote"),
+        pytest.param(lambda t: t.replace("answer", ""), id="unnamed-column"),
+        pytest.param(lambda t: t[: t.index("break")], id="cut-inside-quotes"),
+    ],
+)
+def test_a_file_duckdb_might_read_otherwise_is_read_record_by_record(damage: object) -> None:
+    assert callable(damage)
+    chosen, python = read_both(damage(PLAIN).encode())
+    assert isinstance(chosen, RawTable) and chosen.engine == "python"
+    assert_same(chosen, python)
+
+
+def test_cp1252_and_other_delimiters() -> None:
+    cp1252 = PLAIN.replace("é € ß", "caf\xe9").encode("cp1252")
+    chosen, python = read_both(cp1252)
+    assert isinstance(chosen, RawTable) and chosen.engine == "python" and chosen.encoding == "cp1252"
+    assert_same(chosen, python)
+    for delimiter in DELIMITERS:
+        text = "a,b,c\n1,2,3\n4,,6\n".replace(",", delimiter)
+        chosen, python = read_both(text.encode())
+        assert isinstance(chosen, RawTable) and chosen.engine == "duckdb", delimiter
+        assert_same(chosen, python)
+
+
+@FUZZ
+@given(csv_tables(), st.sampled_from(DELIMITERS), st.sampled_from(["\r\n", "\n"]), st.booleans(), st.booleans())
+def test_a_generated_csv_is_read_the_same_either_way(
+    table: tuple[list[str], list[list[str]]], delimiter: str, terminator: str, bom: bool, quote_all: bool
+) -> None:
+    names, rows = table
+    assert_same(*read_both(csv_bytes(names, rows, delimiter, terminator, bom, quote_all)))
+
+
+@FUZZ
+@given(
+    csv_tables(),
+    st.sampled_from(DELIMITERS),
+    st.lists(
+        st.tuples(st.integers(min_value=0), st.sampled_from(["\n", "\r\n", "\r", " ", '"', "\x00", ",", ";", "\t"])),
+        min_size=1,
+        max_size=3,
+    ),
+    st.integers(min_value=0),
+)
+def test_a_damaged_csv_is_read_the_same_either_way(
+    table: tuple[list[str], list[list[str]]], delimiter: str, insertions: list[tuple[int, str]], cut_seed: int
+) -> None:
+    names, rows = table
+    content = csv_bytes(names, rows, delimiter, "\r\n", bom=False)
+    for position, text in insertions:
+        at = position % (len(content) + 1)
+        content = content[:at] + text.encode() + content[at:]
+    content = content[: len(content) - cut_seed % 4]
+    assert_same(*read_both(content))
+
+
+def test_generated_plain_files_do_take_the_fast_path() -> None:
+    """The comparisons above are not vacuous: the plain files among generated ones are read by DuckDB."""
+    engines = set()
+    for rows in ([["1", "x"], ["2", "y, z"]], [["a b", '"q"'], ["", "é"]]):
+        for terminator in ("\n", "\r\n"):
+            chosen, python = read_both(csv_bytes(["id", "text"], rows, ",", terminator, bom=False))
+            assert_same(chosen, python)
+            assert isinstance(chosen, RawTable)
+            engines.add(chosen.engine)
+    assert engines == {"duckdb"}
+
+
+def test_values_are_text_as_typed_not_guessed() -> None:
+    chosen, _ = read_both(b"id,n,d\n007,1e5,2026-01-02\nNA,TRUE,null\n")
+    assert isinstance(chosen, RawTable) and chosen.engine == "duckdb"
+    assert chosen.frame.schema["n"] == pl.String
+    assert chosen.frame.select("id", "n", "d").rows() == [("007", "1e5", "2026-01-02"), ("NA", "TRUE", "null")]

@@ -1,0 +1,160 @@
+"""Read a plain CSV's records with DuckDB's reader instead of Python's csv module.
+
+`transforms.readers` reads a CSV record by record in Python, so that every way a file can be damaged
+(a ragged row, a quote left open, a NUL byte, a blank line) is marked on its own record with a reason.
+That costs about 7 µs a record, most of a batch's time, and holds the GIL, so batches in threads
+do not run in parallel. Most deliveries are plain: for those, DuckDB's C++ reader gives the same
+records, and this module reads them.
+
+It is taken only where the two readers are known to agree; anything else returns None and the
+file is read record by record as before:
+
+- the file is UTF-8 (with or without its byte-order mark) and holds no NUL byte;
+- no blank line (Python's csv counts one as a record, DuckDB skips it, and the spreadsheet row
+  numbers after it would differ);
+- line ends are all LF or all CRLF (DuckDB refuses a mixture; a lone CR is a line end to neither);
+- no quote follows spaces at the start of a field, nor precedes spaces before its delimiter (DuckDB
+  trims those spaces, Python keeps them, or refuses the record);
+- every header is named (an unnamed column's fate is decided on its values) and there are at least
+  two;
+- DuckDB, in strict mode with every option given, reads it without an error: a record with more or
+  fewer fields than the header, or broken quoting, is an error there, and such a file goes back to
+  the record-by-record reader, which says which row and why.
+
+`tests/transforms/test_fast_csv.py` checks on generated files full of what breaks readers that
+whatever this reads, it reads exactly as the record-by-record reader does (values, row numbers).
+`DIN_CSV_READER=python` turns it off (the tests run the demo both ways and compare what is published).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from din.sql import literal
+
+READER_ENV = "DIN_CSV_READER"
+#: Larger files are read record by record (the checks above hold the file's bytes in memory; the gate
+#: streams a file this large a chunk at a time anyway).
+LARGEST_BYTES = 64 * 1024 * 1024
+_ENCODINGS = ("utf-8", "utf-8-sig")
+_SPACES = b" \t"
+_CONNECTION: tuple[int, duckdb.DuckDBPyConnection] | None = None  # this process's, for a cursor per file
+
+
+def enabled() -> bool:
+    """Whether plain CSVs are read by DuckDB (`DIN_CSV_READER=python`: every CSV record by record)."""
+    return os.environ.get(READER_ENV, "auto") != "python"
+
+
+def is_plain(data: bytes, encoding: str, delimiter: str, delivered: list[str]) -> bool:
+    """Whether DuckDB's reader is known to read `data` as the record-by-record reader does (module doc)."""
+    if encoding not in _ENCODINGS or delimiter not in (",", ";", "\t", "|"):
+        return False
+    if len(delivered) < 2 or any(not header.strip() for header in delivered):
+        return False
+    if b"\x00" in data or _has_blank_line(data.removeprefix(b"\xef\xbb\xbf")):
+        return False
+    carriage_returns = data.count(b"\r")
+    if carriage_returns and not (carriage_returns == data.count(b"\r\n") == data.count(b"\n")):
+        return False
+    return not _quote_beside_spaces(data, delimiter.encode())
+
+
+def _has_blank_line(data: bytes) -> bool:
+    return data.startswith((b"\n", b"\r\n")) or b"\n\n" in data or b"\n\r\n" in data
+
+
+def _quote_beside_spaces(data: bytes, delimiter: bytes) -> bool:
+    """A quote after spaces that open a field (` "x"`), or before spaces that close one (`"x" ,`)."""
+    for pattern in (b' "', b'\t"'):
+        found = data.find(pattern)
+        while found != -1:
+            start = found
+            while start > 0 and data[start - 1] in _SPACES:
+                start -= 1
+            if start == 0 or data[start - 1] in b"\n" + delimiter:
+                return True
+            found = data.find(pattern, found + 1)
+    for pattern in (b'" ', b'"\t'):
+        found = data.find(pattern)
+        while found != -1:
+            end = found + 1
+            while end < len(data) and data[end] in _SPACES:
+                end += 1
+            if end == len(data) or data[end] in b"\r\n" + delimiter:
+                return True
+            found = data.find(pattern, found + 1)
+    return False
+
+
+def read_plain(
+    path: Path, encoding: str, delimiter: str, delivered: list[str], names: list[str], row: str
+) -> pl.DataFrame | None:
+    """A plain file's records as `read_records` gives them; None for a file that is not plain (`is_plain`)
+    or that DuckDB does not read as plain (the caller reads it record by record)."""
+    if path.stat().st_size > LARGEST_BYTES:
+        return None
+    data = path.read_bytes()
+    if not is_plain(data, encoding, delimiter, delivered):
+        return None
+    return read_records(path, data, delimiter, delivered, names, row)
+
+
+def read_records(
+    path: Path, data: bytes, delimiter: str, delivered: list[str], names: list[str], row: str
+) -> pl.DataFrame | None:
+    """The data records of `path` (whose bytes are `data`) as text (an empty field as `''`), under `names`,
+    with their spreadsheet row (the header is row 1) in column `row`; None when DuckDB cannot read it strictly,
+    or did not account for every line of it (the caller then reads it record by record, and says what is
+    wrong with it)."""
+    positional = [f"c{index}" for index in range(len(names))]
+    columns = "{" + ", ".join(f"{literal(name)}: 'VARCHAR'" for name in positional) + "}"
+    values = ", ".join(f"coalesce(c{index}, '') AS c{index}" for index in range(len(names)))
+    sql = (
+        f"SELECT {values}, ordinality + 1 AS row_number FROM read_csv({literal(str(path))}, delim = "
+        f"{literal(delimiter)}, quote = '\"', escape = '\"', header = true, columns = {columns}, "
+        "auto_detect = false, strict_mode = true, null_padding = false, ignore_errors = false, "
+        "parallel = false, comment = '', skip = 0, max_line_size = 33554432) WITH ORDINALITY"
+    )
+    cursor = _connection().cursor()
+    try:
+        frame = cursor.sql(sql).pl()
+    except duckdb.Error:
+        return None
+    finally:
+        cursor.close()
+    if not _every_line_accounted_for(data, frame, delivered):
+        return None
+    return frame.rename({**dict(zip(positional, names, strict=True)), "row_number": row}).with_columns(
+        pl.col(row).cast(pl.Int64)
+    )
+
+
+def _every_line_accounted_for(data: bytes, frame: pl.DataFrame, delivered: list[str]) -> bool:
+    """Whether each line end of the file ends the header or a record, or sits inside a quoted value.
+
+    DuckDB's reader leaves out a last record whose quote is never closed (a file cut short inside a quoted
+    value), even in strict mode, where the record-by-record reader sets it aside with its reason; such a
+    record's lines are then unaccounted for here, and the file is read record by record."""
+    line_ends = data.count(b"\n")
+    inside_values = sum(header.count("\n") for header in delivered)
+    if frame.height:
+        counts = frame.select(
+            pl.sum_horizontal(pl.exclude("row_number").str.count_matches("\n", literal=True).sum())
+        ).item()
+        inside_values += int(counts or 0)
+    records = 1 + frame.height  # the header and the data records
+    return line_ends == inside_values + records - (0 if data.endswith(b"\n") else 1)
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB per process (a forked worker opens its own), each read on a cursor of its own, so
+    that batches in threads read at once without paying for a connection each (about 10 ms)."""
+    global _CONNECTION
+    if _CONNECTION is None or _CONNECTION[0] != os.getpid():
+        _CONNECTION = (os.getpid(), duckdb.connect())
+    return _CONNECTION[1]
