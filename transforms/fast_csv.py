@@ -122,16 +122,15 @@ def read_records(
     )
     cursor = _connection().cursor()
     try:
-        frame = cursor.sql(sql).pl()
+        frame: pl.DataFrame = cursor.sql(sql).pl()
     except duckdb.Error:
         return None
     finally:
         cursor.close()
     if not _every_line_accounted_for(data, frame, delivered):
         return None
-    return frame.rename({**dict(zip(positional, names, strict=True)), "row_number": row}).with_columns(
-        pl.col(row).cast(pl.Int64)
-    )
+    renamed = frame.rename({**dict(zip(positional, names, strict=True)), "row_number": row})
+    return renamed.with_columns(pl.col(row).cast(pl.Int64))
 
 
 def _every_line_accounted_for(data: bytes, frame: pl.DataFrame, delivered: list[str]) -> bool:
