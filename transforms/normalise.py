@@ -47,26 +47,34 @@ def canonical_frame(
     renamed = frame.select([pl.col(header).alias(canonical) for header, canonical in match.mapping.items()] + marks)
     absent = [c for c in kind.column_names if c not in renamed.columns]
     renamed = renamed.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in absent)
-    canonical = _dates_already_canonical(renamed, kind)
-    return renamed.select(
-        [normalise_expr(pl.col(c.name), c.type, date_order, c.name in canonical).alias(c.name) for c in kind.columns]
+    dated = {c.name for c in kind.columns if c.type in ISO_PATTERNS}
+    canonical = renamed.select(
+        [normalise_expr(pl.col(c.name), c.type, date_order, c.name in dated).alias(c.name) for c in kind.columns]
         + marks
     )
+    return _with_dates_converted(canonical, renamed, kind, date_order)
 
 
-def _dates_already_canonical(frame: pl.DataFrame, kind: Kind) -> set[str]:
-    """The date and date-time columns whose every value is already ISO (or empty), as machine exports are:
-    one pattern test for the column instead of the conversions `normalise_expr` would work out for each
-    value, with the same result."""
-    patterns = {ColumnType.DATE: ISO_DATE, ColumnType.DATETIME: ISO_DATETIME}
-    dated = [c for c in kind.columns if c.type in patterns]
-    if not dated or frame.height == 0:
-        return set()
-    checks = frame.select(
-        _text(pl.col(c.name).cast(pl.String)).str.contains(patterns[c.type]).fill_null(True).all().alias(c.name)
-        for c in dated
-    )
-    return {name for name, canonical in checks.row(0, named=True).items() if canonical}
+def _with_dates_converted(
+    canonical: pl.DataFrame, delivered: pl.DataFrame, kind: Kind, date_order: DateOrder | None
+) -> pl.DataFrame:
+    """`canonical` (its dates as delivered, trimmed) with the dates that are not ISO yet converted by
+    `normalise_expr`: only those values go through its conversions, and the rest pass by one pattern test
+    (machine exports are ISO, so that is most of a file). Each value's conversion is its own, so converting
+    a few values gives exactly what converting the whole column gives."""
+    converted = []
+    for column in kind.columns:
+        if column.type not in ISO_PATTERNS:
+            continue
+        values = canonical[column.name]
+        pending = values.str.contains(ISO_PATTERNS[column.type]).not_().fill_null(False)
+        if not pending.any():
+            continue
+        rows = pending.arg_true()
+        as_delivered = delivered[column.name].gather(rows)
+        new = pl.select(normalise_expr(pl.lit(as_delivered), column.type, date_order)).to_series()
+        converted.append(values.clone().scatter(rows, new))
+    return canonical.with_columns(converted) if converted else canonical
 
 
 #: Text that a spreadsheet runs as a formula starts with one of these (the full rule, with its exception
@@ -81,10 +89,10 @@ def _text(raw: pl.Expr) -> pl.Expr:
 
 
 def normalise_expr(
-    value: pl.Expr, column_type: ColumnType, date_order: DateOrder | None = None, canonical: bool = False
+    value: pl.Expr, column_type: ColumnType, date_order: DateOrder | None = None, iso_only: bool = False
 ) -> pl.Expr:
     """The normalised text of one column's values (slashed dates in `date_order`, day first when None).
-    `canonical`: the column's dates are known to be ISO already (`_dates_already_canonical`)."""
+    `iso_only`: the dates are only trimmed, not converted (`canonical_frame` converts the few that need it)."""
     raw = value.cast(pl.String)
     if column_type in (ColumnType.STRING, ColumnType.TEXT):
         # ` =1+1` is text to a spreadsheet, `=1+1` a formula: keep such leading space as delivered.
@@ -112,7 +120,7 @@ def normalise_expr(
         percent = plain.str.strip_suffix("%").cast(pl.Float64, strict=False) / 100
         return pl.when(plain.str.ends_with("%") & percent.is_not_null()).then(percent.cast(pl.String)).otherwise(plain)
     day_first = date_order is not DateOrder.MONTH_FIRST
-    if canonical and column_type in (ColumnType.DATE, ColumnType.DATETIME):
+    if iso_only and column_type in ISO_PATTERNS:
         return text
     if column_type is ColumnType.DATE:
         return _fast_path(text, ISO_DATE, lambda t: _date_text(t, day_first))
@@ -123,6 +131,7 @@ def normalise_expr(
 
 ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 ISO_DATETIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$"
+ISO_PATTERNS = {ColumnType.DATE: ISO_DATE, ColumnType.DATETIME: ISO_DATETIME}
 
 
 def _fast_path(text: pl.Expr, canonical: str, convert: Callable[[pl.Expr], pl.Expr]) -> pl.Expr:
