@@ -24,6 +24,7 @@ from warehouse.manifest import PendingDelivery, active_landing_paths, companion_
 from warehouse.merge import write_known_references
 
 BATCH_BYTES = 48 * 1024 * 1024  # raw bytes per validation batch: bounds memory, amortises task overhead
+MIN_BATCH_BYTES = 4 * 1024 * 1024  # smaller batches are not split further to keep the workers busy
 
 
 def plan_level(
@@ -81,8 +82,15 @@ def batch_specs(
             blocklist or Blocklist(),
             remote,
         )
-        for index, batch in enumerate(plan_batches(pending, formats, companions=companions, mappings=mappings))
+        for index, batch in enumerate(
+            plan_batches(pending, formats, companions=companions, mappings=mappings, slots=parallel_slots(config))
+        )
     ]
+
+
+def parallel_slots(config: Config) -> int:
+    """How many batches run at once: the runner's workers (one for a sequential run)."""
+    return 1 if config.task_runner == "sequential" else max(1, config.max_workers)
 
 
 def remote_inputs(config: Config, paths: DataPaths, run_files: Sequence[Path | None]) -> RemoteInputs | None:
@@ -123,8 +131,11 @@ def plan_batches(
     max_bytes: int = BATCH_BYTES,
     companions: Mapping[int, tuple[tuple[str, str], ...]] | None = None,
     mappings: Mapping[tuple[str, str], Mapping[str, str] | str] | None = None,
+    slots: int = 1,
 ) -> list[list[DeliveryToProcess]]:
-    """Group pending deliveries into batches of one kind and at most `max_bytes` of files each.
+    """Group pending deliveries into batches of one kind and at most `max_bytes` of files each (a file larger
+    than that is a batch of its own), as many batches as `slots` (the batches that run at once) can share
+    evenly, of about equal bytes.
 
     `companions` are, per delivery, the files delivered beside it (a tool's export in several files);
     `mappings`, per (organisation, kind), the column mapping saved in the portal, or why it is unusable."""
@@ -147,14 +158,39 @@ def plan_batches(
             )
         )
     for kind in sorted(by_kind):
-        current: list[DeliveryToProcess] = []
-        size = 0
-        for delivery in by_kind[kind]:
-            if current and size + delivery.size > max_bytes:
-                batches.append(current)
-                current, size = [], 0
-            current.append(delivery)
-            size += delivery.size
-        if current:
-            batches.append(current)
+        batches.extend(_balanced(by_kind[kind], max_bytes, slots))
     return batches
+
+
+def _balanced(deliveries: Sequence[DeliveryToProcess], max_bytes: int, slots: int) -> list[list[DeliveryToProcess]]:
+    """`deliveries` in order, cut into batches of about equal bytes: the fewest that keep each within
+    `max_bytes`, rounded up to a multiple of `slots` so that no batch runs alone at the end while the other
+    slots wait; a level that fits in one round is shared among the slots, down to `MIN_BATCH_BYTES` a batch
+    (where a task costs more than it saves)."""
+    total = sum(d.size for d in deliveries)
+    count = max(1, -(-total // max_bytes))
+    if slots > 1:
+        count = max(count, min(slots, total // MIN_BATCH_BYTES))  # one round: no more batches than slots
+        if count > slots:  # several rounds: every round full
+            count = -(-count // slots) * slots
+    count = max(1, min(count, len(deliveries)))
+    batches: list[list[DeliveryToProcess]] = [[] for _ in range(count)]
+    before = 0
+    for delivery in deliveries:  # each file goes to the batch its middle byte falls in
+        index = min(count - 1, (2 * before + delivery.size) * count // max(2 * total, 1))
+        batches[index].append(delivery)
+        before += delivery.size
+    return [piece for batch in batches if batch for piece in _within(batch, max_bytes)]
+
+
+def _within(batch: list[DeliveryToProcess], max_bytes: int) -> list[list[DeliveryToProcess]]:
+    """`batch` cut where it would pass `max_bytes` (rarely needed: the batches are about equal)."""
+    pieces: list[list[DeliveryToProcess]] = [[]]
+    size = 0
+    for delivery in batch:
+        if pieces[-1] and size + delivery.size > max_bytes:
+            pieces.append([])
+            size = 0
+        pieces[-1].append(delivery)
+        size += delivery.size
+    return pieces
