@@ -345,7 +345,11 @@ def roster_names(paths: Sequence[str]) -> list[str]:
     names: set[str] = set()
     for path in paths:
         try:
-            raw = read_table(Path(path), path)
+            opened = open_streamed(Path(path), path)
+            # a CSV's header alone says whether it names anyone: a roster without names is not read
+            if isinstance(opened, StreamedTable) and "full_name" not in _header_columns(opened.all_headers, roster):
+                continue
+            raw = opened if isinstance(opened, RawTable) else read_table(Path(path), path)
         except ReadError:
             continue
         match = match_headers(raw.headers, roster)
@@ -353,3 +357,7 @@ def roster_names(paths: Sequence[str]) -> list[str]:
         if header is not None:
             names.update(v.strip() for v in raw.frame[header].drop_nulls().to_list() if v and v.strip())
     return sorted(names)
+
+
+def _header_columns(headers: list[str], kind: Kind) -> set[str]:
+    return set(match_headers(headers, kind).mapping.values())

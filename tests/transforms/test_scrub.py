@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import phonenumbers
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import REPO
 from tests.conftest import SAMPLES as SAMPLE_ROOT
+from transforms.delivery import roster_names
 from transforms.scrub import (
     PLACEHOLDERS,
     ErasedMentions,
@@ -443,3 +447,19 @@ def test_the_scrubber_scrubs_erased_names_no_roster_lists_any_more() -> None:
     scrubbed, found = scrubber.scrub_frame(frame, ["t"])
     assert scrubbed["t"].to_list() == ["ask [name]", "ask [name]", "[name] and [name]", "fine", None]
     assert found == counts(name=4)
+
+
+def test_roster_names_come_from_each_landing_copy_that_names_people(tmp_path: Path) -> None:
+    """Names are read from every roster copy with a full_name column (CSV or spreadsheet, its header in any
+    case); a CSV roster without one is passed over on its header, and an unreadable copy is skipped."""
+    named = tmp_path / "named.csv"
+    named.write_text("panel_id,panellist_ref,Full Name\np1,P1, Morag Henderson \np1,P2,\np1,P3,Ali Green\n")
+    nameless = tmp_path / "nameless.csv"
+    nameless.write_text("panel_id,panellist_ref,age_band\np1,P4,16-24\n")
+    broken = tmp_path / "broken.csv"
+    broken.write_bytes(b"")
+    demo = REPO / "examples" / "demo" / "deliveries" / "ceilidh-recruitment" / "panel_roster.xlsx"
+    assert roster_names([str(named), str(nameless), str(broken)]) == ["Ali Green", "Morag Henderson"]
+    from_sheet = roster_names([str(demo)])
+    assert len(from_sheet) == 30 and all(" " in name for name in from_sheet)
+    assert roster_names([str(nameless)]) == []
