@@ -29,9 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote as percent_encoded
 
-import yaml
-
-from din.contract import ACCEPTABILITY, KINDS, SECTORS, Column, ColumnType, Kind
+from din.contract import ACCEPTABILITY, KINDS, SECTORS, Column, ColumnType, Kind, read_yaml
 from din.sql import quote
 
 MODELS_DIR = Path(__file__).with_name("models")
@@ -159,7 +157,7 @@ def mart(name: str) -> Mart:
 @cache
 def shared_docs() -> dict[str, Any]:
     """`models/_shared.yaml`: tier audiences and the columns many tables share."""
-    loaded = yaml.safe_load((MODELS_DIR / "_shared.yaml").read_text(encoding="utf-8"))
+    loaded = read_yaml(MODELS_DIR / "_shared.yaml")
     assert isinstance(loaded, dict)
     return loaded
 
@@ -186,7 +184,7 @@ def _mart(path: Path) -> Mart:
     tier, name = path.parent.name, path.stem
     if tier not in TIERS:
         raise ValueError(f"{path}: tables live in a folder named after their tier ({', '.join(TIERS)})")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = read_yaml(path)
     if not isinstance(raw, dict) or not raw.get("description"):
         raise ValueError(f"{path}: a table needs at least a description")
     unknown = sorted(set(raw) - {"description", "kind", "built_by", "grain", "key", "columns", "partition_by"})
