@@ -11,7 +11,7 @@ file is read record by record as before:
 
 - the file is UTF-8 (with or without its byte-order mark) and holds no NUL byte;
 - no blank line (Python's csv counts one as a record, DuckDB skips it, and the spreadsheet row
-  numbers after it would differ);
+  numbers after it would differ: the line-end check below finds it);
 - line ends are all LF or all CRLF (DuckDB refuses a mixture; a lone CR is a line end to neither);
 - no quote follows spaces at the start of a field, nor precedes spaces before its delimiter (DuckDB
   trims those spaces, Python keeps them, or refuses the record);
@@ -19,7 +19,12 @@ file is read record by record as before:
   two;
 - DuckDB, in strict mode with every option given, reads it without an error: a record with more or
   fewer fields than the header, or broken quoting, is an error there, and such a file goes back to
-  the record-by-record reader, which says which row and why.
+  the record-by-record reader, which says which row and why;
+- every line end of the file ends the header or a record, and every delimiter separates two of their
+  fields, or else sits inside a quoted value: even in strict mode DuckDB skips a blank line, drops an
+  empty field after a record's last one (`1,2,` under two headers), and leaves out a last record whose
+  quote is never closed (a file cut short inside a quoted value), where the record-by-record reader
+  numbers the first and sets the others aside with their reasons.
 
 `tests/transforms/test_fast_csv.py` checks on generated files full of what breaks readers that
 whatever this reads, it reads exactly as the record-by-record reader does (values, row numbers).
@@ -56,16 +61,12 @@ def is_plain(data: bytes, encoding: str, delimiter: str, delivered: list[str]) -
         return False
     if len(delivered) < 2 or any(not header.strip() for header in delivered):
         return False
-    if b"\x00" in data or _has_blank_line(data.removeprefix(b"\xef\xbb\xbf")):
-        return False
+    if b"\x00" in data or data.removeprefix(b"\xef\xbb\xbf").startswith((b"\n", b"\r\n")):
+        return False  # other blank lines: `_every_line_and_field_accounted_for`
     carriage_returns = data.count(b"\r")
     if carriage_returns and not (carriage_returns == data.count(b"\r\n") == data.count(b"\n")):
         return False
-    return not _quote_beside_spaces(data, delimiter.encode())
-
-
-def _has_blank_line(data: bytes) -> bool:
-    return data.startswith((b"\n", b"\r\n")) or b"\n\n" in data or b"\n\r\n" in data
+    return b'"' not in data or not _quote_beside_spaces(data, delimiter.encode())
 
 
 def _quote_beside_spaces(data: bytes, delimiter: bytes) -> bool:
@@ -127,27 +128,35 @@ def read_records(
         return None
     finally:
         cursor.close()
-    if not _every_line_accounted_for(data, frame, delivered):
+    if not _every_line_and_field_accounted_for(data, frame, delimiter, delivered):
         return None
     renamed = frame.rename({**dict(zip(positional, names, strict=True)), "row_number": row})
     return renamed.with_columns(pl.col(row).cast(pl.Int64))
 
 
-def _every_line_accounted_for(data: bytes, frame: pl.DataFrame, delivered: list[str]) -> bool:
-    """Whether each line end of the file ends the header or a record, or sits inside a quoted value.
+def _every_line_and_field_accounted_for(data: bytes, frame: pl.DataFrame, delimiter: str, delivered: list[str]) -> bool:
+    """Whether each line end of the file ends the header or a record, and each delimiter separates two of
+    their fields, or else sits inside a quoted value.
 
-    DuckDB's reader leaves out a last record whose quote is never closed (a file cut short inside a quoted
-    value), even in strict mode, where the record-by-record reader sets it aside with its reason; such a
-    record's lines are then unaccounted for here, and the file is read record by record."""
-    line_ends = data.count(b"\n")
-    inside_values = sum(header.count("\n") for header in delivered)
-    if frame.height:
-        counts = frame.select(
-            pl.sum_horizontal(pl.exclude("row_number").str.count_matches("\n", literal=True).sum())
-        ).item()
-        inside_values += int(counts or 0)
+    Even in strict mode, DuckDB's reader skips a blank line, drops an empty field after a record's last
+    (`1,2,` under a header of two), and leaves out a last record whose quote is never closed (a file cut
+    short inside a quoted value). The record-by-record reader numbers the first, and sets the others
+    aside with their reasons. Their line ends or delimiters are then unaccounted for here, and the file
+    is read record by record."""
     records = 1 + frame.height  # the header and the data records
-    return line_ends == inside_values + records - (0 if data.endswith(b"\n") else 1)
+    line_ends, delimiters = data.count(b"\n"), data.count(delimiter.encode())
+    inside = {"\n": sum(h.count("\n") for h in delivered), delimiter: sum(h.count(delimiter) for h in delivered)}
+    if frame.height:
+        found = frame.select(
+            pl.sum_horizontal(pl.exclude("row_number").str.count_matches(text, literal=True).sum()).alias(text)
+            for text in inside
+        ).row(0, named=True)
+        inside = {text: count + int(found[text] or 0) for text, count in inside.items()}
+    fields = len(delivered)
+    return (
+        line_ends == inside["\n"] + records - (0 if data.endswith(b"\n") else 1)
+        and delimiters == inside[delimiter] + (fields - 1) * records
+    )
 
 
 def _connection() -> duckdb.DuckDBPyConnection:

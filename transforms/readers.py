@@ -131,7 +131,9 @@ def read_table(path: Path, name: str, options: ReadOptions | None = None) -> Raw
         raise ReadError(f"format {fmt!r} is not a table format this pipeline reads (csv, xlsx, json, ndjson, parquet)")
     table = reader(path, options)
     before = table.frame.height
-    table.frame = _mark_nul_bytes(_with_marks(_strip_blank_rows(table.frame)))
+    table.frame = _with_marks(_strip_blank_rows(table.frame))
+    if table.engine != "duckdb":  # DuckDB reads only a file without a NUL byte
+        table.frame = _mark_nul_bytes(table.frame)
     if table.frame.height < before:
         table.notes.append(f"skipped {before - table.frame.height} blank row(s)")
     return table

@@ -36,12 +36,21 @@ CUT_IN_QUOTES = (
 )
 
 
+#: A plain file with a delimiter after one row's last field: DuckDB's reader would drop the empty field unseen.
+TRAILING_DELIMITER = (
+    "panel_id,workshop_id,panellist_ref,question_id,question_text,answer\n"
+    "p1,W2,P1,Q10,t,fine\n"
+    "p1,W2,P2,Q10,t,one field too many,\n"
+)
+
+
 def _network_of(kind: str, root: Path) -> Network:
     if kind == "demo":
         return _demo(root)
     network = _network(root, mixed=kind == "mixed-formats")
     if kind == "bad-files":
         network.deliver("university/cut-in-quotes.csv", CUT_IN_QUOTES)
+        network.deliver("university/trailing-delimiter.csv", TRAILING_DELIMITER)
     return network
 
 

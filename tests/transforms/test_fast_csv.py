@@ -1,7 +1,8 @@
 """DuckDB's reader for plain CSVs (`transforms.fast_csv`) reads exactly the records the record-by-record reader
 reads: the same values, spreadsheet row numbers, headers and notes; a file it cannot be sure of goes back to the
 record-by-record reader. Generated files are damaged the ways that make the two readers disagree (blank lines,
-spaces beside quotes, mixed line ends, ragged rows, broken quoting, a NUL byte, a cut), and each is read both ways."""
+spaces beside quotes, mixed line ends, ragged rows, an empty field after the last, broken quoting, a NUL byte,
+a cut), and each is read both ways."""
 
 from __future__ import annotations
 
@@ -27,6 +28,28 @@ PLAIN = (
     ",,,,,\r\n"
     "p1,W1,P4,Q1,é € ß,=1+1\r\n"
 )
+
+
+#: What is inserted into a generated file to damage it: line ends, quotes, spaces, delimiters and their mixtures.
+INSERTIONS = [
+    "\n",
+    "\r\n",
+    "\r",
+    " ",
+    '"',
+    "\x00",
+    ",",
+    ";",
+    "\t",
+    '" ',
+    ' "',
+    '""',
+    ",\r\n",
+    ",\n",
+    "\r\n\r\n",
+    ',"',
+    '",',
+]
 
 
 def read_both(content: bytes, name: str = "f.csv") -> tuple[RawTable | str, RawTable | str]:
@@ -88,6 +111,8 @@ def test_a_plain_file_is_read_by_duckdb_with_the_same_records() -> None:
         pytest.param(lambda t: t.replace('know?",', 'know?" ,'), id="space-after-quote"),
         pytest.param(lambda t: t.replace("\r\np1,W1,P3", "\np1,W1,P3"), id="mixed-line-ends"),
         pytest.param(lambda t: t.replace(",=1+1", ",=1+1,extra"), id="ragged"),
+        pytest.param(lambda t: t.replace(",=1+1", ",=1+1,"), id="empty-field-after-the-last"),
+        pytest.param(lambda t: t.replace(",,,,,", ',,,,,,""'), id="quoted-empty-field-after-the-last"),
         pytest.param(lambda t: t.replace("P2,Q1", "P2,Q1\x00"), id="nul-byte"),
         pytest.param(lambda t: t.replace('"a line', '"a"line'), id="broken-quote"),
         pytest.param(lambda t: t.replace("answer", ""), id="unnamed-column"),
@@ -127,7 +152,7 @@ def test_a_generated_csv_is_read_the_same_either_way(
     csv_tables(),
     st.sampled_from(DELIMITERS),
     st.lists(
-        st.tuples(st.integers(min_value=0), st.sampled_from(["\n", "\r\n", "\r", " ", '"', "\x00", ",", ";", "\t"])),
+        st.tuples(st.integers(min_value=0), st.sampled_from(INSERTIONS)),
         min_size=1,
         max_size=3,
     ),
