@@ -110,20 +110,21 @@ def read_records(
 ) -> pl.DataFrame | None:
     """The data records of `path` (whose bytes are `data`) as text (an empty field as `''`), under `names`,
     with their spreadsheet row (the header is row 1) in column `row`; None when DuckDB cannot read it strictly,
-    or did not account for every line of it (the caller then reads it record by record, and says what is
-    wrong with it)."""
+    or its reading does not account for every line end and delimiter of it (the caller then reads it record
+    by record, and says what is wrong with it)."""
     positional = [f"c{index}" for index in range(len(names))]
     columns = "{" + ", ".join(f"{literal(name)}: 'VARCHAR'" for name in positional) + "}"
     values = ", ".join(f"coalesce(c{index}, '') AS c{index}" for index in range(len(names)))
+    # Every option given, none guessed; not parallel, so that ordinality is the order of the records.
     sql = (
-        f"SELECT {values}, ordinality + 1 AS row_number FROM read_csv({literal(str(path))}, delim = "
-        f"{literal(delimiter)}, quote = '\"', escape = '\"', header = true, columns = {columns}, "
-        "auto_detect = false, strict_mode = true, null_padding = false, ignore_errors = false, "
-        "parallel = false, comment = '', skip = 0, max_line_size = 33554432) WITH ORDINALITY"
+        f"SELECT {values}, ordinality + 1 AS row_number FROM read_csv($path, delim = $delimiter, quote = '\"', "
+        f"escape = '\"', header = true, columns = {columns}, auto_detect = false, strict_mode = true, "
+        "null_padding = false, ignore_errors = false, parallel = false, comment = '', skip = 0, "
+        "max_line_size = 33554432) WITH ORDINALITY"
     )
     cursor = _connection().cursor()
     try:
-        frame: pl.DataFrame = cursor.sql(sql).pl()
+        frame: pl.DataFrame = cursor.sql(sql, params={"path": str(path), "delimiter": delimiter}).pl()
     except duckdb.Error:
         return None
     finally:

@@ -187,3 +187,13 @@ def test_values_are_text_as_typed_not_guessed() -> None:
     assert isinstance(chosen, RawTable) and chosen.engine == "duckdb"
     assert chosen.frame.schema["n"] == pl.String
     assert chosen.frame.select("id", "n", "d").rows() == [("007", "1e5", "2026-01-02"), ("NA", "TRUE", "null")]
+
+
+def test_a_path_with_quotes_and_a_semicolon_delimiter_is_read(tmp_path: Path) -> None:
+    """The path and the delimiter are bound as parameters, never spliced into the SQL."""
+    folder = tmp_path / "O'Brien's \"exports\"; DROP"
+    folder.mkdir()
+    path = folder / "responses.csv"
+    path.write_text("a;b\n1;x'y\n")
+    table = read_table(path, path.name)
+    assert table.engine == "duckdb" and table.frame.select("a", "b").rows() == [("1", "x'y")]
