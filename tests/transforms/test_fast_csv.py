@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.conftest import SAMPLES
 from tests.transforms.test_readers_properties import FUZZ, csv_bytes, csv_tables
 from transforms import fast_csv
 from transforms.readers import DELIMITERS, RawTable, ReadError, read_table
@@ -197,3 +198,14 @@ def test_a_path_with_quotes_and_a_semicolon_delimiter_is_read(tmp_path: Path) ->
     path.write_text("a;b\n1;x'y\n")
     table = read_table(path, path.name)
     assert table.engine == "duckdb" and table.frame.select("a", "b").rows() == [("1", "x'y")]
+
+
+def test_every_real_and_sample_export_reads_the_same_either_way() -> None:
+    """The survey tools' sample exports and the real Polis and Qualtrics exports (read, never modified)."""
+    engines = []
+    for path in sorted(SAMPLES.rglob("*")):
+        if path.is_file() and path.suffix.lower() in (".csv", ".tsv", ".txt"):
+            chosen, python = read_both(path.read_bytes(), path.name)
+            assert_same(chosen, python)
+            engines.append(getattr(chosen, "engine", "refused"))
+    assert engines.count("duckdb") >= 5 and "python" in engines, engines  # the cp1252 re-save, at least
