@@ -9,7 +9,8 @@ records, and this module reads them.
 It is taken only where the two readers are known to agree; anything else returns None and the
 file is read record by record as before:
 
-- the file is UTF-8 (with or without its byte-order mark) and holds no NUL byte;
+- the file is UTF-8 (with or without its byte-order mark) and holds no NUL byte, and its delimiter is
+  one the readers sniff for (`transforms.readers.DELIMITERS`, checked by the caller);
 - no blank line (Python's csv counts one as a record, DuckDB skips it, and the spreadsheet row
   numbers after it would differ: the line-end check below finds it);
 - line ends are all LF or all CRLF (DuckDB refuses a mixture; a lone CR is a line end to neither);
@@ -57,7 +58,7 @@ def enabled() -> bool:
 
 def is_plain(data: bytes, encoding: str, delimiter: str, delivered: list[str]) -> bool:
     """Whether DuckDB's reader is known to read `data` as the record-by-record reader does (module doc)."""
-    if encoding not in _ENCODINGS or delimiter not in (",", ";", "\t", "|"):
+    if encoding not in _ENCODINGS:
         return False
     if len(delivered) < 2 or any(not header.strip() for header in delivered):
         return False

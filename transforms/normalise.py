@@ -82,26 +82,18 @@ def _with_dates_converted(
 _SPACE_BEFORE_FORMULA = r"^\s+[=+\-@]"
 
 
-def _text(raw: pl.Expr) -> pl.Expr:
-    """Trimmed, and empty as null."""
-    trimmed = raw.str.strip_chars()
-    return pl.when(trimmed == "").then(None).otherwise(trimmed)
-
-
 def normalise_expr(
     value: pl.Expr, column_type: ColumnType, date_order: DateOrder | None = None, iso_only: bool = False
 ) -> pl.Expr:
     """The normalised text of one column's values (slashed dates in `date_order`, day first when None).
     `iso_only`: the dates are only trimmed, not converted (`canonical_frame` converts the few that need it)."""
     raw = value.cast(pl.String)
+    trimmed = raw.str.strip_chars()
     if column_type in (ColumnType.STRING, ColumnType.TEXT):
         # ` =1+1` is text to a spreadsheet, `=1+1` a formula: keep such leading space as delivered.
-        trimmed = raw.str.strip_chars()
         kept = raw.str.strip_chars_end()
         trimmed = pl.when(raw.str.contains(_SPACE_BEFORE_FORMULA)).then(kept).otherwise(trimmed)
-        text = pl.when(trimmed == "").then(None).otherwise(trimmed)
-    else:
-        text = _text(raw)
+    text = pl.when(trimmed == "").then(None).otherwise(trimmed)
     if column_type is ColumnType.ENUM:
         return text.str.to_lowercase().str.replace_all(r"[\s\-/]+", "_")
     if column_type is ColumnType.BOOLEAN:
@@ -119,9 +111,9 @@ def normalise_expr(
         plain = _strip_thousands(text)
         percent = plain.str.strip_suffix("%").cast(pl.Float64, strict=False) / 100
         return pl.when(plain.str.ends_with("%") & percent.is_not_null()).then(percent.cast(pl.String)).otherwise(plain)
-    day_first = date_order is not DateOrder.MONTH_FIRST
     if iso_only and column_type in ISO_PATTERNS:
         return text
+    day_first = date_order is not DateOrder.MONTH_FIRST
     if column_type is ColumnType.DATE:
         return _fast_path(text, ISO_DATE, lambda t: _date_text(t, day_first))
     if column_type is ColumnType.DATETIME:

@@ -349,17 +349,13 @@ def _read_csv(path: Path, options: ReadOptions) -> RawTable:
 
 
 def _plain_records(path: Path, head: _CsvHead) -> pl.DataFrame | None:
-    """The records `_frames` gives, read by DuckDB when the file is plain (`transforms.fast_csv`); else None."""
+    """The records `_frames` gives (without the marks, which `read_table` adds: none is marked), read by
+    DuckDB when the file is plain (`transforms.fast_csv`); else None."""
     from transforms import fast_csv
 
-    if not fast_csv.enabled():
+    if not fast_csv.enabled() or head.delimiter not in DELIMITERS:  # a declared delimiter of another kind
         return None
-    frame = fast_csv.read_plain(path, head.encoding, head.delimiter, head.delivered, head.names, ROW)
-    if frame is None:
-        return None
-    return frame.with_columns(
-        pl.lit(None, dtype=pl.String).alias(ROW_RULE), pl.lit(None, dtype=pl.String).alias(ROW_REASON)
-    )
+    return fast_csv.read_plain(path, head.encoding, head.delimiter, head.delivered, head.names, ROW)
 
 
 @dataclass
