@@ -9,7 +9,9 @@ references may take (from the core tables of the levels below).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -83,8 +85,7 @@ def merge_level(
         loaded = sorted({o.delivery_id for r in results for o in r.deliveries})
         found: list[str] = []
         for name in sorted(touched, key=lambda n: KINDS[n].level):
-            refresh_core(con, KINDS[name], loaded, full=name in owner_changed)
-            found += refresh_key_conflicts(con, KINDS[name], run_id)
+            found += refresh_kind(con, KINDS[name], loaded, run_id, full=name in owner_changed)[1]
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -92,31 +93,46 @@ def merge_level(
     return found
 
 
-def refresh_core(con: duckdb.DuckDBPyConnection, kind: Kind, loaded: Sequence[int], full: bool = False) -> int | None:
-    """Bring core.<kind> up to date with staging, recomputing only the keys whose staged rows changed.
+@dataclass(frozen=True)
+class Scope:
+    """Which keys of a kind a merge recomputes. `whole`: every key; otherwise the keys are in the temp
+    table `_affected`, their staged rows in the view `_staged_affected`, and the deliveries whose staged
+    rows changed in `_changed` (see `affected_keys`)."""
+
+    whole: bool
+    keys: int | None = None
+
+
+EVERY_KEY = Scope(whole=True)
+
+
+@contextmanager
+def affected_keys(
+    con: duckdb.DuckDBPyConnection, kind: Kind, loaded: Sequence[int], full: bool = False
+) -> Iterator[Scope]:
+    """The keys of core.<kind> whose staged rows may have changed, for as long as the block lasts.
 
     A key may have changed when a delivery loaded now (`loaded`, re-reads included) holds it, when a
-    delivery that core says holds it has no staged rows any more (superseded, requeued or refused on a
-    re-read: whichever step removed them), or when several organisations dispute it (`ops.key_conflicts`:
-    an unsettled key has no core row to say who holds it). Those keys' core rows are deleted and made
-    again from their staged rows by the rule of `core_rebuild_sql`; every other key's staged rows are
-    what they were when its core row was made.
-    The whole table is rebuilt when `full` (the ownership rule looks at a table that changed), when core
-    is empty, or when most keys changed. Returns how many keys were recomputed (None: all of them)."""
+    delivery that core or `ops.key_conflicts` says holds it has no staged rows any more (superseded,
+    requeued or refused on a re-read: whichever step removed them), or when several organisations
+    dispute it (`ops.key_conflicts`: an unsettled key has no core row to say who holds it). Every other
+    key's staged rows are what they were when its core row and its conflicts were made.
+    Every key is in scope when `full` (the ownership rule looks at a table that changed), when core is
+    empty, or when most keys of a big table changed: one rebuild then costs less."""
     name = quote(kind.name)
     key = ", ".join(quote(c) for c in kind.key)
     size = _count(con, f"SELECT count(*) FROM core.{name}")
     if full or size == 0:
-        con.execute(core_rebuild_sql(kind))
-        log.debug("merge: core.%s rebuilt whole", kind.name)
-        return None
+        yield Scope(whole=True)
+        return
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _changed AS
             SELECT unnest(?::BIGINT[]) AS delivery_id
             UNION
             (SELECT DISTINCT unnest("delivery_ids") FROM core.{name}
+             UNION SELECT DISTINCT delivery_id FROM ops.key_conflicts WHERE kind = ?
              EXCEPT SELECT DISTINCT "delivery_id" FROM stg.{name})""",
-        [list(loaded)],
+        [list(loaded), kind.name],
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _affected AS
@@ -130,24 +146,44 @@ def refresh_core(con: duckdb.DuckDBPyConnection, kind: Kind, loaded: Sequence[in
                                               AND k.source_row = s.source_row""",
         [kind.name],
     )
-    affected = _count(con, "SELECT count(*) FROM _affected")
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW _staged_affected AS "
+        f"SELECT s.* FROM stg.{name} AS s SEMI JOIN _affected USING ({key})"
+    )
     try:
-        if affected * 2 > size > WHOLE_REBUILD_FROM:  # most of a big table: one rebuild costs less
-            con.execute(core_rebuild_sql(kind))
-            return None
-        if affected:
-            con.execute(f"DELETE FROM core.{name} WHERE ({key}) IN (SELECT {key} FROM _affected)")
-            con.execute(
-                f"CREATE OR REPLACE TEMP VIEW _staged_affected AS "
-                f"SELECT s.* FROM stg.{name} AS s SEMI JOIN _affected USING ({key})"
-            )
-            con.execute(f"INSERT INTO core.{name} BY NAME {core_rows_sql(kind, '_staged_affected')}")
-            con.execute("DROP VIEW _staged_affected")
-        log.debug("merge: core.%s: %d of %d key(s) recomputed", kind.name, affected, size)
-        return affected
+        affected = _count(con, "SELECT count(*) FROM _affected")
+        yield Scope(whole=affected * 2 > size > WHOLE_REBUILD_FROM, keys=affected)
     finally:
+        con.execute("DROP VIEW _staged_affected")
         con.execute("DROP TABLE _affected")
         con.execute("DROP TABLE _changed")
+
+
+def refresh_kind(
+    con: duckdb.DuckDBPyConnection, kind: Kind, loaded: Sequence[int], run_id: str, full: bool = False
+) -> tuple[int | None, list[str]]:
+    """Bring core.<kind> and its key conflicts up to date with staging, for the keys that may have changed
+    only (`affected_keys`). Returns how many keys were recomputed (None: all of them) and one line per
+    organisation whose rows this run set aside."""
+    with affected_keys(con, kind, loaded, full) as scope:
+        recomputed = refresh_core(con, kind, scope)
+        return recomputed, refresh_key_conflicts(con, kind, run_id, scope)
+
+
+def refresh_core(con: duckdb.DuckDBPyConnection, kind: Kind, scope: Scope) -> int | None:
+    """Recompute core.<kind>'s rows of the keys in `scope` from their staged rows, by the rule of
+    `core_rebuild_sql`. Returns how many keys were recomputed (None: all of them)."""
+    name = quote(kind.name)
+    key = ", ".join(quote(c) for c in kind.key)
+    if scope.whole:
+        con.execute(core_rebuild_sql(kind))
+        log.debug("merge: core.%s rebuilt whole", kind.name)
+        return None
+    if scope.keys:
+        con.execute(f"DELETE FROM core.{name} WHERE ({key}) IN (SELECT {key} FROM _affected)")
+        con.execute(f"INSERT INTO core.{name} BY NAME {core_rows_sql(kind, '_staged_affected')}")
+    log.debug("merge: core.%s: %d key(s) recomputed", kind.name, scope.keys)
+    return scope.keys
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
@@ -199,12 +235,18 @@ def retire_superseded(
             state[delivery_id] = (state[delivery_id][0], "superseded", state[delivery_id][2])
 
 
-def refresh_key_conflicts(con: duckdb.DuckDBPyConnection, kind: Kind, run_id: str) -> list[str]:
+def refresh_key_conflicts(
+    con: duckdb.DuckDBPyConnection, kind: Kind, run_id: str, scope: Scope = EVERY_KEY
+) -> list[str]:
     """Record the keys of `kind` several organisations delivered (ops.key_conflicts), put the rows set aside
     in quarantine (rule key_conflict) with their reason, and recount the deliveries concerned, so that
     `rows_read = rows_accepted + rows_quarantined` stays true. Returns one line per organisation whose rows
-    this run set aside, for the operator."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _conflicts AS {key_conflicts_sql(kind)}")
+    this run set aside, for the operator.
+
+    Only the keys in `scope` are looked at: a key whose staged rows did not change keeps its conflicts, and
+    a conflict whose row left staging belongs to a delivery in `_changed`."""
+    staged = None if scope.whole else "_staged_affected"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _conflicts AS {key_conflicts_sql(kind, staged)}")
     # A row found as before keeps the run that found it, so feedback tells each organisation once.
     con.execute(
         """INSERT OR REPLACE INTO ops.key_conflicts
@@ -215,8 +257,9 @@ def refresh_key_conflicts(con: duckdb.DuckDBPyConnection, kind: Kind, run_id: st
         [run_id],
     )
     con.execute(
-        """DELETE FROM ops.key_conflicts AS k WHERE k.kind = ? AND NOT EXISTS (
-               SELECT 1 FROM _conflicts AS n WHERE n.delivery_id = k.delivery_id AND n.source_row = k.source_row)""",
+        f"""DELETE FROM ops.key_conflicts AS k WHERE k.kind = ? AND NOT EXISTS (
+               SELECT 1 FROM _conflicts AS n WHERE n.delivery_id = k.delivery_id AND n.source_row = k.source_row)
+            {"" if scope.whole else _IN_SCOPE}""",
         [kind.name],
     )
     # Quarantine follows, for deliveries that are current: rows no longer set aside come back, rows newly
@@ -231,9 +274,10 @@ def refresh_key_conflicts(con: duckdb.DuckDBPyConnection, kind: Kind, run_id: st
     ]
     con.execute(
         f"""DELETE FROM ops.quarantine AS q WHERE q.rules = ? AND q.delivery_id IN ({current})
-            AND NOT EXISTS (SELECT 1 FROM _conflicts AS n WHERE NOT n.kept AND n.delivery_id = q.delivery_id
-                            AND n.source_row = q.source_row AND q.reasons = [n.reason])""",
-        [[KEY_CONFLICT], kind.name],
+            AND NOT EXISTS (SELECT 1 FROM ops.key_conflicts AS n WHERE n.kind = ? AND NOT n.kept
+                            AND n.delivery_id = q.delivery_id AND n.source_row = q.source_row
+                            AND q.reasons = [n.reason])""",
+        [[KEY_CONFLICT], kind.name, kind.name],
     )
     con.execute(
         """INSERT INTO ops.quarantine (delivery_id, source_row, rules, reasons, columns, "values", run_id)
@@ -253,6 +297,12 @@ def refresh_key_conflicts(con: duckdb.DuckDBPyConnection, kind: Kind, run_id: st
     ).fetchall()
     con.execute("DROP TABLE _conflicts")
     return [_conflict_line(kind, *row) for row in found]
+
+
+# A recorded conflict is looked at again when its row is staged under a key in scope, or its delivery's
+# staged rows changed (a row that left staging has no key to be in scope by).
+_IN_SCOPE = """AND ((k.delivery_id, k.source_row) IN (SELECT delivery_id, source_row FROM _staged_affected)
+                 OR k.delivery_id IN (SELECT delivery_id FROM _changed))"""
 
 
 def _conflict_line(kind: Kind, organisation: str, others: str, owner: str | None, set_aside: int) -> str:

@@ -143,9 +143,10 @@ def core_rows_sql(kind: Kind, staged: str | None = None) -> str:
     """
 
 
-def key_conflicts_sql(kind: Kind) -> str:
-    """Every staged row of a key that several organisations delivered: who delivered it, who owns it by the
-    kind's rule, whether this row is the one kept, and, for the others, why it was set aside (in words)."""
+def key_conflicts_sql(kind: Kind, staged: str | None = None) -> str:
+    """Every staged row (of `staged`, a relation; default all of stg.<kind>) of a key that several
+    organisations delivered: who delivered it, who owns it by the kind's rule, whether this row is the one
+    kept, and, for the others, why it was set aside (in words)."""
     key = ", ".join(quote(c) for c in kind.key)
     key_text = " || ' / ' || ".join(f"c.{quote(c)}::VARCHAR" for c in kind.key)
     values = ", ".join(f"{literal(c)}: c.{quote(c)}::VARCHAR" for c in kind.key)
@@ -169,7 +170,7 @@ def key_conflicts_sql(kind: Kind) -> str:
         "aside. If this one is right, ask ' || claims._owner || ' to correct theirs'"
     )
     return f"""
-        WITH {_claims(kind)}
+        WITH {_claims(kind, staged)}
         SELECT {literal(kind.name)} AS kind, {key_text} AS key, c."delivery_id", c."source_row",
                c._organisation AS organisation, claims._owner AS owner, {rule} AS rule,
                coalesce(c._organisation = claims._owner, false) AS kept,
