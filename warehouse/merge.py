@@ -73,8 +73,7 @@ def merge_level(
                     "INSERT INTO ops.validation_results BY NAME SELECT *, ? AS run_id FROM read_parquet(?)",
                     [run_id, result.results],
                 )
-            for outcome in result.deliveries:
-                _record_outcome(con, outcome, run_id)
+        record_outcomes(con, [o for r in results for o in r.deliveries], run_id)
         # After loading, so that replaying a delivery and its correction together (a rebuild) ends as
         # the incremental runs did: the superseded delivery's rows go, its record stays.
         retire_superseded(con, supersedes, {o.delivery_id: o for r in results for o in r.deliveries})
@@ -360,37 +359,72 @@ def replace_results(con: duckdb.DuckDBPyConnection, results: Sequence[BatchResul
         con.execute(f"INSERT INTO ops.quarantine BY NAME {as_first_processed}", [result.quarantine])
         if result.results:
             con.execute(f"INSERT INTO ops.validation_results BY NAME {as_first_processed}", [result.results])
-        for outcome in result.deliveries:
-            _record_outcome(con, outcome, run_id=None)
+    record_outcomes(con, [o for r in results for o in r.deliveries], run_id=None)
     return touched
 
 
-def _record_outcome(con: duckdb.DuckDBPyConnection, outcome: DeliveryOutcome, run_id: str | None) -> None:
-    """A delivery's outcome; with `run_id` None (read again after an erasure) its status and run stay."""
-    # a re-read after an erasure keeps the run that first processed the delivery, and its reading options
-    # when the re-read learnt none
-    processed = "status = 'processed', processed_run_id = ?, " if run_id is not None else ""
-    read_options = "read_options = ?" if run_id is not None else "read_options = coalesce(?, read_options)"
-    con.execute(
-        f"""UPDATE ops.deliveries SET {processed}outcome = ?, format = ?, encoding = ?, rows_read = ?,
-               rows_accepted = ?, rows_quarantined = ?, rows_blocked = ?, extra_columns = ?,
-               missing_optional_columns = ?, scrub_counts = ?, message = ?, headers = ?, {read_options}
-           WHERE delivery_id = ?""",
-        ([run_id] if run_id is not None else [])
-        + [
-            outcome.outcome,
-            outcome.format,
-            outcome.encoding,
-            outcome.rows_read,
-            outcome.rows_accepted,
-            outcome.rows_quarantined,
-            outcome.rows_blocked,
-            outcome.extra_columns,
-            outcome.missing_optional_columns,
-            json_text(outcome.scrub_counts),
-            outcome.message,
-            outcome.headers,
-            outcome.read_options,
-            outcome.delivery_id,
+OUTCOME_SCHEMA = pl.Schema(
+    {
+        "delivery_id": pl.Int64(),
+        "outcome": pl.String(),
+        "format": pl.String(),
+        "encoding": pl.String(),
+        "rows_read": pl.Int64(),
+        "rows_accepted": pl.Int64(),
+        "rows_quarantined": pl.Int64(),
+        "rows_blocked": pl.Int64(),
+        "extra_columns": pl.List(pl.String),
+        "missing_optional_columns": pl.List(pl.String),
+        "scrub_counts": pl.String(),
+        "message": pl.String(),
+        "headers": pl.List(pl.String),
+        "read_options": pl.String(),
+    }
+)
+
+
+def record_outcomes(con: duckdb.DuckDBPyConnection, outcomes: Sequence[DeliveryOutcome], run_id: str | None) -> None:
+    """Each delivery's outcome, in one UPDATE for them all (a level of 2,000 files took 1.8 s one by one).
+    With `run_id` None (read again after an erasure) each keeps its status, the run that first processed
+    it, and its reading options when the re-read learnt none."""
+    if not outcomes:
+        return
+    frame = pl.DataFrame(
+        [
+            {
+                "delivery_id": o.delivery_id,
+                "outcome": o.outcome,
+                "format": o.format,
+                "encoding": o.encoding,
+                "rows_read": o.rows_read,
+                "rows_accepted": o.rows_accepted,
+                "rows_quarantined": o.rows_quarantined,
+                "rows_blocked": o.rows_blocked,
+                "extra_columns": o.extra_columns,
+                "missing_optional_columns": o.missing_optional_columns,
+                "scrub_counts": json_text(o.scrub_counts),
+                "message": o.message,
+                "headers": o.headers,
+                "read_options": o.read_options,
+            }
+            for o in outcomes
         ],
+        schema=OUTCOME_SCHEMA,
     )
+    frame = frame.unique("delivery_id", keep="last", maintain_order=True)  # as one UPDATE after another
+    processed = "status = 'processed', processed_run_id = ?, " if run_id is not None else ""
+    read_options = "n.read_options" if run_id is not None else "coalesce(n.read_options, d.read_options)"
+    con.register("_outcomes", frame.to_arrow())
+    try:
+        con.execute(
+            f"""UPDATE ops.deliveries AS d SET {processed}outcome = n.outcome, format = n.format,
+                   encoding = n.encoding, rows_read = n.rows_read, rows_accepted = n.rows_accepted,
+                   rows_quarantined = n.rows_quarantined, rows_blocked = n.rows_blocked,
+                   extra_columns = n.extra_columns, missing_optional_columns = n.missing_optional_columns,
+                   scrub_counts = n.scrub_counts, message = n.message, headers = n.headers,
+                   read_options = {read_options}
+                FROM _outcomes AS n WHERE d.delivery_id = n.delivery_id""",
+            [run_id] if run_id is not None else [],
+        )
+    finally:
+        con.unregister("_outcomes")
