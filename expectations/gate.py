@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -25,15 +25,18 @@ from expectations.engine import DELIVERY, ROW_ID
 from expectations.remote_batch import localised, shipped
 from expectations.suites import suite_name
 from expectations.validate import QUARANTINE_SCHEMA, file_quarantine, validate
+from transforms.dates import DateOrder
 from transforms.delivery import (
     DeliveryOutcome,
     FileProblem,
-    protect,
+    RenamedDelivery,
+    protect_deliveries,
     read_delivery,
     read_delivery_in_chunks,
+    read_table_delivery,
     scrubber_for,
 )
-from transforms.normalise import Frame, typed
+from transforms.normalise import Frame, normalised_frame, typed
 from transforms.readers import ROW
 from transforms.spill import SpillFile
 
@@ -42,6 +45,9 @@ if TYPE_CHECKING:
 
 #: Deliveries this large or larger are read, protected and validated a chunk at a time, from spilled files.
 STREAM_BYTES = 32 * 1024 * 1024
+#: At most this many rows of table deliveries are normalised and protected at once (`_Together`).
+TOGETHER_ROWS = 100_000
+TOGETHER_ENV = "DIN_BATCH_DELIVERIES"
 
 
 def process_batch(spec: BatchSpec) -> BatchResult:
@@ -53,26 +59,84 @@ def process_batch(spec: BatchSpec) -> BatchResult:
         return shipped(_process_batch(localised(spec, spec.remote, Path(folder))))
 
 
+class _Together:
+    """Table deliveries of a batch, read and renamed, waiting to be normalised and protected at once: rows
+    of one kind whose dates read in one order, at most `TOGETHER_ROWS` of them (a file's own cost of each
+    step, about 10 ms of polars' set-up, is then paid once a group; a group's copies stay small)."""
+
+    def __init__(self, kind: Kind, date_order: DateOrder | None) -> None:
+        self.kind, self.date_order = kind, date_order
+        self.frames: list[pl.DataFrame] = []
+        self.rows = 0
+
+    def takes(self, read: RenamedDelivery) -> bool:
+        return read.kind is self.kind and read.date_order == self.date_order and self.rows < TOGETHER_ROWS
+
+    def add(self, delivery_id: int, frame: pl.DataFrame) -> None:
+        self.frames.append(frame.with_columns(pl.lit(delivery_id, dtype=pl.Int64).alias(DELIVERY)))
+        self.rows += frame.height
+
+
+def one_by_one() -> bool:
+    """Whether every delivery is normalised and protected alone (`DIN_BATCH_DELIVERIES=one-by-one`; the tests
+    run networks both ways and compare)."""
+    return os.environ.get(TOGETHER_ENV, "together") == "one-by-one"
+
+
 def _process_batch(spec: BatchSpec) -> BatchResult:
     """Parse, normalise, drop erased panellists' rows, pseudonymise, scrub and validate a batch; write
     accepted and quarantined rows.
 
-    Each kind's rows are validated against that kind's suite. A delivery of `STREAM_BYTES` or more is read
-    and protected a chunk at a time, its rows spilled to Parquet in the work folder, and its kind's rows
-    are validated from those files (`expectations.validate`), so a large file never sits in memory whole."""
+    Each kind's rows are validated against that kind's suite. Table deliveries (not tool exports, not
+    streamed) are read one by one, then normalised and protected together (`_Together`). A delivery of
+    `STREAM_BYTES` or more is read and protected a chunk at a time, its rows spilled to Parquet in the work
+    folder, and its kind's rows are validated from those files (`expectations.validate`), so a large file
+    never sits in memory whole."""
     outcomes: dict[int, DeliveryOutcome] = {}
     frames: dict[str, list[pl.DataFrame]] = {}
     spilled: dict[str, list[Path]] = {}
     quarantine_parts: list[pl.DataFrame] = []
     scrubber: Scrubber | None = None
     next_row_id = 0
+    together: _Together | None = None
+    alone = one_by_one()
     faults.checkpoint("batch")  # a worker dying here: the runner must run the batch again elsewhere
     spec.work_dir.mkdir(parents=True, exist_ok=True)
     spill_root = spec.work_dir / f"{spec.batch_id}.spill"
+
+    def protected(frame: pl.DataFrame, kind: Kind, owners: dict[Any, DeliveryOutcome], by: str | None) -> pl.DataFrame:
+        nonlocal scrubber, next_row_id
+        if kind.free_text_columns and scrubber is None:
+            scrubber = scrubber_for(spec.roster_paths, spec.blocklist)
+        frame = protect_deliveries(frame, kind, spec.key_secret, scrubber, owners, by, spec.blocklist)
+        frame = frame.with_columns(pl.int_range(next_row_id, next_row_id + frame.height, dtype=pl.Int64).alias(ROW_ID))
+        next_row_id += frame.height
+        return frame
+
+    def release() -> None:  # the waiting deliveries, normalised and protected; before any later row, in order
+        nonlocal together
+        if together is None:
+            return
+        group, together = together, None
+        stacked = normalised_frame(pl.concat(group.frames, how="diagonal_relaxed"), group.kind, group.date_order)
+        owners: dict[Any, DeliveryOutcome] = {d: outcomes[d] for d in stacked[DELIVERY].unique(maintain_order=True)}
+        frames.setdefault(group.kind.name, []).append(protected(stacked, group.kind, owners, DELIVERY))
+
     for delivery in spec.deliveries:
         outcome = DeliveryOutcome(delivery.delivery_id)
         outcomes[delivery.delivery_id] = outcome
         streamed = delivery.size >= stream_bytes()
+        if not alone and not streamed and delivery.format.type != "survey":
+            read = read_table_delivery(delivery, outcome)
+            if isinstance(read, FileProblem):
+                quarantine_parts.append(_refused(delivery.delivery_id, read, outcome))
+                continue
+            if together is not None and not together.takes(read):
+                release()
+            together = together or _Together(read.kind, read.date_order)
+            together.add(delivery.delivery_id, read.frame)
+            continue
+        release()
         parsed: dict[str, Iterator[pl.DataFrame]] | FileProblem
         if streamed:
             parsed = read_delivery_in_chunks(delivery, outcome, blocklist=spec.blocklist)
@@ -80,29 +144,22 @@ def _process_batch(spec: BatchSpec) -> BatchResult:
             whole = read_delivery(delivery, outcome, blocklist=spec.blocklist)
             parsed = whole if isinstance(whole, FileProblem) else {k: iter([f]) for k, f in whole.items()}
         if isinstance(parsed, FileProblem):
-            problem = file_quarantine(delivery.delivery_id, parsed)
-            quarantine_parts.append(problem)
-            outcome.rows_quarantined = problem.filter(pl.col("source_row").is_not_null()).height
+            quarantine_parts.append(_refused(delivery.delivery_id, parsed, outcome))
             continue
         for kind_name, chunks in parsed.items():
             kind = KINDS[kind_name]
             spill_root.mkdir(exist_ok=True)
             with SpillFile(spill_root / f"{kind_name}-{delivery.delivery_id}.parquet") as spill:
                 for chunk in chunks:
-                    if kind.free_text_columns and scrubber is None:
-                        scrubber = scrubber_for(spec.roster_paths, spec.blocklist)
-                    frame = protect(chunk, kind, spec.key_secret, scrubber, outcome, spec.blocklist)
-                    frame = frame.with_columns(
-                        pl.int_range(next_row_id, next_row_id + frame.height, dtype=pl.Int64).alias(ROW_ID),
-                        pl.lit(delivery.delivery_id, dtype=pl.Int64).alias(DELIVERY),
-                    )
-                    next_row_id += frame.height
+                    frame = protected(chunk, kind, {None: outcome}, None)
+                    frame = frame.with_columns(pl.lit(delivery.delivery_id, dtype=pl.Int64).alias(DELIVERY))
                     if streamed:
                         spill.append(frame)
                     else:
                         frames.setdefault(kind_name, []).append(frame)
             if spill.written:
                 spilled.setdefault(kind_name, []).append(spill.path)
+    release()
     staged: dict[str, str] = {}
     results: list[pl.DataFrame] = []
     for kind_name in [*frames, *(k for k in spilled if k not in frames)]:
@@ -156,6 +213,13 @@ def _process_batch(spec: BatchSpec) -> BatchResult:
         str(results_path) if results_path else None,
         list(outcomes.values()),
     )
+
+
+def _refused(delivery_id: int, problem: FileProblem, outcome: DeliveryOutcome) -> pl.DataFrame:
+    """The quarantine records of a file refused whole (its rows, when they were read, are counted)."""
+    records = file_quarantine(delivery_id, problem)
+    outcome.rows_quarantined = records.filter(pl.col("source_row").is_not_null()).height
+    return records
 
 
 def stream_bytes() -> int:

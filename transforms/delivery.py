@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -24,7 +24,7 @@ from din.config import FormatOptions
 from din.contract import FILE_HAS_NO_ROWS, FILE_UNREADABLE, KINDS, SURVEY_EXPORT_UNREADABLE, ColumnType, Kind
 from transforms.dates import DateOrder, DateOrderProblem, date_order_option, evidence_of, resolve_date_order
 from transforms.headers import HeaderMatch, match_headers
-from transforms.normalise import canonical_frame
+from transforms.normalise import canonical_frame, normalised_frame, renamed_frame
 from transforms.pseudonymise import pseudonymise
 from transforms.readers import (
     ROW,
@@ -122,9 +122,29 @@ def read_delivery(
     A tool's export (`format.type: survey`) is read with its source's mapping file, or with `mapping`
     when one is given (`din check` previews an export that way). `blocklist`: the erased panellists,
     whose rows `protect` drops; a deliberation export also leaves out the votes on their statements."""
-    outcome.read_options = delivery.format.fingerprint()
     if delivery.format.type == "survey":
+        outcome.read_options = delivery.format.fingerprint()
         return _survey_delivery(delivery, outcome, mapping, blocklist)
+    read = read_table_delivery(delivery, outcome)
+    if isinstance(read, FileProblem):
+        return read
+    return {read.kind.name: normalised_frame(read.frame, read.kind, read.date_order)}
+
+
+@dataclass(frozen=True)
+class RenamedDelivery:
+    """A table delivery read and checked as a whole: its rows under the contract's names, values as delivered
+    (`transforms.normalise.renamed_frame`), and the order its dates are read in."""
+
+    kind: Kind
+    frame: pl.DataFrame
+    date_order: DateOrder | None
+
+
+def read_table_delivery(delivery: DeliveryToProcess, outcome: DeliveryOutcome) -> RenamedDelivery | FileProblem:
+    """`read_delivery` for a table (any format but a tool's export), stopping before normalising: deliveries
+    of a batch whose dates read in the same order are normalised and protected together (`expectations.gate`)."""
+    outcome.read_options = delivery.format.fingerprint()
     try:
         raw = read_table(Path(delivery.landing_path), delivery.original_path, _read_options(delivery))
     except ReadError as error:
@@ -133,7 +153,7 @@ def read_delivery(
     if isinstance(checked, FileProblem):
         return checked
     kind, match, order = checked
-    return {kind.name: canonical_frame(raw.frame, kind, match, order)}
+    return RenamedDelivery(kind, renamed_frame(raw.frame, kind, match), order)
 
 
 def read_delivery_in_chunks(
@@ -314,20 +334,49 @@ def protect(
     """Drop direct identifiers and the rows of erased panellists (counted on `outcome`), pseudonymise
     panellist references, scrub free text (counting what was replaced on `outcome`). `scrubber` may be
     None only for kinds without free text."""
+    return protect_deliveries(frame, kind, key_secret, scrubber, {None: outcome}, None, blocklist)
+
+
+def protect_deliveries(
+    frame: pl.DataFrame,
+    kind: Kind,
+    key_secret: bytes,
+    scrubber: Scrubber | None,
+    outcomes: Mapping[Any, DeliveryOutcome],
+    by: str | None,
+    blocklist: Blocklist | None = None,
+) -> pl.DataFrame:
+    """`protect` for the rows of several deliveries at once: column `by` says whose each row is, and what is
+    dropped or replaced is counted on that delivery's outcome in `outcomes` (by None: every row is the one
+    delivery's under the key None). Every step is row by row, so each row ends as protecting its delivery
+    alone would leave it."""
     frame = frame.drop([c for c in kind.direct_identifiers if c in frame.columns])
     if blocklist:
         for column in kind.pseudonymised_columns:  # a statement's `author_ref` too: what they wrote goes with them
+            before = frame
             frame, blocked = blocklist.drop(frame, column)
-            outcome.rows_blocked += blocked
+            if blocked:
+                for owner, count in _rows_by(before, by).items():
+                    outcomes[owner].rows_blocked += count - _rows_by(frame, by).get(owner, 0)
     for column in kind.pseudonymised_columns:
         frame = pseudonymise(frame, key_secret, column)
     if kind.free_text_columns:
         if scrubber is None:
             raise ValueError(f"kind {kind.name} has free text: a Scrubber is needed")
-        frame, counts = scrubber.scrub_frame(frame, kind.free_text_columns)
-        for name, value in counts.as_dict().items():
-            outcome.scrub_counts[name] = outcome.scrub_counts.get(name, 0) + value
+        from transforms.scrub import ScrubCounts
+
+        frame, found = scrubber.scrub_frame_by(frame, kind.free_text_columns, by)
+        for owner, outcome in outcomes.items():  # every type named, with 0 where none was found
+            for name, value in found.get(owner, ScrubCounts()).as_dict().items():
+                outcome.scrub_counts[name] = outcome.scrub_counts.get(name, 0) + value
     return frame
+
+
+def _rows_by(frame: pl.DataFrame, by: str | None) -> dict[Any, int]:
+    """How many rows `frame` holds of each value of column `by` (None: all of them, under None)."""
+    if by is None:
+        return {None: frame.height}
+    return dict(frame.group_by(by).len().iter_rows())
 
 
 def scrubber_for(roster_paths: Sequence[str], blocklist: Blocklist | None = None) -> Scrubber:

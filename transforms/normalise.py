@@ -43,14 +43,29 @@ def canonical_frame(
 
     Slashed dates are read in `date_order` (decided for the whole file by `transforms.dates`;
     None when no value needs it, and then either order reads them the same)."""
-    marks = [pl.col(c) for c in (ROW, ROW_RULE, ROW_REASON) if c in frame.columns]  # a record's rule as read
+    return normalised_frame(renamed_frame(frame, kind, match), kind, date_order)
+
+
+def renamed_frame(frame: pl.DataFrame, kind: Kind, match: HeaderMatch) -> pl.DataFrame:
+    """The delivered columns under their canonical names, absent optional columns as nulls, values as
+    delivered; with the reader's marks (a record's rule as read). Files renamed alike can be stacked and
+    normalised together (`normalised_frame`) when their dates are read in the same order."""
+    marks = [pl.col(c) for c in (ROW, ROW_RULE, ROW_REASON) if c in frame.columns]
     renamed = frame.select([pl.col(header).alias(canonical) for header, canonical in match.mapping.items()] + marks)
     absent = [c for c in kind.column_names if c not in renamed.columns]
-    renamed = renamed.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in absent)
+    return renamed.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in absent)
+
+
+def normalised_frame(renamed: pl.DataFrame, kind: Kind, date_order: DateOrder | None = None) -> pl.DataFrame:
+    """`renamed` (see `renamed_frame`) with its values normalised; every column that is not the kind's (the
+    reader's marks, a caller's own) is carried through as it is. Each value is normalised on its own, so
+    normalising several files' rows at once gives each row what normalising its file alone gives."""
+    own = set(kind.column_names)
+    carried = [pl.col(c) for c in renamed.columns if c not in own]
     dated = {c.name for c in kind.columns if c.type in ISO_PATTERNS}
     canonical = renamed.select(
         [normalise_expr(pl.col(c.name), c.type, date_order, c.name in dated).alias(c.name) for c in kind.columns]
-        + marks
+        + carried
     )
     return _with_dates_converted(canonical, renamed, kind, date_order)
 

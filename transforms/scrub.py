@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from itertools import pairwise
+from typing import Any
 
 import polars as pl
 
@@ -417,7 +418,16 @@ class Scrubber:
 
     def scrub_frame(self, df: pl.DataFrame, columns: Sequence[str]) -> tuple[pl.DataFrame, ScrubCounts]:
         """`df` with `columns` scrubbed; only the distinct candidate values go through Python."""
-        total = ScrubCounts()
+        scrubbed, counts = self.scrub_frame_by(df, columns, None)
+        return scrubbed, counts.get(None, ScrubCounts())
+
+    def scrub_frame_by(
+        self, df: pl.DataFrame, columns: Sequence[str], by: str | None
+    ) -> tuple[pl.DataFrame, dict[Any, ScrubCounts]]:
+        """`scrub_frame`, with what was replaced counted by the value of column `by` (the delivery each row
+        came from, when several files are scrubbed at once; None: one count, under None). Each distinct
+        candidate value still goes through Python once."""
+        total: dict[Any, ScrubCounts] = {}
         replacements = []
         for column in columns:
             dtype = df.schema[column]
@@ -425,24 +435,35 @@ class Scrubber:
                 continue
             if dtype != pl.String:
                 raise TypeError(f"column {column!r} is {dtype}, not text")
-            expr, counts = self._scrub_column(df, column)
-            total += counts
+            expr = self._scrub_column(df, column, by, total)
             if expr is not None:
                 replacements.append(expr)
         return (df.with_columns(replacements) if replacements else df), total
 
-    def _scrub_column(self, df: pl.DataFrame, column: str) -> tuple[pl.Expr | None, ScrubCounts]:
-        distinct = self.candidates(df.get_column(column)).value_counts(name="n")
-        old, new, total = [], [], ScrubCounts()
-        for value, n in distinct.iter_rows():
-            scrubbed, counts = self.scrub(value)
+    def _scrub_column(
+        self, df: pl.DataFrame, column: str, by: str | None, total: dict[Any, ScrubCounts]
+    ) -> pl.Expr | None:
+        """The replacement of `column`'s values that hold identifiers (None: none do); what they held is
+        added to `total`, by the value of `by`."""
+        found = self.candidates(df.get_column(column))
+        if by is None:
+            counted = found.value_counts(name="n").select(pl.lit(None).alias("by"), column, "n")
+        else:
+            held = df.filter(pl.col(column).is_in(found.unique().implode()))
+            counted = held.group_by(pl.col(by).alias("by"), column).len(name="n")
+        old, new, seen = [], [], {}
+        for group, value, n in counted.iter_rows():
+            if value not in seen:
+                seen[value] = self.scrub(value)
+                if seen[value][1].total:
+                    old.append(value)
+                    new.append(seen[value][0])
+            counts = seen[value][1]
             if counts.total:
-                old.append(value)
-                new.append(scrubbed)
-                total += _scaled(counts, n)
+                total[group] = total.get(group, ScrubCounts()) + _scaled(counts, n)
         if not old:
-            return None, total
-        return pl.col(column).replace(old, new), total
+            return None
+        return pl.col(column).replace(old, new)
 
 
 # --- one person's own identifiers (erasure) -----------------------------------------------------------
