@@ -40,7 +40,10 @@ HTML_NAME = "feedback.html"
 CSV_NAME = "rejected_rows.csv"
 CSV_COLUMNS = ("file", "delivery_id", "row", "column", "value", "rule", "reason")
 RENAME_DISTANCE = 2  # normalised headers this many edits apart count as one column renamed
-HTML_ROW_LIMIT = 500  # rejected rows listed in the HTML; the CSV always holds every one
+HTML_ROW_LIMIT = 500  # rejected rows listed in the HTML for one file; the CSV always holds every one
+#: Rejected rows listed in one organisation's page, its files in the page's order: a page of tens of
+#: thousands of rows (2,000 files of 50) is 45 MB that no one reads, and took 4 s to make.
+REPORT_ROW_LIMIT = 1_000
 
 
 # --- what the warehouse says ----------------------------------------------------------------
@@ -198,15 +201,22 @@ def quarantine_records(
 
 
 def rejected_rows(
-    con: duckdb.DuckDBPyConnection, run_id: str, delivery_ids: Sequence[int], limit: int = HTML_ROW_LIMIT
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    delivery_ids: Sequence[int],
+    limit: int = HTML_ROW_LIMIT,
+    report_limit: int = REPORT_ROW_LIMIT,
 ) -> tuple[dict[int, list[Rejected]], dict[int, int]]:
-    """Row-level quarantine records: the first `limit` of each delivery, and how many there are in all."""
+    """Row-level quarantine records: the first `limit` of each delivery, at most `report_limit` in all (the
+    deliveries taken in the order given), and how many each delivery has in all."""
     rows = con.execute(
         f"""SELECT delivery_id, source_row, rules, reasons, columns, "values" FROM (
-                SELECT *, row_number() OVER (PARTITION BY delivery_id ORDER BY source_row) AS n
-                FROM ({_QUARANTINE} AND len(columns) > 0)
-            ) WHERE n <= ? ORDER BY delivery_id, source_row""",
-        [run_id, list(delivery_ids), limit],
+                SELECT *, row_number() OVER (ORDER BY list_position(?, delivery_id), source_row) AS m FROM (
+                    SELECT *, row_number() OVER (PARTITION BY delivery_id ORDER BY source_row) AS n
+                    FROM ({_QUARANTINE} AND len(columns) > 0)
+                ) WHERE n <= ?
+            ) WHERE m <= ? ORDER BY delivery_id, source_row""",
+        [list(delivery_ids), run_id, list(delivery_ids), limit, report_limit],
     ).fetchall()
     shown: dict[int, list[Rejected]] = {}
     for row in rows:
@@ -512,9 +522,12 @@ def write_run_feedback(paths: DataPaths, run_id: str) -> tuple[list[OrgReport], 
         con.close()
 
 
-def write_feedback_reports(con: duckdb.DuckDBPyConnection, run_id: str, out_dir: Path) -> list[OrgReport]:
+def write_feedback_reports(
+    con: duckdb.DuckDBPyConnection, run_id: str, out_dir: Path, report_limit: int = REPORT_ROW_LIMIT
+) -> list[OrgReport]:
     """Write feedback.html and rejected_rows.csv for every organisation with deliveries processed in
-    `run_id`, under `out_dir/<run_id>/<organisation>/`. Reads the warehouse only; writes nothing to it."""
+    `run_id`, under `out_dir/<run_id>/<organisation>/`; a page lists at most `report_limit` rejected rows,
+    the CSV every one. Reads the warehouse only; writes nothing to it."""
     by_org: dict[str, list[DeliveryRecord]] = {}
     for delivery in reported_deliveries(con, run_id):
         by_org.setdefault(delivery.organisation, []).append(delivery)
@@ -527,7 +540,7 @@ def write_feedback_reports(con: duckdb.DuckDBPyConnection, run_id: str, out_dir:
     for organisation in organisations:
         own = sorted(by_org.get(organisation, []), key=lambda d: (d.file, d.delivery_id))
         folder = Path(out_dir) / safe_name(run_id) / folders[organisation]
-        context = report_context(con, organisation, own, run)
+        context = report_context(con, organisation, own, run, report_limit)
         context["not_taken"] = not_taken.get(organisation, [])
         context["kept_in_conflicts"] = kept.get(organisation, [])
         html_path = _write_atomic(folder / HTML_NAME, render_html(context))
@@ -607,11 +620,16 @@ def _write_atomic(path: Path, text: str) -> Path:
 
 
 def report_context(
-    con: duckdb.DuckDBPyConnection, organisation: str, deliveries: Sequence[DeliveryRecord], run: RunFacts
+    con: duckdb.DuckDBPyConnection,
+    organisation: str,
+    deliveries: Sequence[DeliveryRecord],
+    run: RunFacts,
+    report_limit: int = REPORT_ROW_LIMIT,
 ) -> dict[str, Any]:
-    """Everything the template shows, as plain values (the template escapes them)."""
+    """Everything the template shows, as plain values (the template escapes them); at most `report_limit`
+    rejected rows listed, in the files' order."""
     ids = [d.delivery_id for d in deliveries]
-    shown, counts = rejected_rows(con, run.run_id, ids)
+    shown, counts = rejected_rows(con, run.run_id, ids, report_limit=report_limit)
     problems = file_problems(con, run.run_id, ids)
     files = [
         file_context(
@@ -640,6 +658,7 @@ def report_context(
             "rows_blocked": sum(d.rows_blocked for d in deliveries),
         },
         "csv_name": CSV_NAME,
+        "report_limit": report_limit,
         "not_taken": [],  # files found but not taken (`files_not_taken`), filled in by the caller
         "kept_in_conflicts": [],  # rows also delivered by another organisation, kept (`kept_in_conflicts`)
     }

@@ -333,3 +333,34 @@ def test_rejected_csv_cells_are_never_spreadsheet_formulas() -> None:
     ]
     numbers = Rejected(1, 3, ("risk_range",), ("`risk` is '-1'",), ("risk",), {"risk": "-1"})
     assert csv_row(numbers, "f.csv")[4] == "-1"  # a plain number stays as it is
+
+
+@uses_prefect
+@prefect_group
+def test_a_page_lists_at_most_the_report_limit_of_rows_and_the_csv_every_one(tmp_path: Path) -> None:
+    """An organisation with thousands of files of rejected rows gets a page that can be read (and made in
+    time): the first rows, in its files' order, each later file saying how many of its rows are in the CSV."""
+    network = write_network(tmp_path)
+    network.deliver("alpha/feedback-w2.csv", FAULTY_FEEDBACK)
+    network.deliver("alpha/feedback-w3.csv", FAULTY_FEEDBACK.replace("lots", "loads"))
+    run_id = run(network)
+    con = duckdb.connect(str(DataPaths(network.data_dir).warehouse), read_only=True)
+    try:
+        pages = {
+            limit: {r.organisation: r for r in write_feedback_reports(con, run_id, tmp_path / f"out-{limit}", limit)}
+            for limit in (3, 4)
+        }
+    finally:
+        con.close()
+    for limit, reports in pages.items():
+        alpha = reports["ORG-A"]
+        raw = alpha.html_path.read_text(encoding="utf-8")
+        assert raw.count('<span class="rule">(') == limit  # each listed rejected row breaks one rule
+        assert [(r["file"], r["row"]) for r in csv_rows(alpha)] == [
+            (f"feedback-w{n}.csv", str(row)) for n in (2, 3) for row in (5, 6, 7)
+        ]
+    three, four = page(pages[3]["ORG-A"]), page(pages[4]["ORG-A"])
+    assert "3 rows set aside, not shown here: this page lists the first 3 rows set aside in your files" in three
+    assert "every one is listed in rejected_rows.csv" in three and "Showing the first" not in three
+    assert "Showing the first 1 of 3 rows set aside; every one is listed in rejected_rows.csv" in four
+    assert "'loads'" in four and "'loads'" not in three  # the second file's first row, only where it fits
