@@ -356,8 +356,9 @@ def protect_deliveries(
             before = frame
             frame, blocked = blocklist.drop(frame, column)
             if blocked:
+                kept = _rows_by(frame, by)
                 for owner, count in _rows_by(before, by).items():
-                    outcomes[owner].rows_blocked += count - _rows_by(frame, by).get(owner, 0)
+                    outcomes[owner].rows_blocked += count - kept.get(owner, 0)
     for column in kind.pseudonymised_columns:
         frame = pseudonymise(frame, key_secret, column)
     if kind.free_text_columns:
