@@ -214,16 +214,98 @@ def quarantine_records(
     suite: dict[str, Any],
     limits: Mapping[str, float] | None = None,
 ) -> pl.DataFrame:
-    """One record per failing row: every rule it broke, why in plain words, and the values involved."""
+    """One record per failing row, in row order: every rule it broke (by name), why in plain words, the
+    columns those rules look at (sorted) and their values as a JSON object, as Python's `json.dumps(...,
+    ensure_ascii=False)` writes it.
+
+    Built set-wise in polars (at L, 100,000 rows a run; one Python dict per row cost 0.17 s a batch,
+    holding the GIL the other batches wait on). The offending rows' columns are text (canonical frames
+    are); a frame whose involved columns are not is built row by row (`_quarantine_records_by_row`)."""
     if failures.height == 0:
         return pl.DataFrame(schema=QUARANTINE_SCHEMA)
     meta = {e["meta"]["rule"]: e["meta"] for e in suite["expectations"]}
+    involved = _involved(meta)
     failing = (
         frame.lazy()
-        .select(ROW_ID, DELIVERY, ROW, *_involved(meta))
+        .select(ROW_ID, DELIVERY, ROW, *involved)
         .join(failures.select(ROW_ID).unique().lazy(), on=ROW_ID, how="semi")
         .collect()
-    )  # only the failing rows become Python dicts, not the whole batch
+    )
+    if any(failing.schema[c] != pl.String for c in involved):
+        return _quarantine_records_by_row(failing, failures, meta, limits)
+    rule_columns = pl.DataFrame(
+        {"rule": list(meta), "rule_columns": [list(m["columns"]) for m in meta.values()]},
+        schema={"rule": pl.String, "rule_columns": pl.List(pl.String)},
+    )
+    broken = (
+        failures.select(ROW_ID, "rule", "value")
+        .with_columns(_reason_expr(meta, limits).alias("reason"))
+        .join(rule_columns, on="rule", how="left")
+        .sort(ROW_ID, "rule", "value", nulls_last=False)
+        .group_by(ROW_ID, maintain_order=True)
+        .agg(
+            pl.col("rule").alias("rules"),
+            pl.col("reason").alias("reasons"),
+            pl.col("rule_columns").explode().drop_nulls().unique().sort().alias("columns"),
+        )
+    )
+    rows = failing.join(broken, on=ROW_ID, how="inner").sort(ROW_ID)
+    pieces = [
+        pl.when(pl.col("columns").list.contains(column)).then(
+            pl.lit(json.dumps(column, ensure_ascii=False) + ": ") + _json_text(pl.col(column))
+        )
+        for column in sorted(involved)
+    ]
+    values = pl.concat_str([pl.lit("{"), pl.concat_str(pieces, separator=", ", ignore_nulls=True), pl.lit("}")])
+    return rows.select(
+        pl.col(DELIVERY).alias("delivery_id"),
+        pl.col(ROW).alias("source_row"),
+        "rules",
+        "reasons",
+        "columns",
+        values.alias("values"),
+    ).cast(QUARANTINE_SCHEMA)
+
+
+#: How json.dumps writes the characters it escapes in a string (ensure_ascii=False): the short escapes, then
+#: any other control character as \u00XX.
+_JSON_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+_CONTROL = [chr(c) for c in range(0x20) if chr(c) not in _JSON_ESCAPES]
+
+
+def _json_text(text: pl.Expr) -> pl.Expr:
+    """A text column as JSON values, exactly as `json.dumps(value, ensure_ascii=False)` writes each: a
+    string quoted and escaped, a missing value `null`."""
+    escaped = text
+    for char, escape in _JSON_ESCAPES.items():
+        escaped = escaped.str.replace_all(char, escape, literal=True)
+    controlled = escaped
+    for char in _CONTROL:
+        controlled = controlled.str.replace_all(char, f"\\u{ord(char):04x}", literal=True)
+    escaped = pl.when(text.str.contains(r"[\x00-\x1f]")).then(controlled).otherwise(escaped)
+    return pl.when(text.is_null()).then(pl.lit("null")).otherwise(pl.lit('"') + escaped + pl.lit('"'))
+
+
+def _reason_expr(meta: dict[str, dict[str, Any]], limits: Mapping[str, float] | None) -> pl.Expr:
+    """`reason(meta[rule], value, limits)` for each (rule, value) row of a failures frame, in polars."""
+    value = pl.col("value")
+    cut = pl.when(value.str.len_chars() > VALUE_LIMIT).then(value.str.slice(0, VALUE_LIMIT - 1) + pl.lit("…"))
+    shown = pl.when(value.is_null()).then(pl.lit("(empty)")).otherwise(pl.lit("'") + cut.otherwise(value) + pl.lit("'"))
+    reasons = []
+    for rule, entry in meta.items():
+        parts = _message(entry, limits).split("{value}")
+        text = pl.concat_str([item for part in parts[:-1] for item in (pl.lit(part), shown)] + [pl.lit(parts[-1])])
+        reasons.append(pl.when(pl.col("rule") == rule).then(text))
+    return pl.coalesce(reasons)
+
+
+def _quarantine_records_by_row(
+    failing: pl.DataFrame,
+    failures: pl.DataFrame,
+    meta: dict[str, dict[str, Any]],
+    limits: Mapping[str, float] | None,
+) -> pl.DataFrame:
+    """`quarantine_records` one row at a time, for involved columns that are not text."""
     rows = {row[ROW_ID]: row for row in failing.iter_rows(named=True)}
     grouped: dict[int, list[tuple[str, str | None]]] = {}
     for row_id, rule, value in failures.select(ROW_ID, "rule", "value").iter_rows():
@@ -231,7 +313,7 @@ def quarantine_records(
     records = []
     for row_id in sorted(grouped):
         row = rows[row_id]
-        broken = sorted(grouped[row_id])
+        broken = sorted(grouped[row_id], key=lambda pair: (pair[0], pair[1] is not None, pair[1] or ""))
         columns = sorted({c for rule, _ in broken for c in meta[rule]["columns"]})
         records.append(
             {
@@ -260,10 +342,15 @@ def reason(meta: dict[str, Any], value: str | None, limits: Mapping[str, float] 
     shown = "(empty)" if value is None else value
     if len(shown) > VALUE_LIMIT:
         shown = shown[: VALUE_LIMIT - 1] + "…"
+    return _message(meta, limits).replace("{value}", f"'{shown}'" if value is not None else shown)
+
+
+def _message(meta: dict[str, Any], limits: Mapping[str, float] | None) -> str:
+    """A rule's message with din.yaml's limits filled in (its `{value}` left for the offending value)."""
     message: str = meta["message"]
     for name, limit in (limits or {}).items():
         message = message.replace(limit_placeholder(name), f"{limit:g}")
-    return message.replace("{value}", f"'{shown}'" if value is not None else shown)
+    return message
 
 
 def expectation_results(
