@@ -19,7 +19,7 @@ _FORMULA_PATTERN = r"^[=+\-@\t\r]"
 
 def neutralise(text: str) -> str:
     """`text`, with an apostrophe in front when a spreadsheet would read it as a formula."""
-    if text.startswith(FORMULA_STARTS) and not _NUMBER.match(text):
+    if text.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(text):  # all of it (`$` allows a last \n)
         return "'" + text
     return text
 

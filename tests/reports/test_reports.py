@@ -24,12 +24,14 @@ from typing import Any
 import openpyxl
 import polars as pl
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from reports.charts import BarRow, Cell, Series, cell_label, line_chart, stacked_bars
 from reports.export import export_table
 from reports.html import ACCEPTABILITY, ATTENDANCE, VOTES, build_report, rule_from_label
 from reports.packs import build_project_pack, shuffled
-from reports.spreadsheet import neutralise
+from reports.spreadsheet import neutralise, neutralise_expr
 from tests.conftest import REPO
 from tests.support.pipeline import published_tables, read_published, write_published
 from transforms.disclosure import DisclosureRule
@@ -472,6 +474,16 @@ def test_neutralise_and_cell_labels() -> None:
     assert cell_label(Cell(None, "suppressed"), 5) == "suppressed"
     assert cell_label(Cell(None, "suppressed_secondary"), 5) == "suppressed_secondary"
     assert cell_label(Cell(0, "zero"), 5) == "0"
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(["=", "+", "-", "@", "\t", "\r", "\n", "1", ".", "a", "'", " "]))))
+@example(["-5\n", "+3.2\n", "-5", "+3.2", "-", "=1", "1-", "-1.", "\n-5"])
+def test_the_formula_rule_is_one_rule_in_python_and_in_polars(texts: list[str]) -> None:
+    """Feedback CSVs neutralise whole columns in polars, other outputs a cell at a time: the same cells."""
+    frame = pl.DataFrame({"t": texts}, schema={"t": pl.String})
+    assert frame.select(neutralise_expr(pl.col("t")).alias("t"))["t"].to_list() == [neutralise(t) for t in texts]
+    assert all(neutralise(t) == t or neutralise(t) == "'" + t for t in texts)
 
 
 def test_a_fully_suppressed_bar_is_hatched_not_empty() -> None:
