@@ -100,16 +100,19 @@ def create_views(
         if mart.tier not in tiers:
             continue
         view = f"{quote(mart.tier)}.{quote(mart.name)}"
-        if not mart.relative_files(version_dir):
+        files = mart.relative_files(version_dir)
+        if not files:
             continue
-        con.execute(f"CREATE VIEW {view} AS {table_query(version_dir, mart, base)}")
+        con.execute(f"CREATE VIEW {view} AS {table_query(version_dir, mart, base, files)}")
         alias = f"main.{quote(mart.name)}"
         con.execute(f"CREATE VIEW {alias} AS SELECT * FROM {view}")
         # The unqualified name is documented as fully as the tier's: a reader listing comments by
         # table name gets every column's meaning whichever of the two views it finds first.
+        # DESCRIBE binds the view, listing and reading its files (thousands for a partitioned table): once.
+        columns = [column for column, *_ in con.sql(f"DESCRIBE {view}").fetchall()]
         for name in (view, alias):
             con.execute(f"COMMENT ON VIEW {name} IS {literal(mart.description)}")
-            for column, *_ in con.sql(f"DESCRIBE {view}").fetchall():
+            for column in columns:
                 con.execute(f"COMMENT ON COLUMN {name}.{quote(column)} IS {literal(_meaning(mart, column))}")
 
 

@@ -195,12 +195,13 @@ def read_documentation(path: Path) -> tuple[dict[str, str], dict[str, dict[str, 
     return table, columns
 
 
-def table_query(version_dir: Path, mart: Mart, base: Path | None = None) -> str:
+def table_query(version_dir: Path, mart: Mart, base: Path | None = None, files: Sequence[str] | None = None) -> str:
     """A query over one published table of `version_dir` in its published column order, naming its files
     under `base` (default: `version_dir`; the catalog names them relative to its folder). A partitioned
-    table's column comes from the folder names, as text."""
+    table's column comes from the folder names, as text. `files`: `mart.relative_files(version_dir)`, when
+    the caller has listed them already (thousands for a partitioned table)."""
     base = version_dir if base is None else base
-    files = mart.relative_files(version_dir)
+    files = mart.relative_files(version_dir) if files is None else list(files)
     if not mart.partition_by or files == [f"{mart.relative_path}/{PART_FILE}"]:
         location = base / (files[0] if files else mart.relative_path)
         return f"SELECT * FROM read_parquet({literal(str(location))})"
