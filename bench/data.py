@@ -163,7 +163,9 @@ def private_network(data: Dataset, dest: Path) -> Dataset:
     """A copy of `data`'s deliveries under `dest` whose files can be changed without touching the data set.
 
     Files are hard links (free, and the local source reads them as ordinary files; it refuses symbolic
-    links out of its folder), copies where the file system has no hard links. A file is changed by
+    links out of its folder), copies where the file system has no hard links; the config is always a
+    copy, so that settings an experiment appends to it stay in this network (appending through a link
+    once turned on `partition_by_panel` for every later benchmark of the shared data set). A file is changed by
     replacing its link with a new file (see `change_one_file`), so the shared data set stays as generated.
     """
     if dest.exists():
@@ -171,6 +173,9 @@ def private_network(data: Dataset, dest: Path) -> Dataset:
     for source in sorted(p for p in data.root.rglob("*") if p.is_file() and p.name != MANIFEST):
         target = dest / source.relative_to(data.root)
         target.parent.mkdir(parents=True, exist_ok=True)
+        if source == data.config:  # a copy: a run's settings written into it never reach the data set
+            shutil.copy2(source, target)
+            continue
         try:
             target.hardlink_to(source)
         except OSError:

@@ -22,3 +22,6 @@ def test_one_changed_file_changes_only_the_private_copy(tmp_path: Path) -> None:
     assert changed.read_bytes() != data.response_files[1].read_bytes()
     assert now.reverse().equals(original)  # the same rows, re-exported in another order
     assert network.response_files[0].read_bytes() == data.response_files[0].read_bytes()
+    with network.config.open("a", encoding="utf-8") as config:  # an experiment's setting, written in place
+        config.write("publish: {partition_by_panel: true}\n")
+    assert {p: p.read_bytes() for p in data.root.rglob("*") if p.is_file()} == before
