@@ -38,6 +38,7 @@ import os
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from din.sql import literal
@@ -71,25 +72,25 @@ def is_plain(data: bytes, encoding: str, delimiter: str, delivered: list[str]) -
 
 
 def _quote_beside_spaces(data: bytes, delimiter: bytes) -> bool:
-    """A quote after spaces that open a field (` "x"`), or before spaces that close one (`"x" ,`)."""
-    for pattern in (b' "', b'\t"'):
-        found = data.find(pattern)
-        while found != -1:
-            start = found
-            while start > 0 and data[start - 1] in _SPACES:
-                start -= 1
-            if start == 0 or data[start - 1] in b"\n" + delimiter:
-                return True
-            found = data.find(pattern, found + 1)
-    for pattern in (b'" ', b'"\t'):
-        found = data.find(pattern)
-        while found != -1:
-            end = found + 1
-            while end < len(data) and data[end] in _SPACES:
-                end += 1
-            if end == len(data) or data[end] in b"\r\n" + delimiter:
-                return True
-            found = data.find(pattern, found + 1)
+    """A quote after spaces that open a field (` "x"`), or before spaces that close one (`"x" ,`).
+
+    The places where a space or tab touches a quote are found in one vectorised pass (four `bytes.find`
+    scans cost 2 ms of a 600 KB file, a third of reading it); only those few are looked at one by one."""
+    octets = np.frombuffer(data, dtype=np.uint8)
+    quote = octets == ord('"')
+    space = (octets == ord(" ")) | (octets == ord("\t"))
+    for found in np.flatnonzero(space[:-1] & quote[1:]).tolist():  # ` "`: the space's position
+        start = found
+        while start > 0 and data[start - 1] in _SPACES:
+            start -= 1
+        if start == 0 or data[start - 1] in b"\n" + delimiter:
+            return True
+    for found in np.flatnonzero(quote[:-1] & space[1:]).tolist():  # `" `: the quote's position
+        end = found + 1
+        while end < len(data) and data[end] in _SPACES:
+            end += 1
+        if end == len(data) or data[end] in b"\r\n" + delimiter:
+            return True
     return False
 
 

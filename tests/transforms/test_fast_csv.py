@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import SAMPLES
@@ -209,3 +209,34 @@ def test_every_real_and_sample_export_reads_the_same_either_way() -> None:
             assert_same(chosen, python)
             engines.append(getattr(chosen, "engine", "refused"))
     assert engines.count("duckdb") >= 5 and "python" in engines, engines  # the cp1252 re-save, at least
+
+
+def _quote_beside_spaces_by_search(data: bytes, delimiter: bytes) -> bool:
+    """The rule as first written, a `bytes.find` scan per pattern: the vectorised search must agree."""
+    for pattern in (b' "', b'\t"'):
+        found = data.find(pattern)
+        while found != -1:
+            start = found
+            while start > 0 and data[start - 1] in b" \t":
+                start -= 1
+            if start == 0 or data[start - 1] in b"\n" + delimiter:
+                return True
+            found = data.find(pattern, found + 1)
+    for pattern in (b'" ', b'"\t'):
+        found = data.find(pattern)
+        while found != -1:
+            end = found + 1
+            while end < len(data) and data[end] in b" \t":
+                end += 1
+            if end == len(data) or data[end] in b"\r\n" + delimiter:
+                return True
+            found = data.find(pattern, found + 1)
+    return False
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(st.binary(max_size=40).map(lambda b: bytes(b' \t",;\n\ra'[x % 8] for x in b)), st.sampled_from(DELIMITERS))
+def test_quotes_beside_spaces_are_found_as_a_search_finds_them(data: bytes, delimiter: str) -> None:
+    """Spaces and tabs against a quote at a field's edge (which DuckDB trims and Python keeps): one pass."""
+    expected = _quote_beside_spaces_by_search(data, delimiter.encode())
+    assert fast_csv._quote_beside_spaces(data, delimiter.encode()) is expected
