@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -190,15 +190,6 @@ _QUARANTINE = """SELECT delivery_id, source_row, rules, reasons, columns, "value
 def _rejected(row: tuple[Any, ...]) -> Rejected:
     delivery_id, source_row, rules, reasons, columns, values = row
     return Rejected(delivery_id, source_row, tuple(rules), tuple(reasons), tuple(columns), _json_object(values))
-
-
-def quarantine_records(
-    con: duckdb.DuckDBPyConnection, run_id: str, delivery_ids: Sequence[int], batch: int = 10_000
-) -> Iterator[Rejected]:
-    """Every quarantine record this run wrote for the given deliveries, in file and row order (streamed)."""
-    result = con.execute(f"{_QUARANTINE} ORDER BY delivery_id, source_row NULLS FIRST", [run_id, list(delivery_ids)])
-    while rows := result.fetchmany(batch):
-        yield from (_rejected(row) for row in rows)
 
 
 def rejected_rows(
