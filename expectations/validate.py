@@ -267,10 +267,11 @@ def quarantine_records(
     ).cast(QUARANTINE_SCHEMA)
 
 
-#: How json.dumps writes the characters it escapes in a string (ensure_ascii=False): the short escapes, then
-#: any other control character as \u00XX.
-_JSON_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
-_CONTROL = [chr(c) for c in range(0x20) if chr(c) not in _JSON_ESCAPES]
+#: How json.dumps writes the characters it escapes in a string (ensure_ascii=False): the backslash first (the
+#: other escapes add backslashes), the quote and the short escapes, then any other control character as \u00XX.
+_JSON_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"} | {
+    chr(c): f"\\u{c:04x}" for c in range(0x20) if chr(c) not in "\n\r\t\b\f"
+}
 
 
 def _json_text(text: pl.Expr) -> pl.Expr:
@@ -279,10 +280,6 @@ def _json_text(text: pl.Expr) -> pl.Expr:
     escaped = text
     for char, escape in _JSON_ESCAPES.items():
         escaped = escaped.str.replace_all(char, escape, literal=True)
-    controlled = escaped
-    for char in _CONTROL:
-        controlled = controlled.str.replace_all(char, f"\\u{ord(char):04x}", literal=True)
-    escaped = pl.when(text.str.contains(r"[\x00-\x1f]")).then(controlled).otherwise(escaped)
     return pl.when(text.is_null()).then(pl.lit("null")).otherwise(pl.lit('"') + escaped + pl.lit('"'))
 
 
