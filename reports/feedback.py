@@ -822,7 +822,9 @@ def write_rejected_csv(
         handle.write(("\ufeff" + ",".join(CSV_COLUMNS) + "\r\n").encode("utf-8"))
         for batch in records.to_arrow_reader(CSV_BATCH_ROWS):
             cells = rejected_cells(pl.DataFrame(pl.from_arrow(batch)), files)
-            cells.write_csv(handle, include_header=False, line_terminator="\r\n", quote_style="necessary")
+            # an empty cell written bare, as Python's csv module writes it (polars quotes an empty text)
+            empty_as_null = cells.select(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in CSV_COLUMNS)
+            empty_as_null.write_csv(handle, include_header=False, line_terminator="\r\n", quote_style="necessary")
     os.replace(partial, path)
     return path
 
