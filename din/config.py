@@ -183,6 +183,7 @@ class Config:
     portal: PortalSettings = field(default_factory=PortalSettings)
     attention: Attention = field(default_factory=Attention)
     partition_by_panel: bool = False  # publish: the row-level tables hive-partitioned by panel_id
+    panel_buckets: int = 0  # publish: the row-level tables split into this many files by panel (0: one file)
 
     @property
     def inbox_sources(self) -> tuple[SourceConfig, ...]:
@@ -233,7 +234,7 @@ SETTINGS = {
     "parallelism": "runner (threads, processes, sequential, dask), max_workers, address, shared_data_dir",
     "disclosure": "profile and threshold of the open tier's small-count rule",
     "attention": "when a run warns: quarantined_share, rows_lost_share",
-    "publish": "partition_by_panel: the restricted tier's row-level tables as folders partitioned by panel",
+    "publish": "partition_by_panel or panel_buckets: the restricted tier's row-level tables as folders by panel",
     "storage": "durable copies in S3-compatible object storage",
     "limits": "the network's own caps on contract values",
     "portal": "how `din serve` behaves",
@@ -271,6 +272,14 @@ _BLOCKS: dict[str, tuple[Option, ...]] = {
             flag,
             "true: publish the restricted tier's row-level tables hive-partitioned by panel_id, one folder per "
             "panel, so that a publish rewrites only the panels that changed (default false: one file per table)",
+        ),
+        Option(
+            "panel_buckets",
+            whole_number(2, 1024),
+            "publish the restricted tier's row-level tables as this many files each (a folder), every panel's rows "
+            "in one file chosen by a hash of panel_id, so that a publish rewrites only the files whose panels "
+            "changed; for networks of many panels, where one folder per panel means too many files "
+            "(default: one file per table)",
         ),
     ),
     "attention": (
@@ -408,7 +417,19 @@ def _build_config(config_path: Path, raw: dict[str, Any], data_dir_override: Any
             rows_lost_share=float(attention.get("rows_lost_share", Attention.rows_lost_share)),
         ),
         partition_by_panel=bool(blocks["publish"].get("partition_by_panel", False)),
+        panel_buckets=_panel_buckets(config_path, blocks["publish"]),
     )
+
+
+def _panel_buckets(config_path: Path, publish: Mapping[str, Any]) -> int:
+    """`publish.panel_buckets`, which is one layout and `partition_by_panel: true` another: not both."""
+    buckets = int(publish.get("panel_buckets") or 0)
+    if buckets and publish.get("partition_by_panel"):
+        raise ConfigError(
+            f"{config_path}: publish.partition_by_panel and publish.panel_buckets are two layouts of the same "
+            "tables (a folder per panel, or a fixed number of files); choose one."
+        )
+    return buckets
 
 
 def _portal(config_path: Path, raw: Any) -> PortalSettings:

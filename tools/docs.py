@@ -531,6 +531,7 @@ def _mart_section(mart: Mart, columns: Sequence[PublishedColumn]) -> str:
         f"- **Tier**: {mart.tier} · **file**: `{mart.tier}/{mart.name}.parquet`"
         + (
             f" (with `publish: {{partition_by_panel: true}}`, the folder `{mart.relative_path}/` partitioned by "
+            f"`{mart.partition_by}`; with `publish: {{panel_buckets: N}}`, that folder holding N files split by "
             f"`{mart.partition_by}`)"
             if mart.partition_by
             else ""
@@ -553,8 +554,10 @@ def data_dictionary_markdown(columns: dict[str, list[PublishedColumn]] | None = 
         "published column bumps the schema version.\n\n"
         "Each run publishes a complete version: `published/current/<tier>/<table>.parquet` (tidy: one observation "
         "per row, one variable per column; with `publish: {partition_by_panel: true}` the restricted tier's "
-        "row-level tables are folders partitioned by panel, `<tier>/<table>/panel_id=<panel>/part-0.parquet`, read "
-        "as one table by reading the folder: see README, 'Tables partitioned by panel'), a Frictionless "
+        "row-level tables are folders partitioned by panel, `<tier>/<table>/panel_id=<panel>/part-0.parquet`, and "
+        "with `publish: {panel_buckets: N}` folders of N files, `<tier>/<table>/part-07.parquet`, each panel in "
+        "one file; either is read as one table by reading the folder: see README, 'Tables partitioned by "
+        "panel'), a Frictionless "
         "`datapackage.json` describing every file, and a DuckDB "
         "catalog (`published/catalog.duckdb`) with one view per table as `<tier>.<table>` and `main.<table>`. "
         "The views name files relative to the catalog's folder: open it from `published/`, or set "

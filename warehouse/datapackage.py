@@ -142,7 +142,7 @@ def _resource(version_dir: Path, mart: Mart, table: TableFile, known: Mapping[st
     resource: dict[str, Any] = {"name": table.name, "path": table.path}
     if mart.partition_by:
         resource["path"] = files
-        resource["partitioned_by"] = mart.partition_by
+        resource["bucketed_by" if mart.buckets else "partitioned_by"] = mart.partition_by
     resource |= {
         "format": "parquet",
         "mediatype": "application/vnd.apache.parquet",

@@ -718,7 +718,14 @@ def publish_without(ctx: ErasureContext) -> dict[str, Any]:
     con = connect(ctx.paths.warehouse)
     try:
         metadata = release_metadata(ctx.config, ctx.key, version, rule, reason=f"erasure {ctx.journal.erasure_id}")
-        result = publish(con, ctx.paths, version, published_marts(ctx.config.partition_by_panel), metadata, rule)
+        result = publish(
+            con,
+            ctx.paths,
+            version,
+            published_marts(ctx.config.partition_by_panel, ctx.config.panel_buckets),
+            metadata,
+            rule,
+        )
         con.execute(
             "INSERT INTO ops.publishes VALUES (?, now()::TIMESTAMP, ?, ?)",
             [version, result.version, publish_fingerprint(con, ctx.config, ctx.key)],

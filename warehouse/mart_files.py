@@ -12,14 +12,15 @@
 The Arrow schema is the one the file will have: DuckDB writes the query's first zero rows to Parquet and
 pyarrow reads that file's schema back, so the serialised schema cannot disagree with the written file.
 
-A partitioned table (`Mart.partition_by`) is the standard hive layout: one file per partition value in
-a folder `panel_id=<value>` (percent-encoded), the partition column in the folder name and not in the
-file. That is the one layout every reader takes as one table without options: a partition column kept
-in the files as well is refused by pyarrow datasets and R's arrow (string against the dictionary type
-they give folder values) or, typed as a dictionary, by pandas the other way round. The partition column
-is the table's first column (write_mart checks it); its documentation rides in the file metadata
-(`din.partition_by`, `din.partition_field`), and `table_schema` puts it back in its place. An empty
-partitioned table is one zero-row `part-0.parquet` in its folder, holding every column.
+A table split into buckets (`Mart.buckets`) is a folder of plain files, each with every column and the
+same documentation. A hive-partitioned table (`Mart.partition_by` alone) is the standard hive layout: one
+file per partition value in a folder `panel_id=<value>` (percent-encoded), the partition column in the
+folder name and not in the file. That is the one layout every reader takes as one table without options:
+a partition column kept in the files as well is refused by pyarrow datasets and R's arrow (string against
+the dictionary type they give folder values) or, typed as a dictionary, by pandas the other way round.
+The partition column is the table's first column (write_mart checks it); its documentation rides in the
+file metadata (`din.partition_by`, `din.partition_field`), and `table_schema` puts it back in its place.
+An empty partitioned table is one zero-row `part-0.parquet` in its folder, holding every column.
 """
 
 from __future__ import annotations
@@ -205,6 +206,8 @@ def table_query(version_dir: Path, mart: Mart, base: Path | None = None, files: 
     if not mart.partition_by or files == [f"{mart.relative_path}/{PART_FILE}"]:
         location = base / (files[0] if files else mart.relative_path)
         return f"SELECT * FROM read_parquet({literal(str(location))})"
+    if not mart.hive:  # bucket files: every column in every file
+        return f"SELECT * FROM read_parquet({literal(mart.scan_path(base))}, hive_partitioning = false)"
     column = quote(mart.partition_by)
     options = f"hive_partitioning = true, hive_types = {{{literal(mart.partition_by)}: VARCHAR}}"
     return f"SELECT {column}, * EXCLUDE ({column}) FROM read_parquet({literal(mart.scan_path(base))}, {options})"
@@ -228,8 +231,9 @@ def write_mart(
 
     `release` describes the version (`warehouse.publish.release_metadata`: demo flag, notice, rule);
     `built` carries the frames of tables built together between calls (pass the same dict for every mart
-    of one publish, or none); `partitions`, for a partitioned table, the values of the partitions to write
-    (the others are the caller's: linked from the previous version), default all."""
+    of one publish, or none); `partitions`, for a partitioned table, the values of the partitions (of a
+    table in buckets, the buckets' numbers) to write (the others are the caller's: linked from the previous
+    version), default all."""
     release = release or {}
     query = f"({mart.sql})"
     registered = False
@@ -253,6 +257,9 @@ def write_mart(
             if not (has_rows and has_rows[0]):  # an empty table: one zero-row file holding every column
                 options = _copy_options(key_value_metadata(schema, mart, release))
                 con.execute(f"COPY (SELECT * FROM {query}) TO {literal(str(target / PART_FILE))} ({options})")
+            elif mart.buckets:
+                options = _copy_options(key_value_metadata(schema, mart, release))
+                write_buckets(con, mart, query, target, options, partitions)
             elif partitions is None or partitions:
                 # a partition's file: the column is its folder's name
                 options = _copy_options(key_value_metadata(schema.remove(0), mart, release))
@@ -265,6 +272,23 @@ def write_mart(
 def _copy_options(metadata: Mapping[str, str]) -> str:
     pairs = ", ".join(f"{literal(k)}: {literal(v)}" for k, v in metadata.items())
     return f"FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{pairs}}}"
+
+
+def write_buckets(
+    con: Any, mart: Mart, query: str, folder: Path, options: str, only: Sequence[int] | None = None
+) -> None:
+    """Write `query`'s rows into `folder` as `part-<bucket>.parquet`, one file per bucket that holds rows
+    (`Mart.bucket_sql`), or for the buckets `only`.
+
+    One COPY per bucket, each a scan of the table: measured at L (9.9M rows of responses, 16 buckets),
+    16 COPYs take 3.8 s against 2.3 s for the table as one file and 6–8 s for one COPY with PARTITION_BY
+    (which holds every partition's rows until written); one bucket alone takes 0.25 s."""
+    bucket = mart.bucket_sql()
+    if only is None:
+        only = [b for (b,) in con.execute(f"SELECT DISTINCT {bucket} FROM {query} ORDER BY 1").fetchall()]
+    for number in only:
+        target = literal(str(folder / mart.bucket_file(int(number))))
+        con.execute(f"COPY (SELECT * FROM {query} WHERE {bucket} = ?) TO {target} ({options})", [int(number)])
 
 
 def write_partitions(

@@ -15,9 +15,18 @@ A table whose YAML says `partition_by: panel_id` may be published hive-partition
 asks for it (`publish: {partition_by_panel: true}`, `published_marts`): a folder `<tier>/<table>/`
 holding one `panel_id=<value>/part-0.parquet` per panel (the value percent-encoded, as hive readers
 decode it), or one zero-row `part-0.parquet` when the table is empty. Otherwise a table is one file,
-`<tier>/<table>.parquet`. Either way the folder or file is read as one table by DuckDB, polars, pandas,
-pyarrow and R's arrow (`Mart.relative_files` lists the files; `Mart.scan_path` is what `read_parquet`
-takes); `Mart.as_found` gives the layout a published version actually has.
+`<tier>/<table>.parquet`.
+
+With `publish: {panel_buckets: N}` such a table is instead a folder of at most N files,
+`<tier>/<table>/part-07.parquet`, every panel's rows in the one file its `panel_id` hashes to (DuckDB's
+`hash`, modulo N; the panel column stays in the files). A network of thousands of panels then publishes
+a few files per table, not one folder per panel, and a delivery for one panel still rewrites one file
+of each table it changes. Only files that hold rows are written; an empty table is one zero-row
+`part-0.parquet`, as above.
+
+Either way the folder or file is read as one table by DuckDB, polars, pandas, pyarrow and R's arrow
+(`Mart.relative_files` lists the files; `Mart.scan_path` is what `read_parquet` takes); `Mart.as_found`
+gives the layout a published version actually has.
 """
 
 from __future__ import annotations
@@ -67,6 +76,7 @@ class Mart:
     columns: Mapping[str, ColumnDoc] = field(default_factory=dict)
     definition: Path | None = None  # the YAML file that defines it
     partition_by: str | None = None  # hive-partitioned by this column (one folder per value)
+    buckets: int = 0  # with partition_by: that many files instead, each value's rows in one (0: hive folders)
 
     @property
     def relative_path(self) -> str:
@@ -82,6 +92,21 @@ class Mart:
             return []
         return [str(p.relative_to(version_dir)) for p in table_files(location)]
 
+    @property
+    def hive(self) -> bool:
+        """Partitioned the hive way: one folder per value of `partition_by`, the column in the folder names."""
+        return bool(self.partition_by) and not self.buckets
+
+    def bucket_file(self, bucket: int) -> str:
+        """The file of one bucket, relative to the table's folder: `part-07.parquet` (never `PART_FILE`)."""
+        return f"part-{bucket:0{max(2, len(str(self.buckets - 1)))}d}.parquet"
+
+    def bucket_sql(self) -> str:
+        """The bucket of a row, in SQL over its partition column: a fixed number of files, whatever the
+        number of panels. DuckDB's `hash` is the same in every process of a DuckDB release; a release that
+        changed it would move panels between files, and every file, fingerprinted anew, is written once."""
+        return f"(hash({quote(str(self.partition_by))}) % {self.buckets})::INTEGER"
+
     def scan_path(self, base: Path) -> str:
         """What DuckDB's `read_parquet` (or polars' `scan_parquet`) is given to read the table under `base`."""
         return (
@@ -89,11 +114,22 @@ class Mart:
         )
 
     def as_found(self, version_dir: Path) -> Mart:
-        """This table with the layout it has in `version_dir`: one file there means not partitioned, whatever
+        """This table with the layout it has in `version_dir`: one file, hive folders or bucket files, whatever
         this deployment publishes now (a version published before the setting changed reads as written)."""
-        if self.partition_by and (version_dir / f"{self.tier}/{self.name}.parquet").is_file():
-            return replace(self, partition_by=None)
-        return self
+        if not self.partition_by:
+            return self
+        if (version_dir / f"{self.tier}/{self.name}.parquet").is_file():
+            return replace(self, partition_by=None, buckets=0)
+        folder = version_dir / self.relative_path
+        if not folder.is_dir():
+            return self
+        files = table_files(folder)
+        top = [p for p in files if p.parent == folder]
+        if any(p.name != PART_FILE for p in top):  # the files of buckets
+            return replace(self, buckets=self.buckets or len(top))
+        if len(top) < len(files):  # files in folders named by value: hive
+            return replace(self, buckets=0)
+        return self  # an empty table (one zero-row file) reads the same in either layout
 
     def partition_folder(self, value: Any) -> str:
         """The folder of one partition, relative to the table's folder: `panel_id=<value percent-encoded>`."""
@@ -133,9 +169,12 @@ def table_files(location: Path) -> list[Path]:
     )
 
 
-def published_marts(partition_by_panel: bool) -> tuple[Mart, ...]:
-    """The tables as this deployment publishes them: those that may be partitioned by panel are, when
-    `partition_by_panel` (the config's `publish.partition_by_panel`); otherwise every table is one file."""
+def published_marts(partition_by_panel: bool, panel_buckets: int = 0) -> tuple[Mart, ...]:
+    """The tables as this deployment publishes them: those that may be partitioned by panel are split into
+    `panel_buckets` files each (the config's `publish.panel_buckets`), or hive-partitioned when
+    `partition_by_panel` (`publish.partition_by_panel`); otherwise every table is one file."""
+    if panel_buckets:
+        return tuple(replace(m, buckets=panel_buckets) if m.partition_by else m for m in marts())
     if partition_by_panel:
         return marts()
     return tuple(replace(m, partition_by=None) if m.partition_by else m for m in marts())

@@ -36,6 +36,7 @@ from warehouse.publish_reuse import (
     content_fingerprint,
     link_partitions,
     link_previous,
+    part_name,
     partition_fingerprints,
     previous_content,
 )
@@ -100,8 +101,8 @@ def publish(
         target = partial / mart.relative_path
         documentation = file_metadata(mart, metadata)
         parts = partition_fingerprints(con, mart, documentation)
-        if parts is not None:  # partitioned: each panel's file is linked when its rows are as they were
-            folders = {mart.partition_folder(v): v for v in parts}
+        if parts is not None:  # partitioned: each part's file is linked when its rows are as they were
+            folders = {part_name(mart, v): v for v in parts}
             content[mart.name] = {folder: parts[v] for folder, v in folders.items()}
             before = previous.get(mart.name)
             same = [f for f, fp in content[mart.name].items() if isinstance(before, dict) and before.get(f) == fp]
@@ -133,7 +134,7 @@ def publish(
         progress.advance(1, int(rows))
         faults.checkpoint("publish")
     partitions = (
-        f"; of the tables partitioned by panel, {parts_written} panel(s) written and {parts_linked} linked"
+        f"; of the tables partitioned by panel, {parts_written} part(s) written and {parts_linked} linked"
         if parts_written or parts_linked
         else ""
     )
@@ -232,7 +233,15 @@ def publish_new_version(
     record_run(con, summary, finished=False)
     rule = DisclosureRule.from_config(config.disclosure)
     metadata = release_metadata(config, key, summary.run_id, rule)
-    result = publish(con, paths, summary.run_id, published_marts(config.partition_by_panel), metadata, rule, progress)
+    result = publish(
+        con,
+        paths,
+        summary.run_id,
+        published_marts(config.partition_by_panel, config.panel_buckets),
+        metadata,
+        rule,
+        progress,
+    )
     con.execute(
         "INSERT INTO ops.publishes VALUES (?, now()::TIMESTAMP, ?, ?)", [summary.run_id, result.version, fingerprint]
     )
@@ -262,7 +271,8 @@ def publish_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, key: Pse
         "release": {"title": config.title, "mode": config.mode},
         "marts": [
             [m.sql, m.description, {c: repr(doc) for c, doc in m.columns.items()}, m.partition_by]
-            for m in published_marts(config.partition_by_panel)
+            + ([m.buckets] if m.buckets else [])  # (a fingerprint recorded before buckets existed still holds)
+            for m in published_marts(config.partition_by_panel, config.panel_buckets)
         ],
     }
     return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()

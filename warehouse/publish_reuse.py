@@ -11,8 +11,8 @@ never by "nothing was delivered for it", so an erasure or a changed rule can nev
 behind: a table with a row gone has another fingerprint and is written anew.
 
 A table partitioned by panel is fingerprinted partition by partition (the same sums, grouped by the
-partition column): a delivery for one panel rewrites that panel's file of each table it changes, and the
-other panels' files are linked.
+partition column, or by its bucket for a table split into buckets): a delivery for one panel rewrites
+that panel's file of each table it changes, and the other files are linked.
 
 Tables built in Python (`Mart.build`: the disclosure-controlled aggregates) are always written.
 """
@@ -55,34 +55,39 @@ def content_fingerprint(
 def partition_fingerprints(
     con: duckdb.DuckDBPyConnection, mart: Mart, documentation: Mapping[str, str] | None = None
 ) -> dict[Any, str] | None:
-    """The fingerprint of each partition `mart` would publish now, by partition value (None for tables built
-    in Python or not partitioned); the same basis as `content_fingerprint`, one sum per partition."""
+    """The fingerprint of each partition `mart` would publish now, by partition value, or by bucket number for
+    a table in buckets (None for tables built in Python or not partitioned); the same basis as
+    `content_fingerprint`, one sum per partition."""
     if mart.build is not None or not mart.sql or not mart.partition_by:
         return None
-    column = quote(mart.partition_by)
+    by = mart.bucket_sql() if mart.buckets else quote(mart.partition_by)
     found = con.execute(
-        f"SELECT {column}, count(*), bit_xor(hash(q)), sum(hash(q)::HUGEINT) FROM ({mart.sql}) AS q GROUP BY 1"
+        f"SELECT {by}, count(*), bit_xor(hash(q)), sum(hash(q)::HUGEINT) FROM ({mart.sql}) AS q GROUP BY 1"
     ).fetchall()
     basis = [mart.name, mart.tier, SCHEMA_VERSION, mart.sql, dict(documentation or {}), documentation_version()]
     return {
-        value: hashlib.sha256(
-            json.dumps([*basis, mart.partition_folder(value), int(n), str(x), str(t)]).encode()
-        ).hexdigest()
+        value: hashlib.sha256(json.dumps([*basis, part_name(mart, value), int(n), str(x), str(t)]).encode()).hexdigest()
         for value, n, x, t in found
     }
 
 
-def link_partitions(version_dir: Path, mart: Mart, folders: Sequence[str], target_version: Path) -> set[str]:
-    """Hard-link the previous version's files of the partitions `folders` (names such as `panel_id=p1`) of
-    `mart` into `target_version`; returns the folders linked (a file missing, damaged or not linkable is
-    left for the caller to write)."""
+def part_name(mart: Mart, value: Any) -> str:
+    """What holds one partition, relative to the table's folder: a hive folder (`panel_id=p1`) or, for a
+    table in buckets, the bucket's file (`part-07.parquet`)."""
+    return mart.bucket_file(int(value)) if mart.buckets else mart.partition_folder(value)
+
+
+def link_partitions(version_dir: Path, mart: Mart, parts: Sequence[str], target_version: Path) -> set[str]:
+    """Hard-link the previous version's files of the partitions `parts` (`part_name`s: folders such as
+    `panel_id=p1`, or bucket files) of `mart` into `target_version`; returns the parts linked (a file
+    missing, damaged or not linkable is left for the caller to write)."""
     recorded = recorded_hashes(version_dir)
-    by_folder: dict[str, list[str]] = {}  # every file of each partition of this table
+    by_part: dict[str, list[str]] = {}  # every file of each partition of this table
     for relative in recorded:
         table, _, rest = relative.partition(f"{mart.relative_path}/")
-        if not table and "/" in rest:
-            by_folder.setdefault(rest.split("/", 1)[0], []).append(relative)
-    return {f for f in folders if _link_files(version_dir, by_folder.get(f, []), recorded, target_version)}
+        if not table and rest and ("/" in rest) == mart.hive:
+            by_part.setdefault(rest.split("/", 1)[0], []).append(relative)
+    return {p for p in parts if _link_files(version_dir, by_part.get(p, []), recorded, target_version)}
 
 
 def previous_content(version_dir: Path | None) -> tuple[dict[str, Any], dict[str, int]]:

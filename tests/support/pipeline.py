@@ -32,7 +32,8 @@ def published_tables(version_dir: Path) -> dict[str, pl.DataFrame]:
 
 def write_published(version_dir: Path, name: str, frame: pl.DataFrame) -> None:
     """Replace one published table of `version_dir` by `frame`, in the table's layout (a partitioned table:
-    one folder per value of its partition column, the column in the folder name): for tests that alter
+    one folder per value of its partition column, the column in the folder name; a table in buckets: one
+    file): for tests that alter
     what a report or an export reads."""
     import shutil
 
@@ -44,6 +45,10 @@ def write_published(version_dir: Path, name: str, frame: pl.DataFrame) -> None:
         frame.write_parquet(location)
         return
     shutil.rmtree(location)
+    if table.buckets:  # every row in one bucket's file: readers take the folder's files as the table
+        location.mkdir()
+        frame.write_parquet(location / table.bucket_file(0))
+        return
     for (value,), part in frame.partition_by(table.partition_by, as_dict=True).items():
         target = location / table.partition_folder(value) / PART_FILE
         target.parent.mkdir(parents=True)

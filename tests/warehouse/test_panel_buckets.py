@@ -1,0 +1,321 @@
+"""Published tables split into a fixed number of files by panel (`publish: {panel_buckets: N}`).
+
+One module-scoped network of three panels, run once by the real flow with four buckets: `p1` hashes to
+a file of its own, the other two (one with an id that is hard on file systems and SQL) share one. The
+rows every reader gets are compared with the catalog's view, and with the same network published as
+one file per table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from din.config import ConfigError, load_config
+from din.keys import DEMO_KEY
+from din.paths import DataPaths
+from tests.support.network import Network, write_network
+from tests.support.pipeline import content, published, rebuild, run
+from transforms.pseudonymise import pseudonym
+from warehouse.catalog import connect_catalog, open_sandbox
+from warehouse.mart_files import one_file, read_documentation, scan_table, table_schema
+from warehouse.marts import PART_FILE, found_marts, marts, published_marts
+from warehouse.verify import resource_files, verify_published
+
+pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("prefect")]
+
+BUCKETS = 4
+ODD_PANEL = "North/East = 50% Môn's"
+PANELS = ("p1", ODD_PANEL, "p2")
+SPLIT = [m for m in published_marts(False, BUCKETS) if m.buckets]
+
+
+def bucket_of(panel: str) -> int:
+    """The bucket DuckDB puts a panel in: the rule itself (`Mart.bucket_sql`), asked of DuckDB."""
+    return int(duckdb.execute(f"SELECT {SPLIT[0].bucket_sql()} FROM (SELECT ? AS panel_id)", [panel]).fetchall()[0][0])
+
+
+def test_the_panels_chosen_share_one_bucket_and_leave_another() -> None:
+    """What the other tests rely on (a DuckDB release with another hash would need other panel ids)."""
+    assert bucket_of("p1") != bucket_of(ODD_PANEL) == bucket_of("p2")
+
+
+def with_panels(network: Network, panels: tuple[str, ...] = PANELS[1:], buckets: int | None = BUCKETS) -> None:
+    """Every CSV whose rows carry a panel gets p1's rows again for each of `panels`; the config asks for
+    `buckets` files per table (None: one file per table)."""
+    if buckets is not None:
+        with network.config.open("a", encoding="utf-8") as config:
+            config.write(f"publish: {{panel_buckets: {buckets}}}\n")
+    for path in sorted(network.root.rglob("*.csv")):
+        rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+        if not rows or rows[0][0] != "panel_id":
+            continue
+        copies = [[panel, *row[1:]] for panel in panels for row in rows[1:] if row and row[0] == "p1"]
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(rows + copies)
+        path.write_text(out.getvalue(), encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Site:
+    network: Network
+    current: Path
+    summary: dict
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    network = write_network(tmp_path_factory.mktemp("buckets"))
+    with_panels(network)
+    summary = run(network)
+    assert summary["outcome"] in ("succeeded", "succeeded_with_warnings"), summary
+    return Site(network, network.data_dir / "published" / "current", summary)
+
+
+def catalog_rows(site: Site, tier: str, name: str) -> list[tuple]:
+    con = connect_catalog(site.network.data_dir / "published" / "catalog.duckdb")
+    try:
+        return sorted(con.sql(f'SELECT * FROM "{tier}"."{name}"').fetchall(), key=repr)
+    finally:
+        con.close()
+
+
+def test_each_split_table_is_a_file_per_bucket_holding_exactly_its_panels_rows(site: Site) -> None:
+    split = {m.name for m in SPLIT}
+    assert {"responses", "panellists", "attendance"} <= split
+    for mart in marts():
+        location = site.current / mart.relative_path
+        if mart.name not in split:
+            assert location.is_file() and location.name == f"{mart.name}.parquet"
+            continue
+        rows = catalog_rows(site, mart.tier, mart.name)
+        files = {p.name for p in location.iterdir()}
+        if not rows:
+            assert files == {PART_FILE}, mart.name  # an empty table: one zero-row file
+            continue
+        panels = {r[0] for r in rows}  # every split table starts with panel_id
+        expected = {SPLIT[0].bucket_file(bucket_of(p)) for p in panels}
+        assert files == expected, mart.name  # only the buckets that hold rows
+        for name in files:
+            part = pl.read_parquet(location / name)
+            assert part.columns == table_schema(location).names  # every column, the panel's too
+            held = {p for p in panels if SPLIT[0].bucket_file(bucket_of(p)) == name}
+            assert set(part["panel_id"]) == held, (mart.name, name)
+            assert part.height == sum(1 for r in rows if r[0] in held)
+    responses = catalog_rows(site, "restricted", "responses")
+    assert {r[0] for r in responses} == set(PANELS) and len(responses) == 12  # each panel's four answers
+    listed = sorted(p.name for p in (site.current / "restricted" / "responses").iterdir())
+    assert listed == ["part-01.parquet", "part-02.parquet"]
+
+
+@pytest.mark.parametrize("name", [m.name for m in SPLIT])
+def test_every_reader_reads_a_split_table_as_one_table_with_the_same_rows(site: Site, name: str) -> None:
+    mart = next(m for m in SPLIT if m.name == name)
+    folder = site.current / mart.relative_path
+    expected = catalog_rows(site, mart.tier, mart.name)
+    columns = table_schema(folder).names
+    assert columns[0] == "panel_id"
+
+    def plain(value: object) -> object:
+        if value is None or value is pd.NA:
+            return None
+        if isinstance(value, pd.Timestamp):
+            return value.to_pydatetime()
+        if hasattr(value, "tolist"):
+            return plain(value.tolist())
+        if isinstance(value, list | tuple):
+            return tuple(plain(v) for v in value)
+        return value
+
+    def from_pandas(frame: pd.DataFrame) -> tuple[list[str], list[tuple]]:
+        frame = frame.astype(object).where(frame.notna(), None)
+        return list(frame.columns), [tuple(r) for r in frame.itertuples(index=False)]
+
+    readers = {
+        "pandas, the folder": lambda: from_pandas(pd.read_parquet(folder)),
+        "pyarrow read_table": lambda: from_pandas(pq.read_table(folder).to_pandas()),
+        "polars, the folder": lambda: (lambda f: (f.columns, f.rows()))(pl.read_parquet(folder)),
+        "duckdb, a glob": lambda: (lambda r: (r.columns, r.fetchall()))(
+            duckdb.sql(f"SELECT * FROM read_parquet('{folder}/*.parquet')")
+        ),
+    }
+    for reader, read in readers.items():
+        names, got = read()
+        assert names == columns, reader  # no column from a folder name: the files are the table
+        assert sorted((tuple(plain(v) for v in r) for r in got), key=repr) == [
+            tuple(plain(v) for v in r) for r in expected
+        ], reader
+    assert scan_table(folder).collect_schema().names() == columns
+
+
+def test_the_same_network_as_one_file_per_table_publishes_the_same_rows(site: Site, tmp_path: Path) -> None:
+    network = write_network(tmp_path)
+    with_panels(network, buckets=None)
+    run(network)
+    assert (network.data_dir / "published" / "current" / "restricted" / "responses.parquet").is_file()
+    assert content(published(network)) == content(published(site.network))
+
+
+def test_the_datapackage_lists_every_file_and_verify_checks_each(site: Site, tmp_path: Path) -> None:
+    descriptor = json.loads((site.current / "datapackage.json").read_text(encoding="utf-8"))
+    listed = {path for r in descriptor["resources"] for path, _ in resource_files(r)}
+    assert listed == {str(p.relative_to(site.current)) for p in site.current.rglob("*.parquet")}
+    responses = next(r for r in descriptor["resources"] if r["name"] == "responses")
+    assert responses["bucketed_by"] == "panel_id" and "partitioned_by" not in responses
+    assert responses["path"] == ["restricted/responses/part-01.parquet", "restricted/responses/part-02.parquet"]
+    check = verify_published(DataPaths(site.network.data_dir))
+    assert check.ok and check.files_checked == len(listed)
+    copy = tmp_path / "data"
+    shutil.copytree(site.network.data_dir, copy, symlinks=True)
+    stray = copy / "published" / "current" / "restricted" / "responses" / "part-03.parquet"
+    shutil.copy(stray.with_name("part-01.parquet"), stray)
+    problems = [str(p) for p in verify_published(DataPaths(copy), catalog=False).problems]
+    assert problems == [
+        f"versions/{site.summary['published_version']}/restricted/responses/part-03.parquet: "
+        "not part of the published version"
+    ]
+
+
+def test_the_catalog_and_din_query_read_the_split_tables_through_a_relative_glob(site: Site) -> None:
+    con = duckdb.connect(str(site.network.data_dir / "published" / "catalog.duckdb"), read_only=True)
+    try:
+        sql = con.sql("SELECT sql FROM duckdb_views() WHERE schema_name = 'restricted' AND view_name = 'responses'")
+        (text,) = sql.fetchall()[0]
+    finally:
+        con.close()
+    assert "read_parquet('current/restricted/responses/**/*.parquet', (hive_partitioning = false))" in text
+    with open_sandbox(DataPaths(site.network.data_dir)) as sandbox:
+        counts = dict(
+            sandbox.connection.sql("SELECT panel_id, count(*) FROM restricted.responses GROUP BY 1").fetchall()
+        )
+    assert counts == dict.fromkeys(PANELS, 4)
+
+
+def test_the_download_of_a_split_table_is_one_file_with_its_rows_and_documentation(site: Site, tmp_path: Path) -> None:
+    folder = site.current / "restricted" / "responses"
+    single = one_file(folder, tmp_path)
+    assert pq.read_schema(single).names == table_schema(folder).names
+    table, columns = read_documentation(single)
+    assert table["table"] == "responses" and table["tier"] == "restricted"
+    assert columns["panel_id"]["description"] == read_documentation(folder)[1]["panel_id"]["description"] != ""
+    assert sorted(pl.read_parquet(single).rows()) == sorted(scan_table(folder).collect().rows())
+    assert [m.buckets > 0 for m in found_marts(site.current) if m.name == "responses"] == [True]
+
+
+def inode(version: Path, relative: str) -> int:
+    return os.stat(version / relative).st_ino
+
+
+def test_a_correction_for_one_panel_rewrites_its_bucket_and_links_the_others(tmp_path: Path) -> None:
+    network = write_network(tmp_path)
+    with_panels(network)
+    delivered = network.root / "deliveries" / "university" / "responses-w1.csv"
+    header, *rows = delivered.read_text(encoding="utf-8").splitlines(keepends=True)
+    # p2's answers in a file of their own: a new delivery changes the provenance of all its rows
+    delivered.write_text("".join([header, *(r for r in rows if not r.startswith("p2,"))]), encoding="utf-8")
+    network.deliver("university/responses-w1-p2.csv", "".join([header, *(r for r in rows if r.startswith("p2,"))]))
+    run(network)
+    first = (network.data_dir / "published" / "current").resolve()
+    own = network.root / "deliveries" / "university" / "responses-w1-p2.csv"
+    text = own.read_text(encoding="utf-8")
+    own.write_text(text.replace("Fairly comfortable", "Very comfortable"), encoding="utf-8")
+    assert own.read_text(encoding="utf-8") != text
+    run(network)
+    second = (network.data_dir / "published" / "current").resolve()
+    assert second != first
+    shared, alone = (SPLIT[0].bucket_file(bucket_of(p)) for p in ("p2", "p1"))
+    responses = "restricted/responses"
+    assert inode(first, f"{responses}/{shared}") != inode(second, f"{responses}/{shared}")  # p2's, and ODD's
+    assert inode(first, f"{responses}/{alone}") == inode(second, f"{responses}/{alone}")  # p1's: linked
+    for name in (shared, alone):  # the roster did not change: both of its files are links
+        assert inode(first, f"restricted/panellists/{name}") == inode(second, f"restricted/panellists/{name}")
+    answers = published(network)["responses"]
+    by_panel = {p: set(answers.filter(pl.col("panel_id") == p)["answer"]) for p in PANELS}
+    assert "Very comfortable" in by_panel["p2"] and "Fairly comfortable" not in by_panel["p2"]
+    for panel in ("p1", ODD_PANEL):
+        assert "Fairly comfortable" in by_panel[panel] and "Very comfortable" not in by_panel[panel]
+    assert verify_published(DataPaths(network.data_dir)).ok
+    increments = content(published(network))
+    rebuild(network)  # from landing: the same rows as the sum of the increments
+    assert content(published(network)) == increments
+
+
+def test_changing_the_layout_publishes_the_same_rows_in_the_new_one(tmp_path: Path) -> None:
+    network = write_network(tmp_path)
+    with_panels(network)
+    run(network)
+    split = content(published(network))
+    current = network.data_dir / "published" / "current"
+    layouts = {
+        "panel_buckets: 3": lambda: sorted(p.name for p in (current / "restricted" / "responses").iterdir()),
+        "partition_by_panel: true": lambda: sorted(p.name for p in (current / "restricted" / "responses").iterdir()),
+        "panel_buckets: 4": lambda: sorted(p.name for p in (current / "restricted" / "responses").iterdir()),
+    }
+    text = network.config.read_text(encoding="utf-8")
+    seen = {}
+    for layout, files in layouts.items():
+        before = current.resolve().name
+        network.config.write_text(text.replace("panel_buckets: 4", layout), encoding="utf-8")
+        summary = run(network)  # nothing delivered: the layout alone is a reason to publish
+        assert summary["deliveries_new"] == 0 and summary["published_version"] != before, layout
+        assert content(published(network)) == split, layout
+        assert verify_published(DataPaths(network.data_dir)).ok, layout
+        seen[layout] = files()
+    three = {f"part-{bucket_of(p) % 3:02d}.parquet" for p in PANELS}
+    assert seen["panel_buckets: 3"] == sorted(three)
+    hive = seen["partition_by_panel: true"]
+    assert len(hive) == 3 and all(f.startswith("panel_id=") for f in hive)
+    assert seen["panel_buckets: 4"] == ["part-01.parquet", "part-02.parquet"]
+
+
+def test_an_erasure_rewrites_the_persons_bucket_and_leaves_them_in_no_file(tmp_path: Path) -> None:
+    from tests.warehouse.test_erasure import din
+
+    network = write_network(tmp_path)
+    with_panels(network)
+    run(network)
+    gone = pseudonym(DEMO_KEY, "p2", "P2")
+    kept = pseudonym(DEMO_KEY, ODD_PANEL, "P2")  # the same ref on the panel that shares the bucket
+    forget = din(network.config, "forget", "P2", "--panel", "p2", "--requested-by", "dpo@example.org")
+    assert forget.returncode == 0, forget.stdout + forget.stderr
+    files = sorted((network.data_dir / "published").rglob("*.parquet"))
+    assert files
+    for path in files:
+        frame = pl.read_parquet(path)
+        for column in (c for c in frame.columns if frame.schema[c] == pl.String):
+            assert gone not in set(frame[column].drop_nulls()), (path, column)
+    tables = published(network)
+    assert kept in set(tables["responses"]["panellist_pseudonym"])
+    assert set(tables["responses"].filter(pl.col("panel_id") == "p2")["panellist_pseudonym"]) == {
+        pseudonym(DEMO_KEY, "p2", ref) for ref in ("P1", "P3")
+    }
+    assert verify_published(DataPaths(network.data_dir)).ok
+
+
+def test_the_config_takes_one_layout_and_a_whole_number_of_buckets(tmp_path: Path) -> None:
+    network = write_network(tmp_path)
+    text = network.config.read_text(encoding="utf-8")
+    cases = {
+        "publish: {panel_buckets: 16}\n": None,
+        "publish: {panel_buckets: 16, partition_by_panel: true}\n": "choose one",
+        "publish: {panel_buckets: 1}\n": "panel_buckets must be a whole number from 2 to 1024, not 1",
+        "publish: {panel_buckets: '16'}\n": "panel_buckets must be a whole number from 2 to 1024",
+    }
+    for block, error in cases.items():
+        network.config.write_text(text + block, encoding="utf-8")
+        if error is None:
+            assert load_config(network.config).panel_buckets == 16
+            continue
+        with pytest.raises(ConfigError, match=error):
+            load_config(network.config)
