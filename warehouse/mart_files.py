@@ -33,8 +33,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from din.sql import literal, quote
@@ -43,6 +45,8 @@ from warehouse.marts import NULL_PARTITION, PART_FILE, SCHEMA_VERSION, Mart, tab
 ARROW_SCHEMA_KEY = "ARROW:schema"
 PARTITIONED_WRITE_MEMORY = "256MB"  # DuckDB's memory for writing a partitioned table (DIN_PUBLISH_MEMORY_LIMIT)
 PANDAS_KEY = "pandas"
+BUCKET_COLUMN = "__din_bucket"  # the bucket of each row while a table in buckets is written (not in the files)
+BUCKET_BATCH_ROWS = 1_000_000  # rows split at a time: each bucket's share of them is one row group
 PREFIX = "din."
 
 
@@ -253,13 +257,12 @@ def write_mart(
             if schema.names[0] != mart.partition_by:
                 raise ValueError(f"{mart.name}: the partition column {mart.partition_by} must be its first column")
             target.mkdir(parents=True, exist_ok=True)
-            has_rows = con.execute(f"SELECT count(*) > 0 FROM (SELECT 1 FROM {query} LIMIT 1)").fetchone()
-            if not (has_rows and has_rows[0]):  # an empty table: one zero-row file holding every column
+            (has_rows,) = con.execute(f"SELECT count(*) > 0 FROM (SELECT 1 FROM {query} LIMIT 1)").fetchall()[0]
+            if not has_rows:  # an empty table: one zero-row file holding every column
                 options = _copy_options(key_value_metadata(schema, mart, release))
                 con.execute(f"COPY (SELECT * FROM {query}) TO {literal(str(target / PART_FILE))} ({options})")
             elif mart.buckets:
-                options = _copy_options(key_value_metadata(schema, mart, release))
-                write_buckets(con, mart, query, target, options, partitions)
+                write_buckets(con, mart, query, target, documented_schema(schema, mart, release), partitions)
             elif partitions is None or partitions:
                 # a partition's file: the column is its folder's name
                 options = _copy_options(key_value_metadata(schema.remove(0), mart, release))
@@ -275,20 +278,40 @@ def _copy_options(metadata: Mapping[str, str]) -> str:
 
 
 def write_buckets(
-    con: Any, mart: Mart, query: str, folder: Path, options: str, only: Sequence[int] | None = None
+    con: Any, mart: Mart, query: str, folder: Path, schema: pa.Schema, only: Sequence[int] | None = None
 ) -> None:
     """Write `query`'s rows into `folder` as `part-<bucket>.parquet`, one file per bucket that holds rows
-    (`Mart.bucket_sql`), or for the buckets `only`.
+    (`Mart.bucket_sql`), or for the buckets `only`; `schema` is the documented schema of every file.
 
-    One COPY per bucket, each a scan of the table: measured at L (9.9M rows of responses, 16 buckets),
-    16 COPYs take 3.8 s against 2.3 s for the table as one file and 6–8 s for one COPY with PARTITION_BY
-    (which holds every partition's rows until written); one bucket alone takes 0.25 s."""
+    One pass over the table whatever the number of buckets: DuckDB streams the rows with their bucket,
+    each batch is split by bucket and appended to that bucket's file by pyarrow, as a row group. Measured
+    at L (9.9M rows of responses, 64 buckets): 5.0 s, against 2.3 s for the table as one file, 16.8 s for
+    one COPY per bucket and 9.2 s for DuckDB's COPY with PARTITION_BY (which holds every partition's rows
+    until written). A file written by pyarrow from `schema` has that schema serialised in it, as the
+    single files have theirs (`key_value_metadata`)."""
     bucket = mart.bucket_sql()
-    if only is None:
-        only = [b for (b,) in con.execute(f"SELECT DISTINCT {bucket} FROM {query} ORDER BY 1").fetchall()]
-    for number in only:
-        target = literal(str(folder / mart.bucket_file(int(number))))
-        con.execute(f"COPY (SELECT * FROM {query} WHERE {bucket} = ?) TO {target} ({options})", [int(number)])
+    where, params = ("", []) if only is None else (f" WHERE {bucket} IN (SELECT unnest(?::INTEGER[]))", [list(only)])
+    relation = con.sql(f"SELECT *, {bucket} AS {BUCKET_COLUMN} FROM {query}{where}", params=params)
+    writers: dict[int, pq.ParquetWriter] = {}
+    try:
+        for batch in relation.to_arrow_reader(BUCKET_BATCH_ROWS):
+            if not batch.num_rows:
+                continue
+            buckets = batch.column(BUCKET_COLUMN)
+            order = pc.sort_indices(buckets)
+            rows = pa.Table.from_batches([batch]).drop_columns([BUCKET_COLUMN]).take(order).cast(schema)
+            ordered = buckets.take(order).to_numpy()
+            starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # where each bucket's rows begin
+            ends = np.r_[starts[1:], len(ordered)]
+            for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+                number = int(ordered[start])
+                if number not in writers:
+                    target = folder / mart.bucket_file(number)
+                    writers[number] = pq.ParquetWriter(target, schema, compression="zstd")
+                writers[number].write_table(rows.slice(start, end - start))
+    finally:
+        for writer in writers.values():
+            writer.close()
 
 
 def write_partitions(

@@ -101,6 +101,8 @@ def publish(
         target = partial / mart.relative_path
         documentation = file_metadata(mart, metadata)
         parts = partition_fingerprints(con, mart, documentation)
+        if parts == {}:  # an empty partitioned table, one zero-row file: fingerprinted and linked as a whole
+            parts = None
         if parts is not None:  # partitioned: each part's file is linked when its rows are as they were
             folders = {part_name(mart, v): v for v in parts}
             content[mart.name] = {folder: parts[v] for folder, v in folders.items()}
@@ -108,10 +110,10 @@ def publish(
             same = [f for f, fp in content[mart.name].items() if isinstance(before, dict) and before.get(f) == fp]
             kept = link_partitions(previous_dir, mart, same, partial) if previous_dir is not None and same else set()
             changed = [v for folder, v in folders.items() if folder not in kept]
-            if parts and not changed:
+            if not changed:
                 linked.append(mart.name)
             else:
-                write_mart(con, mart, target, rule, metadata, built, partitions=changed if parts else None)
+                write_mart(con, mart, target, rule, metadata, built, partitions=changed)
             parts_linked, parts_written = parts_linked + len(kept), parts_written + len(changed)
             rows = _rows(con, mart, partial)
         else:

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -240,6 +241,10 @@ def test_a_correction_for_one_panel_rewrites_its_bucket_and_links_the_others(tmp
     assert inode(first, f"{responses}/{alone}") == inode(second, f"{responses}/{alone}")  # p1's: linked
     for name in (shared, alone):  # the roster did not change: both of its files are links
         assert inode(first, f"restricted/panellists/{name}") == inode(second, f"restricted/panellists/{name}")
+    empty = [m.relative_path for m in SPLIT if [p.name for p in (first / m.relative_path).iterdir()] == [PART_FILE]]
+    assert empty  # tables the network delivers nothing for: their one zero-row file is linked too
+    for relative in empty:
+        assert inode(first, f"{relative}/{PART_FILE}") == inode(second, f"{relative}/{PART_FILE}"), relative
     answers = published(network)["responses"]
     by_panel = {p: set(answers.filter(pl.col("panel_id") == p)["answer"]) for p in PANELS}
     assert "Very comfortable" in by_panel["p2"] and "Fairly comfortable" not in by_panel["p2"]
@@ -319,3 +324,41 @@ def test_the_config_takes_one_layout_and_a_whole_number_of_buckets(tmp_path: Pat
             continue
         with pytest.raises(ConfigError, match=error):
             load_config(network.config)
+
+
+@pytest.mark.parametrize("batch_rows", [1, 2, 7, 1_000_000])
+def test_write_buckets_puts_every_row_in_its_buckets_file_across_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int
+) -> None:
+    """The split itself, on rows made here: many batches (each cut at bucket boundaries) or one."""
+    from warehouse import mart_files
+
+    monkeypatch.setattr(mart_files, "BUCKET_BATCH_ROWS", batch_rows)
+    mart = next(m for m in SPLIT if m.name == "responses")
+    con = duckdb.connect()
+    panels = [f"panel {n}" for n in range(9)] + [None]
+    con.execute(
+        "CREATE TABLE t AS SELECT p.panel_id, r.n AS answer FROM (SELECT unnest(?::VARCHAR[]) AS panel_id) AS p, "
+        "range(3) AS r(n)",
+        [panels],
+    )
+    schema = pa.schema([pa.field("panel_id", pa.string()), pa.field("answer", pa.int64())], metadata={"din.x": "y"})
+    mart_files.write_buckets(con, mart, "(SELECT * FROM t)", tmp_path, schema)
+    expected: dict[str, list[tuple]] = {}
+    for panel, answer in con.execute("SELECT * FROM t").fetchall():
+        (number,) = con.execute(f"SELECT {mart.bucket_sql()} FROM (SELECT ?::VARCHAR AS panel_id)", [panel]).fetchall()[
+            0
+        ]
+        expected.setdefault(mart.bucket_file(number), []).append((panel, answer))
+    written = {p.name: pq.read_table(p) for p in tmp_path.iterdir()}
+    assert set(written) == set(expected) and len(expected) > 1
+    for name, table in written.items():
+        assert table.schema.metadata[b"din.x"] == b"y"
+        assert sorted(table.to_pylist(), key=repr) == sorted(
+            ({"panel_id": p, "answer": a} for p, a in expected[name]), key=repr
+        )
+    one = min(expected)
+    (tmp_path / "one").mkdir()
+    mart_files.write_buckets(con, mart, "(SELECT * FROM t)", tmp_path / "one", schema, only=[int(one[5:7])])
+    assert [p.name for p in (tmp_path / "one").iterdir()] == [one]
+    assert pq.read_table(tmp_path / "one" / one).num_rows == len(expected[one])
