@@ -13,7 +13,7 @@ import io
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -327,38 +327,52 @@ def test_the_config_takes_one_layout_and_a_whole_number_of_buckets(tmp_path: Pat
 
 
 @pytest.mark.parametrize("batch_rows", [1, 2, 7, 1_000_000])
-def test_write_buckets_puts_every_row_in_its_buckets_file_across_batches(
+def test_write_buckets_puts_every_row_in_its_buckets_file_by_either_writer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int
 ) -> None:
-    """The split itself, on rows made here: many batches (each cut at bucket boundaries) or one."""
+    """The split itself, on rows made here: in one pass of many batches (each cut at bucket boundaries) or
+    of one, and a few buckets by a COPY each; both writers give the same files, documentation included."""
     from warehouse import mart_files
 
     monkeypatch.setattr(mart_files, "BUCKET_BATCH_ROWS", batch_rows)
-    mart = next(m for m in SPLIT if m.name == "responses")
+    mart = replace(next(m for m in SPLIT if m.name == "responses"), buckets=16)
     con = duckdb.connect()
-    panels = [f"panel {n}" for n in range(9)] + [None]
+    panels = [f"panel {n}" for n in range(40)] + [None]
     con.execute(
         "CREATE TABLE t AS SELECT p.panel_id, r.n AS answer FROM (SELECT unnest(?::VARCHAR[]) AS panel_id) AS p, "
         "range(3) AS r(n)",
         [panels],
     )
-    schema = pa.schema([pa.field("panel_id", pa.string()), pa.field("answer", pa.int64())], metadata={"din.x": "y"})
-    mart_files.write_buckets(con, mart, "(SELECT * FROM t)", tmp_path, schema)
+    schema = mart_files.written_schema(con, "SELECT * FROM t", tmp_path / "schema.parquet")  # as write_mart does
+    release = {"title": "buckets", "notice": "demo"}
     expected: dict[str, list[tuple]] = {}
     for panel, answer in con.execute("SELECT * FROM t").fetchall():
         (number,) = con.execute(f"SELECT {mart.bucket_sql()} FROM (SELECT ?::VARCHAR AS panel_id)", [panel]).fetchall()[
             0
         ]
         expected.setdefault(mart.bucket_file(number), []).append((panel, answer))
-    written = {p.name: pq.read_table(p) for p in tmp_path.iterdir()}
-    assert set(written) == set(expected) and len(expected) > 1
-    for name, table in written.items():
-        assert table.schema.metadata[b"din.x"] == b"y"
-        assert sorted(table.to_pylist(), key=repr) == sorted(
-            ({"panel_id": p, "answer": a} for p, a in expected[name]), key=repr
-        )
-    one = min(expected)
-    (tmp_path / "one").mkdir()
-    mart_files.write_buckets(con, mart, "(SELECT * FROM t)", tmp_path / "one", schema, only=[int(one[5:7])])
-    assert [p.name for p in (tmp_path / "one").iterdir()] == [one]
-    assert pq.read_table(tmp_path / "one" / one).num_rows == len(expected[one])
+    assert len(expected) > mart_files.FEW_BUCKETS  # so that all of them go in one pass
+    every = [int(name[5:7]) for name in expected]
+    written: dict[str, dict[str, pa.Table]] = {}
+    for way, only in {"one pass": None, "one pass, named": every, "a COPY each": every[:2]}.items():
+        folder = tmp_path / way
+        folder.mkdir()
+        mart_files.write_buckets(con, mart, "(SELECT * FROM t)", folder, schema, only, release)
+        written[way] = {p.name: pq.read_table(p) for p in folder.iterdir()}
+    assert set(written["one pass"]) == set(written["one pass, named"]) == set(expected)
+    assert set(written["a COPY each"]) == {mart.bucket_file(n) for n in every[:2]}
+    for way, files in written.items():
+        for name, table in files.items():
+            assert sorted(table.to_pylist(), key=repr) == sorted(
+                ({"panel_id": p, "answer": a} for p, a in expected[name]), key=repr
+            ), (way, name)
+            # the same fields, types and documentation (DuckDB marks a column that holds no null in the rows
+            # it wrote REQUIRED, so nullability is a property of each file's rows, not of the writer)
+            assert fields(table.schema) == fields(written["one pass"][name].schema), (way, name)
+            assert table.schema.metadata == written["one pass"][name].schema.metadata, (way, name)
+            assert table.schema.metadata[b"din.title"] == b"buckets"
+            assert table.schema.field("panel_id").metadata[b"description"]
+
+
+def fields(schema: pa.Schema) -> list[tuple[str, pa.DataType, dict[bytes, bytes] | None]]:
+    return [(f.name, f.type, f.metadata) for f in schema]
