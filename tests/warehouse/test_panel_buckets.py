@@ -13,7 +13,7 @@ import io
 import json
 import os
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -28,8 +28,9 @@ from din.keys import DEMO_KEY
 from din.paths import DataPaths
 from tests.support.network import Network, write_network
 from tests.support.pipeline import content, published, rebuild, run
+from tests.warehouse.test_partitions import Site, _plain, catalog_rows
 from transforms.pseudonymise import pseudonym
-from warehouse.catalog import connect_catalog, open_sandbox
+from warehouse.catalog import open_sandbox
 from warehouse.mart_files import one_file, read_documentation, scan_table, table_schema
 from warehouse.marts import PART_FILE, found_marts, marts, published_marts
 from warehouse.verify import resource_files, verify_published
@@ -68,13 +69,6 @@ def with_panels(network: Network, panels: tuple[str, ...] = PANELS[1:], buckets:
         path.write_text(out.getvalue(), encoding="utf-8")
 
 
-@dataclass(frozen=True)
-class Site:
-    network: Network
-    current: Path
-    summary: dict
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     network = write_network(tmp_path_factory.mktemp("buckets"))
@@ -82,14 +76,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     summary = run(network)
     assert summary["outcome"] in ("succeeded", "succeeded_with_warnings"), summary
     return Site(network, network.data_dir / "published" / "current", summary)
-
-
-def catalog_rows(site: Site, tier: str, name: str) -> list[tuple]:
-    con = connect_catalog(site.network.data_dir / "published" / "catalog.duckdb")
-    try:
-        return sorted(con.sql(f'SELECT * FROM "{tier}"."{name}"').fetchall(), key=repr)
-    finally:
-        con.close()
 
 
 def test_each_split_table_is_a_file_per_bucket_holding_exactly_its_panels_rows(site: Site) -> None:
@@ -128,17 +114,6 @@ def test_every_reader_reads_a_split_table_as_one_table_with_the_same_rows(site: 
     columns = table_schema(folder).names
     assert columns[0] == "panel_id"
 
-    def plain(value: object) -> object:
-        if value is None or value is pd.NA:
-            return None
-        if isinstance(value, pd.Timestamp):
-            return value.to_pydatetime()
-        if hasattr(value, "tolist"):
-            return plain(value.tolist())
-        if isinstance(value, list | tuple):
-            return tuple(plain(v) for v in value)
-        return value
-
     def from_pandas(frame: pd.DataFrame) -> tuple[list[str], list[tuple]]:
         frame = frame.astype(object).where(frame.notna(), None)
         return list(frame.columns), [tuple(r) for r in frame.itertuples(index=False)]
@@ -154,8 +129,8 @@ def test_every_reader_reads_a_split_table_as_one_table_with_the_same_rows(site: 
     for reader, read in readers.items():
         names, got = read()
         assert names == columns, reader  # no column from a folder name: the files are the table
-        assert sorted((tuple(plain(v) for v in r) for r in got), key=repr) == [
-            tuple(plain(v) for v in r) for r in expected
+        assert sorted((tuple(_plain(v) for v in r) for r in got), key=repr) == [
+            tuple(_plain(v) for v in r) for r in expected
         ], reader
     assert scan_table(folder).collect_schema().names() == columns
 
