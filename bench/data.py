@@ -185,14 +185,15 @@ def private_network(data: Dataset, dest: Path) -> Dataset:
     return Dataset(data.size, dest, dest / data.config.relative_to(data.root), files, data.manifest, reused=True)
 
 
-def change_one_file(data: Dataset) -> Path:
-    """Re-export the middle response file with its rows in reverse order: what a partner's corrected upload is.
+def change_one_file(data: Dataset, index: int | None = None) -> Path:
+    """Re-export the middle response file (or the one at `index`) with its rows in reverse order: what a
+    partner's corrected upload is.
 
     The same rows (so the accepted count stays the manifest's) at other spreadsheet rows, so the whole
     file is a new delivery that supersedes the old one. The link to the shared file is replaced, not
     written through.
     """
-    path = data.response_files[len(data.response_files) // 2]
+    path = data.response_files[len(data.response_files) // 2 if index is None else index]
     frame = pl.read_csv(path, infer_schema=False).reverse()  # every value as text, as typed
     path.unlink()
     frame.write_csv(path)

@@ -24,6 +24,8 @@ SYSTEMS = (
     "din run (server)",
     "din run no-change rerun (server)",
     "din run one changed file (server)",
+    "din run switched to panel_buckets 64 (server)",
+    "din run one changed file, panel_buckets 64 (server)",
     "din run empty config (server)",
     "bare DuckDB",
     "checked DuckDB",
@@ -88,5 +90,5 @@ def test_bench_harness_end_to_end(tmp_path: Path) -> None:
     else:
         assert "2,000" in dlt[0], dlt[0]
     assert "| target | measured | bound | verdict |" in out.read_text(encoding="utf-8")
-    for system in SYSTEMS[:4]:
+    for system in SYSTEMS[:6]:
         assert system in done.stdout
