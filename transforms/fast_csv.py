@@ -25,7 +25,8 @@ file is read record by record as before:
   fields, or else sits inside a quoted value: even in strict mode DuckDB skips a blank line, drops an
   empty field after a record's last one (`1,2,` under two headers), and leaves out a last record whose
   quote is never closed (a file cut short inside a quoted value), where the record-by-record reader
-  numbers the first and sets the others aside with their reasons.
+  numbers the first and sets the others aside with their reasons. What sits inside quoted values is
+  counted from the bytes when the quotes pair up as fields' quoting, else from the values DuckDB read.
 
 `tests/transforms/test_fast_csv.py` checks on generated files full of what breaks readers that
 whatever this reads, it reads exactly as the record-by-record reader does (values, row numbers).
@@ -145,9 +146,57 @@ def _every_line_and_field_accounted_for(data: bytes, frame: pl.DataFrame, delimi
     (`1,2,` under a header of two), and leaves out a last record whose quote is never closed (a file cut
     short inside a quoted value). The record-by-record reader numbers the first, and sets the others
     aside with their reasons. Their line ends or delimiters are then unaccounted for here, and the file
-    is read record by record."""
+    is read record by record.
+
+    What sits inside quoted values is counted from the file's bytes (`_inside_quotes`); when its quotes
+    cannot be paired that way (a quote left open, one inside an unquoted value), from the values DuckDB
+    read, as before (2 ms for a 600 KB file, against a fraction of that from the bytes)."""
     records = 1 + frame.height  # the header and the data records
     line_ends, delimiters = data.count(b"\n"), data.count(delimiter.encode())
+    inside = _inside_quotes(data, delimiter)
+    if inside is None:
+        inside = _inside_values(frame, delimiter, delivered)
+    fields = len(delivered)
+    return (
+        line_ends == inside["\n"] + records - (0 if data.endswith(b"\n") else 1)
+        and delimiters == inside[delimiter] + (fields - 1) * records
+    )
+
+
+def _inside_quotes(data: bytes, delimiter: str) -> dict[str, int] | None:
+    """How many line ends and delimiters of `data` sit between a quote that opens a field and the quote that
+    closes it; None when a quote is not where a field opens or closes (the quotes then say nothing sure).
+
+    The quotes are paired in order, the first of each pair opening a quoted value and the second closing
+    it; an escaped quote (`""`) inside a value closes and reopens it with nothing between, so it changes
+    no count. Each opening quote must start a field (at the start of the file or of a line, or after a
+    delimiter) and each closing quote end one (before a delimiter, a line end or the end of the file),
+    or the pairing is not the file's quoting."""
+    if b'"' not in data:
+        return {"\n": 0, delimiter: 0}
+    octets = np.frombuffer(data, dtype=np.uint8)
+    quotes = np.flatnonzero(octets == ord('"'))
+    if len(quotes) % 2:
+        return None
+    opening, closing = quotes[0::2], quotes[1::2]
+    glued = closing[:-1] + 1 == opening[1:]  # `""`: a closing quote and the next opening one side by side
+    before = octets[opening - 1] if opening[0] > 0 else np.r_[ord("\n"), octets[opening[1:] - 1]]
+    after = np.r_[octets[closing[:-1] + 1], octets[closing[-1] + 1] if closing[-1] + 1 < len(octets) else ord("\n")]
+    field_starts = np.isin(before, np.frombuffer(b"\n" + delimiter.encode(), dtype=np.uint8))
+    field_ends = np.isin(after, np.frombuffer(b"\r\n" + delimiter.encode(), dtype=np.uint8))
+    if not (
+        np.all(field_starts[1:] | glued) and field_starts[0] and np.all(field_ends[:-1] | glued) and field_ends[-1]
+    ):
+        return None
+    counts = {}
+    for text in ("\n", delimiter):
+        at = np.flatnonzero(octets == ord(text))
+        counts[text] = int((np.searchsorted(at, closing) - np.searchsorted(at, opening)).sum())
+    return counts
+
+
+def _inside_values(frame: pl.DataFrame, delimiter: str, delivered: list[str]) -> dict[str, int]:
+    """How many line ends and delimiters the headers and the values DuckDB read hold."""
     inside = {"\n": sum(h.count("\n") for h in delivered), delimiter: sum(h.count(delimiter) for h in delivered)}
     if frame.height:
         found = frame.select(
@@ -155,11 +204,7 @@ def _every_line_and_field_accounted_for(data: bytes, frame: pl.DataFrame, delimi
             for text in inside
         ).row(0, named=True)
         inside = {text: count + int(found[text] or 0) for text, count in inside.items()}
-    fields = len(delivered)
-    return (
-        line_ends == inside["\n"] + records - (0 if data.endswith(b"\n") else 1)
-        and delimiters == inside[delimiter] + (fields - 1) * records
-    )
+    return inside
 
 
 def _connection() -> duckdb.DuckDBPyConnection:

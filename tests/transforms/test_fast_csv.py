@@ -6,6 +6,8 @@ a cut), and each is read both ways."""
 
 from __future__ import annotations
 
+import csv
+import io
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -240,3 +242,43 @@ def test_quotes_beside_spaces_are_found_as_a_search_finds_them(data: bytes, deli
     """Spaces and tabs against a quote at a field's edge (which DuckDB trims and Python keeps): one pass."""
     expected = _quote_beside_spaces_by_search(data, delimiter.encode())
     assert fast_csv._quote_beside_spaces(data, delimiter.encode()) is expected
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(
+    csv_tables(),
+    st.sampled_from(DELIMITERS),
+    st.sampled_from(["\r\n", "\n"]),
+    st.booleans(),
+    st.lists(st.tuples(st.integers(min_value=0), st.sampled_from(INSERTIONS)), max_size=2),
+)
+def test_what_sits_inside_quotes_is_counted_from_the_bytes_as_from_the_values_duckdb_read(
+    table: tuple[list[str], list[list[str]]],
+    delimiter: str,
+    terminator: str,
+    quote_all: bool,
+    insertions: list[tuple[int, str]],
+) -> None:
+    """The byte count (`_inside_quotes`), when it is sure, against the values DuckDB read of the same file."""
+    names, rows = table
+    content = csv_bytes(names, rows, delimiter, terminator, False, quote_all)
+    for position, text in insertions:
+        at = position % (len(content) + 1)
+        content = content[:at] + text.encode() + content[at:]
+    counted = fast_csv._inside_quotes(content, delimiter)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "f.csv"
+        path.write_bytes(content)
+        try:
+            delivered = next(csv.reader(io.StringIO(content.decode("utf-8", "replace")), delimiter=delimiter), [])
+        except csv.Error:  # a header the readers refuse: nothing of it is read by DuckDB
+            return
+        positional = [f"c{i}" for i in range(len(delivered))]
+        frame = fast_csv.read_records(path, content, delimiter, delivered, positional, "row") if delivered else None
+    if (
+        counted is None
+        or frame is None
+        or not fast_csv._every_line_and_field_accounted_for(content, frame, delimiter, delivered)
+    ):
+        return
+    assert counted == fast_csv._inside_values(frame.drop("row").with_columns(row_number=0), delimiter, delivered)
