@@ -306,7 +306,8 @@ def test_write_buckets_puts_every_row_in_its_buckets_file_by_either_writer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int
 ) -> None:
     """The split itself, on rows made here: in one pass of many batches (each cut at bucket boundaries) or
-    of one, and a few buckets by a COPY each; both writers give the same files, documentation included."""
+    of one, and a few buckets by a COPY each from the table; both ways give the same files, documentation
+    included, and leave no scratch file behind."""
     from warehouse import mart_files
 
     monkeypatch.setattr(mart_files, "BUCKET_BATCH_ROWS", batch_rows)
@@ -334,6 +335,7 @@ def test_write_buckets_puts_every_row_in_its_buckets_file_by_either_writer(
         folder.mkdir()
         mart_files.write_buckets(con, mart, "(SELECT * FROM t)", folder, schema, only, release)
         written[way] = {p.name: pq.read_table(p) for p in folder.iterdir()}
+        assert all(name.endswith(".parquet") and not name.startswith(".") for name in written[way]), way
     assert set(written["one pass"]) == set(written["one pass, named"]) == set(expected)
     assert set(written["a COPY each"]) == {mart.bucket_file(n) for n in every[:2]}
     for way, files in written.items():
