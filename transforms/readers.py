@@ -614,11 +614,13 @@ def _delimiter_name(delimiter: str) -> str:
     return {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}.get(delimiter, repr(delimiter))
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")  # below space, but for tab, line feed and return
+
+
 def _control_ratio(text: str) -> float:
     if not text:
         return 0.0
-    control = sum(1 for ch in text if ord(ch) < 32 and ch not in "\r\n\t")
-    return control / len(text)
+    return len(_CONTROL.findall(text)) / len(text)
 
 
 # --- Excel -----------------------------------------------------------------------------------
@@ -849,6 +851,9 @@ def _strip_blank_rows(frame: pl.DataFrame) -> pl.DataFrame:
     """Rows where every cell is empty are spreadsheet padding, not records (a record marked unreadable stays)."""
     values = [c for c in frame.columns if c not in MARKS]
     if not values or frame.height == 0:
+        return frame
+    # A blank row's first cell is blank: when no first cell is, no row is (one column looked at, not all).
+    if not frame.select((pl.col(values[0]).str.strip_chars().fill_null("") == "").any()).item():
         return frame
     blank = pl.all_horizontal(pl.col(values).str.strip_chars().fill_null("") == "")
     if ROW_RULE in frame.columns:

@@ -415,3 +415,13 @@ def test_a_json_key_named_like_a_reader_column_keeps_its_values() -> None:
     read = read_bytes(json.dumps([{"_source_row": "7", "answer": "a"}]).encode(), "f.json")
     assert not isinstance(read, ReadError)
     assert read.frame.select("_source_row*", "answer", ROW).rows() == [("7", "a", 1)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=40), max_size=40))
+def test_the_share_of_control_characters_counts_every_one_below_space_but_tab_and_line_ends(text: str) -> None:
+    """What decides that a file is binary, not text (`_control_ratio`), against its definition."""
+    from transforms.readers import _control_ratio
+
+    control = [c for c in text if ord(c) < 32 and c not in "\r\n\t"]
+    assert _control_ratio(text) == (len(control) / len(text) if text else 0.0)
