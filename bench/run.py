@@ -396,7 +396,10 @@ def _notes(
         "(psutil, every 50 ms), so the ephemeral mode includes its temporary Prefect server.",
         "Every `din run` starts on a fresh data dir (first full load); the rerun repeats it on the same dir; "
         "then the middle response file is re-exported with its rows reversed (same rows, new content) and "
-        "`din run` runs once more: the one-changed-file case.",
+        "`din run` runs once more: the one-changed-file case. Then the config asks for "
+        f"`publish: {{panel_buckets: {report.BENCH_BUCKETS}}}` and `din run` publishes every table anew in that "
+        "layout (the switch), and the first response file is changed the same way: the one-changed-file case "
+        "in that layout.",
         "`din check` exits 1 on the file's planted faults; that counts as a completed run.",
     ]
     if server is not None:
