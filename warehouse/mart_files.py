@@ -313,18 +313,17 @@ def write_buckets(
     scratch = folder / ".buckets"
     scratch.mkdir()
     try:
-        for name in _split_by_bucket(con, mart, query, scratch, schema, only):
+        for name in _split_by_bucket(con, mart, query, scratch, only):
             source, target = literal(str(scratch / name)), literal(str(folder / name))
             con.execute(f"COPY (SELECT * FROM read_parquet({source})) TO {target} ({options})")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _split_by_bucket(
-    con: Any, mart: Mart, query: str, scratch: Path, schema: pa.Schema, only: Sequence[int] | None
-) -> list[str]:
+def _split_by_bucket(con: Any, mart: Mart, query: str, scratch: Path, only: Sequence[int] | None) -> list[str]:
     """`query`'s rows (of the buckets `only`, default all) into one uncompressed file per bucket in `scratch`,
-    in one pass; returns the files' names, sorted. Memory: a batch of `BUCKET_BATCH_ROWS` rows at a time."""
+    in one pass, in the Arrow types DuckDB gives them (DuckDB reads them back, so they are its own); returns
+    the files' names, sorted. Memory: a batch of `BUCKET_BATCH_ROWS` rows at a time."""
     bucket = mart.bucket_sql()
     where, params = ("", []) if only is None else (f" WHERE {bucket} IN (SELECT unnest(?::INTEGER[]))", [list(only)])
     relation = con.sql(f"SELECT *, {bucket} AS {BUCKET_COLUMN} FROM {query}{where}", params=params)
@@ -335,14 +334,16 @@ def _split_by_bucket(
                 continue
             buckets = batch.column(BUCKET_COLUMN)
             order = pc.sort_indices(buckets)
-            rows = pa.Table.from_batches([batch]).drop_columns([BUCKET_COLUMN]).take(order).cast(schema)
+            rows = pa.Table.from_batches([batch]).drop_columns([BUCKET_COLUMN]).take(order)
             ordered = buckets.take(order).to_numpy()
             starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # where each bucket's rows begin
             ends = np.r_[starts[1:], len(ordered)]
             for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
                 number = int(ordered[start])
                 if number not in writers:
-                    writers[number] = pq.ParquetWriter(scratch / mart.bucket_file(number), schema, compression="none")
+                    writers[number] = pq.ParquetWriter(
+                        scratch / mart.bucket_file(number), rows.schema, compression="none"
+                    )
                 writers[number].write_table(rows.slice(start, end - start))
     finally:
         for writer in writers.values():

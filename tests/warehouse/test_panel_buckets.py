@@ -139,8 +139,13 @@ def test_the_same_network_as_one_file_per_table_publishes_the_same_rows(site: Si
     network = write_network(tmp_path)
     with_panels(network, buckets=None)
     run(network)
-    assert (network.data_dir / "published" / "current" / "restricted" / "responses.parquet").is_file()
+    single = network.data_dir / "published" / "current"
+    assert (single / "restricted" / "responses.parquet").is_file()
     assert content(published(network)) == content(published(site.network))
+    for mart in SPLIT:  # every file of a bucket has the columns and types of the table as one file
+        expected = [(f.name, f.type) for f in pq.read_schema(single / f"{mart.tier}/{mart.name}.parquet")]
+        for path in sorted((site.current / mart.relative_path).iterdir()):
+            assert [(f.name, f.type) for f in pq.read_schema(path)] == expected, path
 
 
 def test_the_datapackage_lists_every_file_and_verify_checks_each(site: Site, tmp_path: Path) -> None:
