@@ -192,6 +192,10 @@ def test_the_download_of_a_split_table_is_one_file_with_its_rows_and_documentati
     assert columns["panel_id"]["description"] == read_documentation(folder)[1]["panel_id"]["description"] != ""
     assert sorted(pl.read_parquet(single).rows()) == sorted(scan_table(folder).collect().rows())
     assert [m.buckets > 0 for m in found_marts(site.current) if m.name == "responses"] == [True]
+    from reports.export import export_table
+
+    exported = pl.read_csv(export_table(site.network.data_dir / "published", "responses", "csv", tmp_path / "r.csv"))
+    assert exported.columns[0] == "panel_id" and exported.height == 12 and set(exported["panel_id"]) == set(PANELS)
 
 
 def inode(version: Path, relative: str) -> int:
