@@ -155,29 +155,25 @@ class Bench:
         network = private_network(data, out / "network")
         command = [*din_command(), "run", "--config", str(network.config), "--data-dir", str(out / "data")]
         env = self.din_env(mode)
-        first = self.measure(report.din(report.DIN_RUN, mode), data.size.name, command, env, out / "run.log")
-        self._record_din(report.din(report.DIN_RUN, mode), data.size.name, first, out / "data")
-        samples = [first]
-        if first.ok and (mode == self.mode):
-            rerun = report.din(report.DIN_RERUN, mode)
-            samples.append(self.measure(rerun, data.size.name, command, env, out / "rerun.log"))
-            self._record_din(rerun, data.size.name, samples[-1], out / "data")
-            changed = report.din(report.DIN_CHANGED, mode)
+
+        def timed(system: str, log: str) -> Sample:
+            label = report.din(system, mode)
+            sample = self.measure(label, data.size.name, command, env, out / log)
+            self._record_din(label, data.size.name, sample, out / "data")
+            return sample
+
+        samples = [timed(report.DIN_RUN, "run.log")]
+        if samples[0].ok and (mode == self.mode):
+            samples.append(timed(report.DIN_RERUN, "rerun.log"))
             change_one_file(network)
-            samples.append(self.measure(changed, data.size.name, command, env, out / "changed.log"))
-            self._record_din(changed, data.size.name, samples[-1], out / "data")
+            samples.append(timed(report.DIN_CHANGED, "changed.log"))
             # The same network with its row-level tables in a fixed number of files: the switch publishes
             # every table anew (what a first load pays for the layout), then one changed file again.
             with network.config.open("a", encoding="utf-8") as config:
                 config.write(f"\npublish: {{panel_buckets: {report.BENCH_BUCKETS}}}\n")
-            for system, log in (
-                (report.DIN_TO_BUCKETS, "to-buckets.log"),
-                (report.DIN_CHANGED_BUCKETS, "changed-b.log"),
-            ):
-                if system == report.DIN_CHANGED_BUCKETS:
-                    change_one_file(network, index=0)  # another file than the first change's
-                samples.append(self.measure(report.din(system, mode), data.size.name, command, env, out / log))
-                self._record_din(report.din(system, mode), data.size.name, samples[-1], out / "data")
+            samples.append(timed(report.DIN_TO_BUCKETS, "to-buckets.log"))
+            change_one_file(network, index=0)  # another file than the first change's
+            samples.append(timed(report.DIN_CHANGED_BUCKETS, "changed-b.log"))
         self.done_with(out, all(s.ok for s in samples))
 
     def _record_din(self, system: str, size: str, sample: Sample, data_dir: Path) -> None:

@@ -852,10 +852,14 @@ def _strip_blank_rows(frame: pl.DataFrame) -> pl.DataFrame:
     values = [c for c in frame.columns if c not in MARKS]
     if not values or frame.height == 0:
         return frame
+
+    def empty(*columns: str) -> pl.Expr:
+        return pl.col(*columns).str.strip_chars().fill_null("") == ""
+
     # A blank row's first cell is blank: when no first cell is, no row is (one column looked at, not all).
-    if not frame.select((pl.col(values[0]).str.strip_chars().fill_null("") == "").any()).item():
+    if not frame.select(empty(values[0]).any()).item():
         return frame
-    blank = pl.all_horizontal(pl.col(values).str.strip_chars().fill_null("") == "")
+    blank = pl.all_horizontal(empty(*values))
     if ROW_RULE in frame.columns:
         blank = blank & pl.col(ROW_RULE).is_null()
     return frame.filter(~blank)

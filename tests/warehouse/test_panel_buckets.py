@@ -8,10 +8,7 @@ one file per table.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +25,7 @@ from din.keys import DEMO_KEY
 from din.paths import DataPaths
 from tests.support.network import Network, write_network
 from tests.support.pipeline import content, published, rebuild, run
-from tests.warehouse.test_partitions import Site, _plain, catalog_rows
+from tests.warehouse.test_partitions import Site, _plain, catalog_rows, copy_panel_rows, inode, view_sql
 from transforms.pseudonymise import pseudonym
 from warehouse.catalog import open_sandbox
 from warehouse.mart_files import one_file, read_documentation, scan_table, table_schema
@@ -59,14 +56,7 @@ def with_panels(network: Network, panels: tuple[str, ...] = PANELS[1:], buckets:
     if buckets is not None:
         with network.config.open("a", encoding="utf-8") as config:
             config.write(f"publish: {{panel_buckets: {buckets}}}\n")
-    for path in sorted(network.root.rglob("*.csv")):
-        rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
-        if not rows or rows[0][0] != "panel_id":
-            continue
-        copies = [[panel, *row[1:]] for panel in panels for row in rows[1:] if row and row[0] == "p1"]
-        out = io.StringIO()
-        csv.writer(out, lineterminator="\n").writerows(rows + copies)
-        path.write_text(out.getvalue(), encoding="utf-8")
+    copy_panel_rows(network, panels)
 
 
 @pytest.fixture(scope="module")
@@ -169,12 +159,7 @@ def test_the_datapackage_lists_every_file_and_verify_checks_each(site: Site, tmp
 
 
 def test_the_catalog_and_din_query_read_the_split_tables_through_a_relative_glob(site: Site) -> None:
-    con = duckdb.connect(str(site.network.data_dir / "published" / "catalog.duckdb"), read_only=True)
-    try:
-        sql = con.sql("SELECT sql FROM duckdb_views() WHERE schema_name = 'restricted' AND view_name = 'responses'")
-        (text,) = sql.fetchall()[0]
-    finally:
-        con.close()
+    text = view_sql(site, "restricted", "responses")
     assert "read_parquet('current/restricted/responses/**/*.parquet', (hive_partitioning = false))" in text
     with open_sandbox(DataPaths(site.network.data_dir)) as sandbox:
         counts = dict(
@@ -196,10 +181,6 @@ def test_the_download_of_a_split_table_is_one_file_with_its_rows_and_documentati
 
     exported = pl.read_csv(export_table(site.network.data_dir / "published", "responses", "csv", tmp_path / "r.csv"))
     assert exported.columns[0] == "panel_id" and exported.height == 12 and set(exported["panel_id"]) == set(PANELS)
-
-
-def inode(version: Path, relative: str) -> int:
-    return os.stat(version / relative).st_ino
 
 
 def test_a_correction_for_one_panel_rewrites_its_bucket_and_links_the_others(tmp_path: Path) -> None:

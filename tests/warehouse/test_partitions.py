@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -41,11 +42,16 @@ def with_second_panel(network: Network) -> None:
     tables partitioned by panel."""
     with network.config.open("a", encoding="utf-8") as config:
         config.write("publish: {partition_by_panel: true}\n")
+    copy_panel_rows(network, (ODD_PANEL,))
+
+
+def copy_panel_rows(network: Network, panels: tuple[str, ...]) -> None:
+    """Every CSV of `network` whose rows carry a panel gets p1's rows again for each of `panels`."""
     for path in sorted(network.root.rglob("*.csv")):
         rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
         if not rows or rows[0][0] != "panel_id":
             continue
-        copies = [[ODD_PANEL, *row[1:]] for row in rows[1:] if row and row[0] == "p1"]
+        copies = [[panel, *row[1:]] for panel in panels for row in rows[1:] if row and row[0] == "p1"]
         out = io.StringIO()
         csv.writer(out, lineterminator="\n").writerows(rows + copies)
         path.write_text(out.getvalue(), encoding="utf-8")
@@ -208,8 +214,6 @@ def test_one_file_of_a_partitioned_table_keeps_its_rows_columns_and_documentatio
 
 
 def test_a_correction_for_one_panel_rewrites_that_panels_files_and_links_the_others(tmp_path: Path) -> None:
-    import os
-
     from tests.support.pipeline import content, published, rebuild
 
     network = write_network(tmp_path)
@@ -233,9 +237,6 @@ def test_a_correction_for_one_panel_rewrites_that_panels_files_and_links_the_oth
     second = (network.data_dir / "published" / "current").resolve()
     assert second != first
 
-    def inode(version: Path, relative: str) -> int:
-        return os.stat(version / relative).st_ino
-
     odd = f"panel_id={quote(ODD_PANEL, safe='')}"
     responses = "restricted/responses"
     assert inode(first, f"{responses}/panel_id=p1/{PART_FILE}") != inode(second, f"{responses}/panel_id=p1/{PART_FILE}")
@@ -253,13 +254,22 @@ def test_a_correction_for_one_panel_rewrites_that_panels_files_and_links_the_oth
     assert content(published(network)) == increments
 
 
-def test_the_catalog_names_a_partitioned_tables_folder_relative_to_itself(site: Site) -> None:
+def view_sql(site: Site, tier: str, name: str) -> str:
+    """The SQL of the catalog's view of one table, as DuckDB stored it."""
     con = duckdb.connect(str(site.network.data_dir / "published" / "catalog.duckdb"), read_only=True)
     try:
-        sql = con.sql("SELECT sql FROM duckdb_views() WHERE schema_name = 'restricted' AND view_name = 'responses'")
-        (text,) = sql.fetchall()[0]
+        sql = con.sql("SELECT sql FROM duckdb_views() WHERE schema_name = ? AND view_name = ?", params=[tier, name])
+        return str(sql.fetchall()[0][0])
     finally:
         con.close()
+
+
+def inode(version: Path, relative: str) -> int:
+    return os.stat(version / relative).st_ino
+
+
+def test_the_catalog_names_a_partitioned_tables_folder_relative_to_itself(site: Site) -> None:
+    text = view_sql(site, "restricted", "responses")
     assert "SELECT panel_id, * EXCLUDE (panel_id) FROM read_parquet('current/restricted/responses/**/*.parquet'" in text
     assert str(site.network.root) not in text
 
