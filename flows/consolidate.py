@@ -40,6 +40,7 @@ from din.progress import Progress, for_run, silent
 from expectations.batch import BatchResult, BatchSpec
 from expectations.gate import process_batch
 from expectations.remote_batch import saved
+from flows.heartbeat import din_heartbeats, flow_run_heartbeats
 from reports.feedback import Drift, OrgReport, feedback_markdown, write_missing_feedback, write_run_feedback
 from reports.run_summary import artifact_key, source_line, source_rows, summary_markdown
 from sources import SourceError
@@ -110,9 +111,10 @@ def run_flow(flow_object: Any, config: Config, data_dir_given: bool = True, **pa
     """Run a flow as `din run` does; the data folder is passed on only when it was given besides the registry
     (`--data-dir`). The batches' runner comes from the config inside the flow, so a deployment's worker,
     which calls the flow as it is, runs them the same way."""
-    result: dict[str, Any] = flow_object.with_options(task_runner=pull_runner_for(config))(
-        config_path=str(config.path), data_dir=str(config.data_dir) if data_dir_given else None, **parameters
-    )
+    with din_heartbeats():
+        result: dict[str, Any] = flow_object.with_options(task_runner=pull_runner_for(config))(
+            config_path=str(config.path), data_dir=str(config.data_dir) if data_dir_given else None, **parameters
+        )
     return result
 
 
@@ -311,7 +313,7 @@ def consolidate(
 def observed_run(config: Config, paths: DataPaths, data_dir: str | None) -> Iterator[tuple[RunSummary, Progress]]:
     """A run as operators see it: the flow run named by the din run id and the registry's title, the
     progress (logged; live on a terminal), an ERROR line with the cause when it fails, and the summary
-    artifacts in every case, keyed by the data folder."""
+    artifacts in every case, keyed by the data folder; heartbeats while it runs (`flows.heartbeat`)."""
     started = time.perf_counter()
     run_id = run_id_in_flow_run_name()
     summary = RunSummary(
@@ -323,21 +325,22 @@ def observed_run(config: Config, paths: DataPaths, data_dir: str | None) -> Iter
         name_flow_run(f"{summary.run_id}{NAME_SEPARATOR}{config.title}")
     logger = _logger()
     progress = for_run(logger)
-    try:
-        yield summary, progress
-    except BaseException as error:
-        if summary.outcome != "failed":  # failed before the run was recorded (busy warehouse, no key)
-            summary.outcome, summary.message = "failed", f"{type(error).__name__}: {error}"
-        where = f" in stage {summary.failed_stage}" if summary.failed_stage else ""
-        logger.error("run %s failed%s: %s", summary.run_id, where, summary.message)
-        raise
-    finally:
-        progress.close()
-        summary.elapsed_seconds = round(time.perf_counter() - started, 3)
+    with flow_run_heartbeats():
         try:
-            summary_artifacts(summary, paths, config.portal.url)
-        except Exception as error:  # the run's own outcome stands; the operator is told why the UI lacks it
-            logger.error("the run's summary artifacts could not be written: %s", error)
+            yield summary, progress
+        except BaseException as error:
+            if summary.outcome != "failed":  # failed before the run was recorded (busy warehouse, no key)
+                summary.outcome, summary.message = "failed", f"{type(error).__name__}: {error}"
+            where = f" in stage {summary.failed_stage}" if summary.failed_stage else ""
+            logger.error("run %s failed%s: %s", summary.run_id, where, summary.message)
+            raise
+        finally:
+            progress.close()
+            summary.elapsed_seconds = round(time.perf_counter() - started, 3)
+            try:
+                summary_artifacts(summary, paths, config.portal.url)
+            except Exception as error:  # the run's own outcome stands; the operator is told why the UI lacks it
+                logger.error("the run's summary artifacts could not be written: %s", error)
 
 
 def name_flow_run(name: str) -> None:
