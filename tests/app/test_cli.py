@@ -145,3 +145,27 @@ def test_readme_demo_config_is_valid() -> None:
 
     config = load_config(REPO / "examples" / "demo" / "din.yaml")
     assert config.is_demo and len(config.sources) >= 4
+
+
+def test_a_run_pauses_the_garbage_collector_only_while_it_imports(tmp_path: Path) -> None:
+    """`din run` turns the cyclic collector off while it imports Prefect and the data libraries, and on
+    again (with the imported objects frozen out of its reach) before any work, also when it stops early."""
+    import gc
+
+    from app import cli
+
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    try:
+        with pytest.raises(RuntimeError), cli._collector_paused():
+            assert not gc.isenabled()
+            kept = [[] for _ in range(1000)]
+            raise RuntimeError("a config error, say")
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= frozen + len(kept)
+
+        missing = tmp_path / "no-such-din.yaml"
+        assert cli.main(["run", "--config", str(missing)]) == cli.EXIT_ERROR
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
