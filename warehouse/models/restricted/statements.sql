@@ -7,8 +7,12 @@ WITH consented AS (
 ), withdrawn AS (
     SELECT panel_id, panellist_ref FROM core.roster WHERE consent = 'withdrawn'
 ), votes AS (
+    -- only the answers to statements: every other response is a survey answer, and a network without
+    -- Polis conversations should not count ten million of them to join none
     SELECT r.panel_id, r.workshop_id, r.question_id, r.answer
     FROM core.responses AS r
+    SEMI JOIN core.statements AS s
+        ON s.panel_id = r.panel_id AND s.workshop_id = r.workshop_id AND s.statement_id = r.question_id
     SEMI JOIN consented AS c ON c.panel_id = r.panel_id AND c.panellist_ref = r.panellist_ref
 ), counted AS (
     SELECT panel_id, workshop_id, question_id AS statement_id,
