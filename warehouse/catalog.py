@@ -110,10 +110,11 @@ def create_views(
         # table name gets every column's meaning whichever of the two views it finds first.
         # DESCRIBE binds the view, listing and reading its files (thousands for a partitioned table): once.
         columns = [column for column, *_ in con.sql(f"DESCRIBE {view}").fetchall()]
-        for name in (view, alias):
-            con.execute(f"COMMENT ON VIEW {name} IS {literal(mart.description)}")
-            for column in columns:
-                con.execute(f"COMMENT ON COLUMN {name}.{quote(column)} IS {literal(_meaning(mart, column))}")
+        meanings = {column: literal(_meaning(mart, column)) for column in columns}
+        for name in (view, alias):  # one call each: hundreds of single statements cost a tenth of a second
+            statements = [f"COMMENT ON VIEW {name} IS {literal(mart.description)}"]
+            statements += [f"COMMENT ON COLUMN {name}.{quote(c)} IS {meanings[c]}" for c in columns]
+            con.execute(";\n".join(statements))
 
 
 def _meaning(mart: Mart, column: str) -> str:

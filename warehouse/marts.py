@@ -356,6 +356,7 @@ def _row_level_doc(kind: Kind, name: str) -> ColumnDoc:
     return ColumnDoc(column.description, published_allowed(column), column.unit, published_example(column))
 
 
+@cache  # every publish documents every column in its files, its catalog and its datapackage
 def published_example(column: Column) -> str:
     """The contract's example as the published table holds it (normalised: `Yes` → `true`)."""
     import polars as pl
