@@ -22,8 +22,16 @@ SAMPLES = REPO / "tests" / "fixtures" / "samples"
 
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
-    """Prefect's test harness (a real temporary API server), started once per test session."""
+    """Prefect's test harness (a real temporary API server), started once per test session.
+
+    The flows the tests run in this process send no heartbeats: Prefect's heartbeat thread holds up the end
+    of every flow run by up to a second (a fifth of `tests/flows/test_consolidate.py`'s time).
+    `tests/flows/test_heartbeat.py` turns them on for its runs; `din` subprocesses have their own."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with (
+        prefect_test_harness(server_startup_timeout=120),
+        temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
         yield

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,15 @@ from tests.support.network import write_network
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("prefect")]
 
 HEARTBEAT = "prefect.flow-run.heartbeat"
+
+
+@pytest.fixture(autouse=True)
+def prefects_default_interval() -> Iterator[None]:
+    """Heartbeats at Prefect's default interval (the suite's own flow runs go without: `tests/conftest.py`)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 180}):
+        yield
 
 
 def _heartbeats(flow_run_id: str) -> list[dict[str, Any]]:
