@@ -296,8 +296,8 @@ def test_write_buckets_puts_every_row_in_its_buckets_file_by_either_writer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int
 ) -> None:
     """The split itself, on rows made here: in one pass of many batches (each cut at bucket boundaries) or
-    of one, and a few buckets by a COPY each from the table; both ways give the same files, documentation
-    included, and leave no scratch file behind."""
+    of one; a few buckets gathered in one scan and copied each; one bucket copied from the table. Every way
+    gives the same files, documentation included, and leaves no scratch file or table behind."""
     from warehouse import mart_files
 
     monkeypatch.setattr(mart_files, "BUCKET_BATCH_ROWS", batch_rows)
@@ -320,14 +320,17 @@ def test_write_buckets_puts_every_row_in_its_buckets_file_by_either_writer(
     assert len(expected) > mart_files.FEW_BUCKETS  # so that all of them go in one pass
     every = [int(name[5:7]) for name in expected]
     written: dict[str, dict[str, pa.Table]] = {}
-    for way, only in {"one pass": None, "one pass, named": every, "a COPY each": every[:2]}.items():
+    ways = {"one pass": None, "one pass, named": every, "a few": every[:3], "one": every[3:4]}
+    for way, only in ways.items():
         folder = tmp_path / way
         folder.mkdir()
         mart_files.write_buckets(con, mart, "(SELECT * FROM t)", folder, schema, only, release)
         written[way] = {p.name: pq.read_table(p) for p in folder.iterdir()}
         assert all(name.endswith(".parquet") and not name.startswith(".") for name in written[way]), way
+        assert con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall() == [], way
     assert set(written["one pass"]) == set(written["one pass, named"]) == set(expected)
-    assert set(written["a COPY each"]) == {mart.bucket_file(n) for n in every[:2]}
+    assert set(written["a few"]) == {mart.bucket_file(n) for n in every[:3]}
+    assert set(written["one"]) == {mart.bucket_file(every[3])}
     for way, files in written.items():
         for name, table in files.items():
             assert sorted(table.to_pylist(), key=repr) == sorted(
