@@ -80,7 +80,7 @@ class RawTable:
     delimiter: str | None = None
     notes: list[str] = field(default_factory=list)
     delivered: list[str] | None = None  # the header row exactly as delivered (a name twice stays twice)
-    engine: str = "python"  # what read the records: "duckdb" for a plain CSV (`transforms.fast_csv`)
+    engine: str = "python"  # what read the records: "polars" for a plain CSV (`transforms.fast_csv`)
 
     @property
     def headers(self) -> list[str]:
@@ -132,7 +132,7 @@ def read_table(path: Path, name: str, options: ReadOptions | None = None) -> Raw
     table = reader(path, options)
     before = table.frame.height
     table.frame = _with_marks(_strip_blank_rows(table.frame))
-    if table.engine != "duckdb":  # DuckDB reads only a file without a NUL byte
+    if table.engine != "polars":  # polars reads only a file without a NUL byte (`fast_csv.is_plain`)
         table.frame = _mark_nul_bytes(table.frame)
     if table.frame.height < before:
         table.notes.append(f"skipped {before - table.frame.height} blank row(s)")
@@ -329,7 +329,7 @@ def _csv_records(path: Path, options: ReadOptions) -> Iterator[tuple[_CsvHead, I
 
 def _read_csv(path: Path, options: ReadOptions) -> RawTable:
     """A CSV read record by record (Python's csv module, strict quoting), a chunk of records at a time; or,
-    when it is plain, by DuckDB, with the same records (`transforms.fast_csv`).
+    when it is plain, by polars, with the same records (`transforms.fast_csv`).
 
     Each record keeps its own fields: one with more or fewer fields than the header, or whose quoting is
     broken (a quote left open at the end of a file cut short), is marked with why, never padded or cut to
@@ -344,13 +344,13 @@ def _read_csv(path: Path, options: ReadOptions) -> RawTable:
         encoding=head.shown_encoding,
         delimiter=head.delimiter,
         delivered=_kept(frame.columns, head.delivered, head.names),
-        engine="python" if plain is None else "duckdb",
+        engine="python" if plain is None else "polars",
     )
 
 
 def _plain_records(path: Path, head: _CsvHead) -> pl.DataFrame | None:
     """The records `_frames` gives (without the marks, which `read_table` adds: none is marked), read by
-    DuckDB when the file is plain (`transforms.fast_csv`); else None."""
+    polars when the file is plain (`transforms.fast_csv`); else None."""
     from transforms import fast_csv
 
     if not fast_csv.enabled() or head.delimiter not in DELIMITERS:  # a declared delimiter of another kind
