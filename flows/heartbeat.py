@@ -81,7 +81,7 @@ def flow_run_heartbeats() -> Iterator[None]:
     """Inside a flow: heartbeats for the current flow run while the block runs, when `din_heartbeats`
     took them over from Prefect; nothing otherwise."""
     seconds = _TAKEN_OVER.get()
-    from prefect.context import FlowRunContext
+    from prefect.context import FlowRunContext, TaskRunContext
 
     context = FlowRunContext.get()
     if seconds is None or context is None or context.flow_run is None:
@@ -93,6 +93,9 @@ def flow_run_heartbeats() -> Iterator[None]:
     stop = threading.Event()
 
     def beat() -> None:
+        # No task run: Prefect's events worker adds the sender's run context to an event, and where that
+        # context says nothing of a task run, whatever task run its own thread started under shows through.
+        TaskRunContext.__var__.set(None)  # type: ignore[arg-type]  # Prefect's own `get()` returns None then
         while True:
             try:
                 emit_event(event="prefect.flow-run.heartbeat", resource=resource, related=related)

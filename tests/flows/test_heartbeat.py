@@ -64,6 +64,25 @@ def _flow_run(din_run_id: str) -> Any:
     return flow_run
 
 
+def events_worker_started_in_a_task() -> None:
+    """Prefect's events worker (re)started by an event a task sends: its thread then runs in that task's
+    context, which shows through on any later event whose own context names no task run."""
+    from prefect import flow, task
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+
+    @task(name="first event")
+    def first_event() -> None:
+        EventsWorker.drain_all()  # the worker stopped here, the next event starts it in this task's context
+        emit_event(event="din.test.first", resource={"prefect.resource.id": "din.test"})
+
+    @flow(name="starts the events worker")
+    def starts_the_events_worker() -> None:
+        first_event()
+
+    starts_the_events_worker()
+
+
 def _shape(event: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
     """What an automation matches on: the resource's labels and the related resources' roles and names."""
     related = [(r["prefect.resource.role"], r.get("prefect.resource.name", "")) for r in event["related"]]
@@ -77,6 +96,7 @@ def test_din_run_sends_one_heartbeat_like_prefects_own(tmp_path: Path) -> None:
 
     network = write_network(tmp_path / "network")
     config = load_config(network.config)
+    events_worker_started_in_a_task()
     with tags("din-test"):
         result = run_flow(consolidate, config)
     assert not [t.name for t in threading.enumerate() if t.name == "din-heartbeat"], (
@@ -92,6 +112,7 @@ def test_din_run_sends_one_heartbeat_like_prefects_own(tmp_path: Path) -> None:
     assert related["flow"]["prefect.resource.id"] == f"prefect.flow.{flow_run.flow_id}"
     assert related["flow"]["prefect.resource.name"] == "consolidate"
     assert related["tag"]["prefect.resource.id"] == "prefect.tag.din-test"
+    assert "task-run" not in related, related  # the events worker started in a task: its context stays out
 
     # As a worker runs a deployment: the flow called as it is, Prefect's own heartbeat and none of din's.
     with tags("din-test"):
