@@ -25,7 +25,15 @@ from din.keys import DEMO_KEY
 from din.paths import DataPaths
 from tests.support.network import Network, write_network
 from tests.support.pipeline import content, published, rebuild, run
-from tests.warehouse.test_partitions import Site, _plain, catalog_rows, copy_panel_rows, inode, view_sql
+from tests.warehouse.test_partitions import (
+    Site,
+    _plain,
+    catalog_rows,
+    copy_panel_rows,
+    inode,
+    published_site,
+    view_sql,
+)
 from transforms.pseudonymise import pseudonym
 from warehouse.catalog import open_sandbox
 from warehouse.mart_files import one_file, read_documentation, scan_table, table_schema
@@ -63,9 +71,7 @@ def with_panels(network: Network, panels: tuple[str, ...] = PANELS[1:], buckets:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     network = write_network(tmp_path_factory.mktemp("buckets"))
     with_panels(network)
-    summary = run(network)
-    assert summary["outcome"] in ("succeeded", "succeeded_with_warnings"), summary
-    return Site(network, network.data_dir / "published" / "current", summary)
+    return published_site(network)
 
 
 def test_each_split_table_is_a_file_per_bucket_holding_exactly_its_panels_rows(site: Site) -> None:

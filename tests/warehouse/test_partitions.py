@@ -64,13 +64,18 @@ class Site:
     summary: dict
 
 
+def published_site(network: Network) -> Site:
+    """`network` run once, which must succeed, and what it published."""
+    summary = run(network)
+    assert summary["outcome"] in ("succeeded", "succeeded_with_warnings"), summary
+    return Site(network, network.data_dir / "published" / "current", summary)
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     network = write_network(tmp_path_factory.mktemp("partitions"))
     with_second_panel(network)
-    summary = run(network)
-    assert summary["outcome"] in ("succeeded", "succeeded_with_warnings"), summary
-    return Site(network, network.data_dir / "published" / "current", summary)
+    return published_site(network)
 
 
 def catalog_rows(site: Site, tier: str, name: str) -> list[tuple]:
