@@ -13,6 +13,7 @@ disclosure pattern serves both tables, so cells and totals always come from the 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import duckdb
 import polars as pl
@@ -236,15 +237,35 @@ def recommendation_support(con: duckdb.DuckDBPyConnection, rule: DisclosureRule)
 
 Builder = Callable[[duckdb.DuckDBPyConnection, DisclosureRule], Tables]
 
-#: The builder of each open-tier aggregate, by table name (each table's YAML in models/open/ documents it);
-#: a table and its totals share one builder, which makes both.
-AGGREGATES: dict[str, Builder] = {
-    "panel_composition": panel_composition,
-    "attendance_by_workshop": attendance_by_workshop,
-    "attendance_by_workshop_totals": attendance_by_workshop,
-    "project_acceptability": project_acceptability,
-    "project_acceptability_totals": project_acceptability,
-    "project_scores": project_scores,
-    "recommendation_support": recommendation_support,
-    "recommendation_support_totals": recommendation_support,
+
+@dataclass(frozen=True)
+class Aggregate:
+    """An open-tier aggregate: its builder and every warehouse table the builder reads. What it publishes
+    depends on nothing else (the tables' rows, the rule, this code), so publish fingerprints those tables
+    and links the last version's file when none of them changed (`warehouse.publish_reuse`); a test builds
+    each one on a warehouse holding only the tables it names."""
+
+    build: Builder
+    reads: tuple[str, ...]
+
+
+_ATTENDANCE = Aggregate(attendance_by_workshop, ("core.attendance", "core.roster", "core.workshops"))
+_ACCEPTABILITY = Aggregate(
+    project_acceptability, ("core.project_feedback", "core.workshops", "core.roster", "core.projects")
+)
+_RECOMMENDATIONS = Aggregate(recommendation_support, ("core.recommendations",))
+
+#: Each open-tier aggregate by table name (each table's YAML in models/open/ documents it); a table and
+#: its totals share one builder, which makes both.
+AGGREGATES: dict[str, Aggregate] = {
+    "panel_composition": Aggregate(panel_composition, ("core.roster", "core.population")),
+    "attendance_by_workshop": _ATTENDANCE,
+    "attendance_by_workshop_totals": _ATTENDANCE,
+    "project_acceptability": _ACCEPTABILITY,
+    "project_acceptability_totals": _ACCEPTABILITY,
+    "project_scores": Aggregate(
+        project_scores, ("core.project_feedback", "core.workshops", "core.roster", "core.projects")
+    ),
+    "recommendation_support": _RECOMMENDATIONS,
+    "recommendation_support_totals": _RECOMMENDATIONS,
 }

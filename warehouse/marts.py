@@ -77,6 +77,7 @@ class Mart:
     definition: Path | None = None  # the YAML file that defines it
     partition_by: str | None = None  # hive-partitioned by this column (one folder per value)
     buckets: int = 0  # with partition_by: that many files instead, each value's rows in one (0: hive folders)
+    reads: tuple[str, ...] = ()  # a built table: the warehouse tables its builder reads (`schema.table`)
 
     @property
     def relative_path(self) -> str:
@@ -251,7 +252,8 @@ def _mart(path: Path) -> Mart:
 
     if name not in AGGREGATES:
         raise ValueError(f"{path}: built_by aggregate, but warehouse.aggregates has no builder {name!r}")
-    return Mart(name, tier, description, f"aggregate:{name}", AGGREGATES[name], **common)
+    aggregate = AGGREGATES[name]
+    return Mart(name, tier, description, f"aggregate:{name}", aggregate.build, reads=aggregate.reads, **common)
 
 
 def _partition_by(value: Any, path: Path) -> str | None:

@@ -117,7 +117,7 @@ def publish(
             parts_linked, parts_written = parts_linked + len(kept), parts_written + len(changed)
             rows = _rows(con, mart, partial)
         else:
-            fingerprint = content_fingerprint(con, mart, documentation)
+            fingerprint = content_fingerprint(con, mart, documentation, rule)
             if fingerprint is not None:
                 content[mart.name] = fingerprint
             if (

@@ -14,16 +14,25 @@ A table partitioned by panel is fingerprinted partition by partition (the same s
 partition column, or by its bucket for a table split into buckets): a delivery for one panel rewrites
 that panel's file of each table it changes, and the other files are linked.
 
-Tables built in Python (`Mart.build`: the disclosure-controlled aggregates) are always written.
+A table built in Python (`Mart.build`: the disclosure-controlled aggregates) is fingerprinted by what it is
+made from: the rows of every warehouse table its builder reads (`Mart.reads`, from
+`warehouse.aggregates.AGGREGATES`), the disclosure rule, the source code of the builder's module and of
+the project's modules it uses, and the versions of the libraries that compute it. At L, `panel_composition`
+costs 0.3 s to build and 0.01 s to fingerprint; a delivery of responses leaves it linked.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib
+import importlib.util
+import inspect
 import json
 import os
 import shutil
 from collections.abc import Mapping, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +46,18 @@ CONTENT_KEY = "table_content"  # publish.json: {table: fingerprint}
 
 
 def content_fingerprint(
-    con: duckdb.DuckDBPyConnection, mart: Mart, documentation: Mapping[str, str] | None = None
+    con: duckdb.DuckDBPyConnection,
+    mart: Mart,
+    documentation: Mapping[str, str] | None = None,
+    rule: Any = None,
 ) -> str | None:
-    """The fingerprint of what `mart` would publish now (None for tables built in Python); `documentation`
-    is what the file says about itself (its `din.*` metadata), so a changed description or demo notice is
-    written anew, never linked from a file that says the old one."""
-    if mart.build is not None or not mart.sql:
+    """The fingerprint of what `mart` would publish now; `documentation` is what the file says about itself
+    (its `din.*` metadata), so a changed description or demo notice is written anew, never linked from a
+    file that says the old one. A table built in Python is fingerprinted by its inputs (`built_fingerprint`),
+    with `rule`, the disclosure rule it is built under; None when it does not say what it reads."""
+    if mart.build is not None:
+        return built_fingerprint(con, mart, documentation, rule)
+    if not mart.sql:
         return None
     rows, xor, total = con.execute(
         f"SELECT count(*), bit_xor(hash(q)), sum(hash(q)::HUGEINT) FROM ({mart.sql}) AS q"
@@ -50,6 +65,76 @@ def content_fingerprint(
     basis = [mart.name, mart.tier, SCHEMA_VERSION, mart.sql, int(rows), str(xor), str(total), dict(documentation or {})]
     basis.append(documentation_version())
     return hashlib.sha256(json.dumps(basis).encode()).hexdigest()
+
+
+def built_fingerprint(
+    con: duckdb.DuckDBPyConnection, mart: Mart, documentation: Mapping[str, str] | None, rule: Any
+) -> str | None:
+    """The fingerprint of a table built in Python: the rows of each table it reads (the same order-free sums
+    as a SQL table's), the rule, its code and the libraries that run it (see the module doc)."""
+    if mart.build is None or not mart.reads:
+        return None
+    inputs = []
+    for table in mart.reads:
+        name = ".".join(quote(part) for part in table.split("."))
+        rows, xor, total = con.execute(
+            f"SELECT count(*), bit_xor(hash(t)), sum(hash(t)::HUGEINT) FROM {name} AS t"
+        ).fetchall()[0]
+        inputs.append([table, int(rows), str(xor), str(total)])
+    basis = [mart.name, mart.tier, SCHEMA_VERSION, mart.sql, inputs, repr(rule), dict(documentation or {})]
+    basis += [documentation_version(), builder_code(mart.build.__module__)]
+    return hashlib.sha256(json.dumps(basis).encode()).hexdigest()
+
+
+#: The project's own packages: a builder's code is its module and the modules of these it uses.
+PROJECT_PACKAGES = ("din", "transforms", "warehouse", "expectations")
+#: Libraries whose release can change what a builder computes.
+BUILDER_LIBRARIES = ("duckdb", "polars", "numpy")
+
+
+@cache
+def builder_code(module_name: str) -> str:
+    """A digest of the source of `module_name` and of the project modules it uses (`builder_modules`), and of
+    the versions of `BUILDER_LIBRARIES`: a change to any of them gives every table built by that module
+    another fingerprint."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256()
+    for name in sorted(builder_modules(module_name)):
+        digest.update(name.encode() + b"\0" + inspect.getsource(importlib.import_module(name)).encode() + b"\0")
+    for library in BUILDER_LIBRARIES:
+        digest.update(f"{library}=={version(library)}".encode() + b"\0")
+    return digest.hexdigest()
+
+
+def builder_modules(module_name: str) -> set[str]:
+    """`module_name` and every project module it imports, directly or not (read from the modules' import
+    statements, so a constant imported counts as much as a function)."""
+    seen: set[str] = set()
+    pending = [module_name]
+    while pending:
+        name = pending.pop()
+        if name in seen or name.split(".")[0] not in PROJECT_PACKAGES:
+            continue
+        module = importlib.import_module(name)
+        seen.add(name)
+        package = module.__package__ or ""
+        for node in ast.walk(ast.parse(inspect.getsource(module))):
+            if isinstance(node, ast.Import):
+                pending.extend(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+                pending.append(base)
+                # `from package import module` names a module too
+                pending.extend(f"{base}.{alias.name}" for alias in node.names if _is_module(f"{base}.{alias.name}"))
+    return seen
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def partition_fingerprints(

@@ -11,8 +11,18 @@ import pytest
 
 from tests.support.network import write_network
 from tests.support.pipeline import content, published, rebuild, run
+from transforms.disclosure import DisclosureRule
+from warehouse.aggregates import AGGREGATES
 from warehouse.marts import mart
-from warehouse.publish_reuse import CONTENT_KEY, content_fingerprint, link_previous, previous_content
+from warehouse.publish_reuse import (
+    CONTENT_KEY,
+    builder_code,
+    builder_modules,
+    content_fingerprint,
+    link_previous,
+    previous_content,
+)
+from warehouse.schema import create_schema
 from warehouse.verify import verify_published
 
 
@@ -51,8 +61,54 @@ def test_the_fingerprint_sees_what_the_file_says_about_itself() -> None:
     assert demo != content_fingerprint(con, _runs_like(), {"din.demo": "false", "din.notice": "secret key"})
 
 
-def test_tables_built_in_python_have_no_fingerprint() -> None:
-    assert content_fingerprint(duckdb.connect(), mart("panel_composition")) is None
+def _warehouse_with_roster(consent: str = "consented") -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    create_schema(con)
+    con.execute(
+        "INSERT INTO core.roster (panel_id, panellist_ref, consent, age_band, delivery_id) "
+        "VALUES ('p1', 'pn_a', ?, '35-44', 1), ('p1', 'pn_b', 'consented', '45-54', 1)",
+        [consent],
+    )
+    return con
+
+
+def test_a_built_table_is_fingerprinted_by_the_tables_it_reads_and_its_rule() -> None:
+    composition = mart("panel_composition")
+    con = _warehouse_with_roster()
+    base = content_fingerprint(con, composition, rule=DisclosureRule())
+    assert base is not None and base == content_fingerprint(con, composition, rule=DisclosureRule())
+    con.execute(
+        "INSERT INTO core.responses (panel_id, panellist_ref, question_id, delivery_id) VALUES ('p1', 'pn_a', 'q', 2)"
+    )
+    assert content_fingerprint(con, composition, rule=DisclosureRule()) == base  # it does not read responses
+    assert content_fingerprint(con, composition, rule=DisclosureRule("suppress_under_10")) != base
+    assert content_fingerprint(_warehouse_with_roster("withdrawn"), composition, rule=DisclosureRule()) != base
+    con.execute(
+        "INSERT INTO core.population (dimension, category, share, delivery_id) VALUES ('age_band', '35-44', 0.2, 3)"
+    )
+    assert content_fingerprint(con, composition, rule=DisclosureRule()) != base
+    # its code is part of it: the builder's module and the project's modules it uses, and no others
+    used = builder_modules("warehouse.aggregates")
+    assert {"warehouse.aggregates", "transforms.disclosure", "din.source_options"} <= used
+    assert not used & {"warehouse.publish", "warehouse.marts", "polars", "duckdb"}
+    assert builder_code("warehouse.aggregates") != builder_code("transforms.disclosure")
+
+
+@pytest.mark.parametrize("name", sorted(AGGREGATES))
+def test_each_aggregate_reads_only_the_tables_it_names(name: str) -> None:
+    """Its fingerprint covers what it reads: built on a warehouse holding only those tables, it still builds
+    (a table it reads and does not name would be missing here and fail the build)."""
+    con = duckdb.connect()
+    create_schema(con)
+    reads = set(AGGREGATES[name].reads)
+    for schema, view in con.execute("SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall():
+        con.execute(f'DROP VIEW "{schema}"."{view}"')
+    tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
+    for schema, table in tables:
+        if f"{schema}.{table}" not in reads:
+            con.execute(f'DROP TABLE "{schema}"."{table}"')
+    assert reads <= {f"{s}.{t}" for s, t in tables}
+    assert name in AGGREGATES[name].build(con, DisclosureRule())
 
 
 def test_an_unreadable_manifest_means_nothing_is_reused(tmp_path: Path) -> None:
@@ -90,12 +146,13 @@ def test_a_corrected_file_rewrites_its_tables_and_links_the_rest(tmp_path: Path)
         "open/organisations.parquet",
         "restricted/project_feedback.parquet",
         "restricted/panellists.parquet",
+        "open/panel_composition.parquet",  # built in Python, from the roster and population: unchanged
     ):
         assert inode(first, unchanged) == inode(second, unchanged), f"{unchanged} was written again"
     for changed in ("restricted/responses.parquet", "ops/deliveries.parquet", "ops/runs.parquet"):
         assert inode(first, changed) != inode(second, changed), f"{changed} was not rewritten"
     manifest = json.loads((second / "ops" / "publish.json").read_text(encoding="utf-8"))
-    assert "responses" in manifest[CONTENT_KEY] and "panel_composition" not in manifest[CONTENT_KEY]
+    assert "responses" in manifest[CONTENT_KEY] and "panel_composition" in manifest[CONTENT_KEY]
     assert verify_published(_paths(network)).ok
     answers = published(network)["responses"]["answer"].to_list()
     assert "Very comfortable" in answers and "Fairly comfortable" not in answers
