@@ -108,6 +108,15 @@ class Mart:
         changed it would move panels between files, and every file, fingerprinted anew, is written once."""
         return f"(hash({quote(str(self.partition_by))}) % {self.buckets})::INTEGER"
 
+    def rows_where(self, condition: str) -> str:
+        """The table's query for its rows that meet `condition` (SQL over its partition column: its bucket).
+        A table generated from a kind has the condition applied where its rows are read, before the joins
+        (DuckDB does not push a condition on `hash(panel_id)` through them: at L, one bucket's rows of
+        `responses` took 0.18 s through the whole query and 0.04 s this way); any other, around its query."""
+        if self.kind is not None and self.build is None:
+            return _row_level_sql(self.kind, only=condition)
+        return f"SELECT * FROM ({self.sql}) AS q WHERE {condition}"
+
     def scan_path(self, base: Path) -> str:
         """What DuckDB's `read_parquet` (or polars' `scan_parquet`) is given to read the table under `base`."""
         return (
@@ -316,7 +325,9 @@ def allowed_text(value: Any) -> str:
     return str(value)
 
 
-def _row_level_sql(kind: Kind) -> str:
+def _row_level_sql(kind: Kind, only: str | None = None) -> str:
+    """A kind's published rows: its core table's stored columns with their provenance, consented panellists
+    only; `only`, a condition on the core table's columns its rows must meet too."""
     columns = []
     for column in kind.stored_columns:
         if column.name == "panellist_ref":
@@ -330,13 +341,14 @@ def _row_level_sql(kind: Kind) -> str:
         't."source_row"',
         'd."processed_run_id" AS "run_id"',
     ]
+    rows = f"core.{quote(kind.name)}" if only is None else f"(SELECT * FROM core.{quote(kind.name)} WHERE {only})"
     where = ""
     if "panellist_ref" in kind.column_names:
         # Withdrawal is honoured: only panellists whose consent stands on the current roster.
         where = f'WHERE (t."panel_id", t."panellist_ref") IN ({CONSENTED})'
     return (
         f"SELECT {', '.join(columns + provenance)}\n"
-        f"FROM core.{quote(kind.name)} AS t JOIN ops.deliveries AS d USING (delivery_id)\n{where}"
+        f"FROM {rows} AS t JOIN ops.deliveries AS d USING (delivery_id)\n{where}"
     )
 
 
