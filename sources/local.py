@@ -52,11 +52,11 @@ class LocalReader:
         files = []
         for path in sorted(candidates):
             relative = os.path.relpath(path, base)
-            skipped = skipped_by_name(relative) or _skipped_by_file(path, relative, real_base)
+            real = os.path.realpath(path)  # once: at 2,000 files, each resolution is a dozen lstat calls
+            skipped = skipped_by_name(relative) or _skipped_by_file(path, relative, real_base, real)
             if skipped is not None:
                 self.skipped.append(skipped)
                 continue
-            real = os.path.realpath(path)
             info = os.stat(real)
             self._real[path] = real
             files.append(
@@ -120,13 +120,13 @@ class LocalReader:
         return found
 
 
-def _skipped_by_file(path: str, relative: str, real_base: str) -> SkippedFile | None:
-    """Why the file at `path` is not a delivery, judged by what it is (links, file type, permissions)."""
+def _skipped_by_file(path: str, relative: str, real_base: str, real: str) -> SkippedFile | None:
+    """Why the file at `path` (`real`: its real path) is not a delivery, judged by what it is (links, file
+    type, permissions)."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
         return SkippedFile(relative, "disappeared while the folder was being listed")
-    real = os.path.realpath(path)
     if os.path.commonpath([real, real_base]) != real_base:  # the file, or a folder on its way, is a link out
         return SkippedFile(relative, "a link to a file outside the source's folder: not followed")
     if stat.S_ISLNK(info.st_mode):
