@@ -40,6 +40,10 @@ _KINDS = {
 class LocalReader:
     """Reads a folder (every file in it, recursively) or a glob of files."""
 
+    #: `fetch` may run for several files at once (it keeps no state between calls): `warehouse.pull` lands them
+    #: on threads.
+    concurrent_fetches = True
+
     def __init__(self, location: str) -> None:
         self.location = location
         self.skipped: list[SkippedFile] = []
