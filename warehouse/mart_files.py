@@ -330,8 +330,7 @@ def _write_few_buckets(
     0.7 s for three of 64). `rows_where(condition)` is the query of the table's rows that meet a condition."""
     bucket = mart.bucket_sql()
     if len(numbers) == 1:
-        location = literal(str(folder / mart.bucket_file(numbers[0])))
-        con.execute(f"COPY ({rows_where(f'{bucket} = ?')}) TO {location} ({options})", numbers)
+        _copy_bucket(con, folder / mart.bucket_file(numbers[0]), rows_where(f"{bucket} = ?"), options, numbers)
         return
     gathered = quote(f"{BUCKET_COLUMN}_rows")
     con.execute(
@@ -341,14 +340,18 @@ def _write_few_buckets(
     )
     try:
         for number in numbers:
-            location = literal(str(folder / mart.bucket_file(number)))
-            con.execute(
-                f"COPY (SELECT * EXCLUDE ({BUCKET_COLUMN}) FROM {gathered} WHERE {BUCKET_COLUMN} = ?) "
-                f"TO {location} ({options})",
-                [number],
-            )
+            query = f"SELECT * EXCLUDE ({BUCKET_COLUMN}) FROM {gathered} WHERE {BUCKET_COLUMN} = ?"
+            _copy_bucket(con, folder / mart.bucket_file(number), query, options, [number])
     finally:
         con.execute(f"DROP TABLE IF EXISTS {gathered}")
+
+
+def _copy_bucket(con: Any, target: Path, query: str, options: str, parameters: list[int]) -> None:
+    """One bucket's file, unless the bucket holds no published rows (its panels' rows are all withheld: the
+    fingerprints list every bucket the core table has rows in), as a split writes none for it either."""
+    (written,) = con.execute(f"COPY ({query}) TO {literal(str(target))} ({options})", parameters).fetchall()[0]
+    if not written:
+        target.unlink()
 
 
 def _split_by_bucket(con: Any, mart: Mart, query: str, scratch: Path, only: Sequence[int] | None) -> list[str]:

@@ -60,7 +60,7 @@ def content_fingerprint(
     if not mart.sql:
         return None
     rows, xor, total = con.execute(
-        f"SELECT count(*), bit_xor(hash(q)), sum(hash(q)::HUGEINT) FROM ({mart.sql}) AS q"
+        f"SELECT count(*), bit_xor(hash(q)), sum(hash(q)::HUGEINT) FROM ({order_free(con, mart.sql)}) AS q"
     ).fetchall()[0]
     basis = [mart.name, mart.tier, SCHEMA_VERSION, mart.sql, int(rows), str(xor), str(total), dict(documentation or {})]
     basis.append(documentation_version())
@@ -145,15 +145,42 @@ def partition_fingerprints(
     `content_fingerprint`, one sum per partition."""
     if mart.build is not None or not mart.sql or not mart.partition_by:
         return None
-    by = mart.bucket_sql() if mart.buckets else quote(mart.partition_by)
-    found = con.execute(
-        f"SELECT {by}, count(*), bit_xor(hash(q)), sum(hash(q)::HUGEINT) FROM ({mart.sql}) AS q GROUP BY 1"
-    ).fetchall()
+    found = con.execute(mart.partition_sums_sql(order_free(con, mart.sql))).fetchall()
     basis = [mart.name, mart.tier, SCHEMA_VERSION, mart.sql, dict(documentation or {}), documentation_version()]
     return {
-        value: hashlib.sha256(json.dumps([*basis, part_name(mart, value), int(n), str(x), str(t)]).encode()).hexdigest()
-        for value, n, x, t in found
+        value: hashlib.sha256(json.dumps([*basis, part_name(mart, value), *map(str, sums)]).encode()).hexdigest()
+        for value, *sums in found
     }
+
+
+_ORDER_FREE: dict[str, str] = {}
+
+
+def order_free(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """`sql` without its outermost ORDER BY, when it has no LIMIT or OFFSET (which the order decides): the
+    fingerprints are order-free, and sorting first costs most of them (`ops.quarantine` at L: 0.07 s with
+    its ORDER BY, 0.02 s without). DuckDB parses the query and writes it out again (`json_serialize_sql`);
+    a query it cannot do that for is returned as it is."""
+    if sql not in _ORDER_FREE:
+        _ORDER_FREE[sql] = _without_order(con, sql)
+    return _ORDER_FREE[sql]
+
+
+def _without_order(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    try:
+        (serialised,) = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0]
+        tree = json.loads(serialised)
+        statements = tree.get("statements") or []
+        if tree.get("error") or len(statements) != 1:
+            return sql
+        modifiers = statements[0]["node"].get("modifiers", [])
+        if any(m.get("type") != "ORDER_MODIFIER" for m in modifiers) or not modifiers:
+            return sql  # a LIMIT (or DISTINCT ON) makes the order part of what is selected; nothing to drop
+        statements[0]["node"]["modifiers"] = []
+        (written,) = con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchall()[0]
+        return str(written)
+    except (duckdb.Error, KeyError, TypeError, ValueError):
+        return sql
 
 
 def part_name(mart: Mart, value: Any) -> str:

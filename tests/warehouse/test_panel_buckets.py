@@ -38,6 +38,7 @@ from transforms.pseudonymise import pseudonym
 from warehouse.catalog import open_sandbox
 from warehouse.mart_files import one_file, read_documentation, scan_table, table_schema
 from warehouse.marts import PART_FILE, found_marts, marts, published_marts
+from warehouse.publish_reuse import order_free, partition_fingerprints
 from warehouse.verify import resource_files, verify_published
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("prefect")]
@@ -208,6 +209,87 @@ def test_a_tables_rows_picked_where_it_reads_them_are_its_rows_in_those_buckets(
     con.close()
 
 
+class Fingerprints:
+    """Each bucket's fingerprint of a table on a private copy of the site's warehouse, before and after a
+    change that is rolled back."""
+
+    def __init__(self, site: Site, folder: Path, name: str) -> None:
+        copy = folder / "warehouse.duckdb"
+        shutil.copy(site.network.data_dir / "warehouse.duckdb", copy)
+        self.con = duckdb.connect(str(copy))
+        self.mart = next(m for m in SPLIT if m.name == name)
+        self.base = partition_fingerprints(self.con, self.mart)
+
+    def changed_by(self, statement: str) -> set[int]:
+        """The buckets whose fingerprint `statement` changes."""
+        self.con.execute("BEGIN")
+        try:
+            (touched,) = self.con.execute(statement).fetchall()[0]
+            assert touched, statement  # the change changed something
+            now = partition_fingerprints(self.con, self.mart)
+        finally:
+            self.con.execute("ROLLBACK")
+        assert now is not None and self.base is not None and set(now) == set(self.base)
+        return {int(b) for b in now if now[b] != self.base[b]}
+
+
+def test_a_row_level_tables_buckets_are_fingerprinted_by_what_their_rows_are_made_of(
+    site: Site, tmp_path: Path
+) -> None:
+    """`responses`' fingerprints are summed over the rows it reads (core, each row's delivery, the consent of
+    its panellists), not over the rows it gives: each must still change exactly where a published row would."""
+    sums = Fingerprints(site, tmp_path, "responses")
+    assert sums.base is not None
+    assert set(sums.base) == {bucket_of(r[0]) for r in catalog_rows(site, "restricted", "responses")}
+    assert partition_fingerprints(sums.con, sums.mart) == sums.base  # the same rows, the same sums
+    p1, shared = bucket_of("p1"), bucket_of("p2")
+    one_answer = "SELECT min(rowid) FROM core.responses WHERE panel_id = 'p1'"
+    assert sums.changed_by(f"UPDATE core.responses SET answer = answer || '.' WHERE rowid = ({one_answer})") == {p1}
+    assert sums.changed_by(f"DELETE FROM core.responses WHERE rowid = ({one_answer})") == {p1}
+    # a delivery's published provenance changes every bucket its rows are in; what is not published, none
+    p2_delivery = "(SELECT min(delivery_id) FROM core.responses WHERE panel_id = 'p2')"
+    in_it = {
+        bucket_of(p)
+        for (p,) in sums.con.execute(
+            f"SELECT DISTINCT panel_id FROM core.responses WHERE delivery_id = {p2_delivery}"
+        ).fetchall()
+    }
+    assert shared in in_it
+    for column in ("processed_run_id", "sha256", "source"):
+        statement = f"UPDATE ops.deliveries SET {column} = {column} || 'x' WHERE delivery_id = {p2_delivery}"
+        assert sums.changed_by(statement) == in_it, column
+    assert (
+        sums.changed_by(f"UPDATE ops.deliveries SET rows_read = rows_read + 1 WHERE delivery_id = {p2_delivery}")
+        == set()
+    )
+    # a withdrawal withholds the panellist's answers: their bucket's file is written anew
+    answering = "(SELECT min(panellist_ref) FROM core.responses WHERE panel_id = 'p1')"
+    withdraw = f"UPDATE core.roster SET consent = 'withdrawn' WHERE panel_id = 'p1' AND panellist_ref = {answering}"
+    assert sums.changed_by(withdraw) == {p1}
+    sums.con.close()
+
+
+def test_the_tables_read_by_their_own_query_are_fingerprinted_without_sorting_them(site: Site) -> None:
+    """`order_free` drops a query's outermost ORDER BY (the fingerprint's sums do not depend on the order):
+    the same rows, in any order, for every published SQL table; a LIMIT keeps its ORDER BY."""
+    con = duckdb.connect(str(site.network.data_dir / "warehouse.duckdb"), read_only=True)
+    ordered = [m for m in marts() if m.kind is None and m.build is None and "ORDER BY" in m.sql.upper()]
+    assert {"quarantine", "deliveries", "runs"} <= {m.name for m in ordered}
+    for mart in ordered:
+        free = order_free(con, mart.sql)
+        assert free.upper().count("ORDER BY") == mart.sql.upper().count("ORDER BY") - 1, mart.name
+        given, unsorted = con.execute(mart.sql).fetchall(), con.execute(free).fetchall()
+        assert sorted(given, key=repr) == sorted(unsorted, key=repr), mart.name
+        assert con.execute(f"SELECT * FROM ({free}) LIMIT 0").description == con.execute(mart.sql).description
+    assert sum(len(con.execute(m.sql).fetchall()) for m in ordered) > 0
+    limited = "SELECT run_id FROM ops.runs ORDER BY run_id LIMIT 1"
+    assert order_free(con, limited) == limited
+    assert order_free(con, "SELECT 1 AS a ORDER BY a OFFSET 1") == "SELECT 1 AS a ORDER BY a OFFSET 1"
+    nested = "SELECT * FROM (SELECT run_id FROM ops.runs ORDER BY run_id LIMIT 1) AS q ORDER BY 1"
+    assert "LIMIT 1" in order_free(con, nested) and order_free(con, nested).rstrip().endswith(") AS q")
+    con.close()
+
+
 def test_a_correction_for_one_panel_rewrites_its_bucket_and_links_the_others(tmp_path: Path) -> None:
     network = write_network(tmp_path)
     with_panels(network)
@@ -244,6 +326,40 @@ def test_a_correction_for_one_panel_rewrites_its_bucket_and_links_the_others(tmp
     increments = content(published(network))
     rebuild(network)  # from landing: the same rows as the sum of the increments
     assert content(published(network)) == increments
+
+
+def test_a_bucket_whose_panellists_all_withdrew_has_no_file(tmp_path: Path) -> None:
+    """The fingerprints list every bucket the core table has rows in; one whose published rows are all
+    withheld (p1's panellists withdrew; p1 has a bucket of its own) is written with no rows, and no file of
+    it is kept, run after run, while the other buckets are linked."""
+    network = write_network(tmp_path)
+    with_panels(network)
+    run(network)
+    roster = network.root / "deliveries" / "recruiter" / "roster.csv"
+    header, *rows = roster.read_text(encoding="utf-8").splitlines(keepends=True)
+    withdrawn = [r.replace(",consented,", ",withdrawn,") if r.startswith("p1,") else r for r in rows]
+    assert withdrawn != rows
+    roster.write_text("".join([header, *withdrawn]), encoding="utf-8")
+    alone, shared = (SPLIT[0].bucket_file(bucket_of(p)) for p in ("p1", "p2"))
+    folder = "restricted/responses"
+    for attempt in range(2):  # the withdrawal, then a run with nothing new
+        summary = run(network)
+        assert summary["outcome"] in ("succeeded", "succeeded_with_warnings"), summary
+        current = (network.data_dir / "published" / "current").resolve()
+        assert sorted(p.name for p in (current / folder).iterdir()) == [shared], attempt
+        answers = published(network)["responses"]
+        assert set(answers["panel_id"]) == {"p2", ODD_PANEL} and answers.height == 8
+        assert verify_published(DataPaths(network.data_dir)).ok
+    network.deliver(
+        "university/late.csv",
+        "panel_id,workshop_id,panellist_ref,question_id,question_text,answer,"
+        "answered_at\np2,W1,P1,Q9,Anything else?,No,13/03/2026 10:00\n",
+    )
+    run(network)
+    later = (network.data_dir / "published" / "current").resolve()
+    assert later != current and sorted(p.name for p in (later / folder).iterdir()) == [shared]
+    assert published(network)["responses"].height == 9
+    assert alone not in {p.name for p in (later / folder).iterdir()}
 
 
 def test_changing_the_layout_publishes_the_same_rows_in_the_new_one(tmp_path: Path) -> None:
