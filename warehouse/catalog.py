@@ -6,7 +6,9 @@ unqualified names too), with a comment on every table and column. Two ways to ge
   copied or moved data folder reads its own files, never the old ones. DuckDB resolves relative paths
   against the working directory, so open it from the `published/` folder or set
   `file_search_path` to that folder (`connect_catalog` does that). It holds no data of its own and is
-  rebuilt aside and renamed over the old one: opening it read-only never blocks a run.
+  rebuilt aside and renamed over the old one: opening it read-only never blocks a run. When its views
+  would be the same, the last one is copied instead and given the new version's metadata
+  (`catalog-build.json` beside it records what the views were made from).
 - `open_sandbox` is what `din query` and the portal use: an in-memory database with views over one
   published version, only of the tiers the reader may see, in which no statement can read a file
   outside those tiers' folders, write a file, attach a database, load an extension or change a
@@ -15,9 +17,11 @@ unqualified names too), with a comment on every table and column. Two ways to ge
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +31,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 from duckdb.sqltypes import DuckDBPyType
 
 from din.errors import QueryFailed, QueryRefused
@@ -56,23 +61,35 @@ OLDEST_READER = "1.0.0"  # the oldest DuckDB release that reads CATALOG_STORAGE_
 
 
 def build_catalog(paths: DataPaths, marts: Sequence[Mart], metadata: dict[str, Any]) -> Path:
-    """Write `published/catalog.duckdb`: views over `current/` by paths relative to the catalog's folder."""
+    """Write `published/catalog.duckdb`: views over `current/` by paths relative to the catalog's folder.
+
+    When every view would be what the last catalog has (`CatalogPlan.key`: the same tables, queries,
+    documentation and file schemas), that catalog is copied and only its `catalog_metadata` written anew:
+    0.03 s against 0.25 s at L, most of it the hundreds of column comments."""
     catalog = paths.catalog
     temporary = catalog.with_name(f".{catalog.name}.{os.getpid()}")
     temporary.unlink(missing_ok=True)
+    plan = CatalogPlan.of(paths.current, marts, TIERS, base=Path(paths.current.name), known=_recorded(catalog))
+    reuse = _reusable(catalog, plan.key)
+    if reuse:
+        shutil.copyfile(catalog, temporary)
     con = duckdb.connect(str(temporary), config={"storage_compatibility_version": CATALOG_STORAGE_VERSION})
     try:
         # Relative paths resolve against file_search_path (else the working directory): set it to the
         # catalog's folder while building, as a reader does when opening it.
         con.execute(f"SET file_search_path = {literal(str(paths.published))}")
         con.execute("BEGIN")  # one commit for the hundreds of views and comments: 1.1 s -> 0.3 s
-        create_views(con, paths.current, marts, TIERS, base=Path(paths.current.name))
+        if reuse:
+            con.execute("DROP TABLE main.catalog_metadata")
+        else:
+            plan.create_views(con)
         _write_metadata(con, metadata)
         con.execute("COMMIT")
     finally:
         con.close()
     os.chmod(temporary, 0o640)
     os.replace(temporary, catalog)
+    _record(catalog, plan)
     return catalog
 
 
@@ -94,27 +111,126 @@ def create_views(
     table: every file under `<tier>/<table>/`, its partition column from the folder names, as text and
     first, as published) named under `base` (default `version_dir`), as `<tier>.<table>` and
     `main.<table>`, with the table's and every column's meaning as comments."""
-    for tier in tiers:
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(tier)}")
-    for mart in marts:
-        if mart.tier not in tiers:
+    CatalogPlan.of(version_dir, marts, tiers, base).create_views(con)
+
+
+#: Bump when what `CatalogPlan.create_views` writes changes for the same tables (a catalog built before is
+#: then built anew, never copied).
+CATALOG_LAYOUT = 1
+_KNOWN_SCHEMAS = "file_schemas"  # the catalog's record: {file: [inode, size, mtime_ns, schema digest]}
+
+
+@dataclass(frozen=True)
+class CatalogPlan:
+    """The views a catalog has: each table of its tiers that a version holds, its files and its query."""
+
+    tiers: tuple[str, ...]
+    views: tuple[tuple[Mart, tuple[str, ...], str], ...]  # (table, its files, the view's query)
+    schemas: dict[str, list[Any]]  # each file's identity and schema digest (`_file_schemas`)
+
+    @classmethod
+    def of(
+        cls,
+        version_dir: Path,
+        marts: Sequence[Mart],
+        tiers: Sequence[str],
+        base: Path | None = None,
+        known: dict[str, list[Any]] | None = None,
+    ) -> CatalogPlan:
+        """The plan for `version_dir`; `known`, the file schemas recorded with the last catalog (only
+        a file that is not the one recorded, by inode, size and time, has its footer read: linked files are)."""
+        views = []
+        for mart in marts:
+            if mart.tier not in tiers:
+                continue
+            files = mart.relative_files(version_dir)
+            if files:
+                views.append((mart, tuple(files), table_query(version_dir, mart, base, files)))
+        schemas = _file_schemas(version_dir, [f for _, files, _ in views for f in files], known or {})
+        return cls(tuple(tiers), tuple(views), schemas)
+
+    @property
+    def key(self) -> str:
+        """What the views and their comments are made from: their queries, the tables' documentation, the
+        files' column names and types, and the DuckDB release and storage version writing them."""
+        basis: list[Any] = [CATALOG_LAYOUT, duckdb.__version__, CATALOG_STORAGE_VERSION, list(self.tiers)]
+        for mart, files, query in self.views:
+            meanings = {name: doc.meaning for name, doc in mart.columns.items()}
+            digests = sorted({self.schemas[f][-1] for f in files})
+            basis.append([mart.tier, mart.name, mart.description, meanings, query, digests])
+        return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()
+
+    def create_views(self, con: duckdb.DuckDBPyConnection) -> None:
+        for tier in self.tiers:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(tier)}")
+        for mart, _, query in self.views:
+            view = f"{quote(mart.tier)}.{quote(mart.name)}"
+            con.execute(f"CREATE VIEW {view} AS {query}")
+            alias = f"main.{quote(mart.name)}"
+            con.execute(f"CREATE VIEW {alias} AS SELECT * FROM {view}")
+            # The unqualified name is documented as fully as the tier's: a reader listing comments by
+            # table name gets every column's meaning whichever of the two views it finds first.
+            # DESCRIBE binds the view, listing and reading its files (thousands for a partitioned table): once.
+            columns = [column for column, *_ in con.sql(f"DESCRIBE {view}").fetchall()]
+            meanings = {column: literal(_meaning(mart, column)) for column in columns}
+            for name in (view, alias):  # one call each: hundreds of single statements cost a tenth of a second
+                statements = [f"COMMENT ON VIEW {name} IS {literal(mart.description)}"]
+                statements += [f"COMMENT ON COLUMN {name}.{quote(c)} IS {meanings[c]}" for c in columns]
+                con.execute(";\n".join(statements))
+
+
+def _file_schemas(version_dir: Path, files: Sequence[str], known: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """For each file (relative to `version_dir`): [inode, size, mtime_ns, digest of its columns' names and
+    types], the digest taken from `known` when the file is the one recorded there."""
+    schemas = {}
+    for relative in files:
+        stat = (version_dir / relative).stat()
+        identity = [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+        recorded = known.get(relative)
+        if isinstance(recorded, list) and recorded[:3] == identity and len(recorded) == 4:
+            schemas[relative] = recorded
             continue
-        view = f"{quote(mart.tier)}.{quote(mart.name)}"
-        files = mart.relative_files(version_dir)
-        if not files:
-            continue
-        con.execute(f"CREATE VIEW {view} AS {table_query(version_dir, mart, base, files)}")
-        alias = f"main.{quote(mart.name)}"
-        con.execute(f"CREATE VIEW {alias} AS SELECT * FROM {view}")
-        # The unqualified name is documented as fully as the tier's: a reader listing comments by
-        # table name gets every column's meaning whichever of the two views it finds first.
-        # DESCRIBE binds the view, listing and reading its files (thousands for a partitioned table): once.
-        columns = [column for column, *_ in con.sql(f"DESCRIBE {view}").fetchall()]
-        meanings = {column: literal(_meaning(mart, column)) for column in columns}
-        for name in (view, alias):  # one call each: hundreds of single statements cost a tenth of a second
-            statements = [f"COMMENT ON VIEW {name} IS {literal(mart.description)}"]
-            statements += [f"COMMENT ON COLUMN {name}.{quote(c)} IS {meanings[c]}" for c in columns]
-            con.execute(";\n".join(statements))
+        fields = [[field.name, str(field.type)] for field in pq.read_schema(version_dir / relative)]
+        schemas[relative] = [*identity, hashlib.sha256(json.dumps(fields).encode()).hexdigest()]
+    return schemas
+
+
+def _record_path(catalog: Path) -> Path:
+    """Beside the catalog, what it was built from (`catalog-build.json`)."""
+    return catalog.with_name(f"{catalog.stem}-build.json")
+
+
+def _recorded(catalog: Path) -> dict[str, list[Any]]:
+    try:
+        record = json.loads(_record_path(catalog).read_text(encoding="utf-8"))
+        schemas = record.get(_KNOWN_SCHEMAS)
+        return schemas if isinstance(schemas, dict) else {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _reusable(catalog: Path, key: str) -> bool:
+    """Whether `catalog` is the file last built for `key` (its record says so, and it is the same file:
+    one replaced or edited since is built anew)."""
+    try:
+        record = json.loads(_record_path(catalog).read_text(encoding="utf-8"))
+        stat = catalog.stat()
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("key") == key and record.get("file") == _identity(stat)
+
+
+def _identity(stat: os.stat_result) -> list[int]:
+    return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+
+
+def _record(catalog: Path, plan: CatalogPlan) -> None:
+    """Write what `catalog` was built from beside it (hidden; replaced in one step)."""
+    record = {"key": plan.key, "file": _identity(catalog.stat()), _KNOWN_SCHEMAS: plan.schemas}
+    path = _record_path(catalog)
+    temporary = catalog.with_name(f".{catalog.name}.record.{os.getpid()}")  # a leftover is cleared as a catalog's
+    temporary.write_text(json.dumps(record), encoding="utf-8")
+    os.replace(temporary, path)
 
 
 def _meaning(mart: Mart, column: str) -> str:

@@ -6,19 +6,20 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from din.errors import QueryFailed, QueryRefused
 from din.paths import DataPaths
 from tests.support.network import Network, write_network
 from tests.support.pipeline import run
-from warehouse.catalog import TIERS_SEEN, check_query, connect_catalog, open_sandbox
-from warehouse.marts import mart
+from warehouse.catalog import TIERS_SEEN, CatalogPlan, build_catalog, check_query, connect_catalog, open_sandbox
+from warehouse.marts import found_marts, mart
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("prefect")]
 
@@ -90,6 +91,72 @@ def test_a_copied_data_folder_reads_its_own_files_never_the_old_ones(site: Site,
             con.sql("SELECT count(*) FROM open.projects").fetchall()
     finally:
         con.close()
+
+
+def _everything_in(catalog: Path) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """What a reader finds in a catalog: its views and their comments, every column's type and comment, and
+    its metadata."""
+    con = connect_catalog(catalog)
+    try:
+        views = "SELECT schema_name, view_name, sql, comment FROM duckdb_views() WHERE NOT internal ORDER BY ALL"
+        columns = (
+            "SELECT schema_name, table_name, column_name, data_type, comment FROM duckdb_columns() "
+            "WHERE NOT internal ORDER BY ALL"
+        )
+        metadata = "SELECT key, value FROM main.catalog_metadata ORDER BY ALL"
+        return con.sql(views).fetchall(), con.sql(columns).fetchall(), con.sql(metadata).fetchall()
+    finally:
+        con.close()
+
+
+def test_a_catalog_whose_views_are_unchanged_is_copied_and_given_the_new_versions_metadata(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publish whose tables have the same queries, documentation and file schemas as the last catalog's
+    copies it and writes only its metadata: what a reader finds is what a catalog built anew holds. Any
+    difference in what the views are made from, or a catalog file that is not the one last built, builds it
+    anew."""
+    shutil.copytree(site.paths.root, tmp_path / "copy", symlinks=True)
+    paths = DataPaths(tmp_path / "copy")
+    marts = list(found_marts(paths.current.resolve()))
+    built: list[int] = []
+    create_views = CatalogPlan.create_views
+
+    def counted(plan: CatalogPlan, con: duckdb.DuckDBPyConnection) -> None:  # the real one, counted
+        built.append(len(plan.views))
+        create_views(plan, con)
+
+    monkeypatch.setattr(CatalogPlan, "create_views", counted)
+    build_catalog(paths, marts, {"version": "A"})
+    assert len(built) == 1  # the copied folder's catalog is another file than the one its record names
+    build_catalog(paths, marts, {"version": "B", "demo": True})
+    assert len(built) == 1  # the same views: copied
+    copied = _everything_in(paths.catalog)
+    assert copied[2] == [("demo", "true"), ("version", "B")]
+    record = paths.published / "catalog-build.json"
+    record.unlink()
+    build_catalog(paths, marts, {"version": "B", "demo": True})
+    assert len(built) == 2 and _everything_in(paths.catalog) == copied  # built anew: the same catalog
+    assert copied[0] and any(comment for *_, comment in copied[1])
+    # what the views are made from: a table's documentation, a file's columns, the catalog file itself
+    projects = next(i for i, m in enumerate(marts) if m.name == "projects")
+    marts[projects] = replace(marts[projects], description="The projects, described otherwise.")
+    build_catalog(paths, marts, {"version": "C"})
+    assert len(built) == 3
+    assert ("open", "projects", "The projects, described otherwise.") in [
+        (v[0], v[1], v[3]) for v in _everything_in(paths.catalog)[0]
+    ]
+    build_catalog(paths, marts, {"version": "C"})
+    assert len(built) == 3
+    file = paths.current / "open" / "projects.parquet"
+    table = pq.read_table(file)
+    pq.write_table(table.append_column("added", pa.array(["x"] * table.num_rows)), file)
+    build_catalog(paths, marts, {"version": "D"})
+    assert len(built) == 4
+    assert any(c[1] == "projects" and c[2] == "added" for c in _everything_in(paths.catalog)[1])
+    os.utime(paths.catalog, ns=(1, 1))  # another file than the one built (touched, or replaced by hand)
+    build_catalog(paths, marts, {"version": "D"})
+    assert len(built) == 5
 
 
 # --- the sandbox ----------------------------------------------------------------------------
