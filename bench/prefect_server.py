@@ -32,6 +32,39 @@ class Server:
     process: subprocess.Popen[bytes]
     started_in: float
     peak_rss: int = 0
+    settled_in: float = 0.0  # seconds from healthy to idle (`settle`)
+
+    def settle(self, idle_share: float = 0.1, timeout: float = 90.0, interval: float = 1.0) -> float:
+        """Wait until the server's process tree uses less than `idle_share` of one core over two intervals in
+        a row (a server that has just started runs its services' first passes and migrations for a while:
+        a `din run` timed then pays for them); returns the seconds waited (at most `timeout`)."""
+        started = time.perf_counter()
+        quiet = 0
+        while quiet < 2 and time.perf_counter() - started < timeout:
+            quiet = quiet + 1 if self.cpu_share(interval) < idle_share else 0
+        return time.perf_counter() - started
+
+    def cpu_share(self, interval: float) -> float:
+        """The cores the server tree used over `interval` seconds (1.0: one core all the time)."""
+
+        def cpu_seconds() -> float:
+            try:
+                root = psutil.Process(self.process.pid)
+                tree = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                return 0.0
+            total = 0.0
+            for process in tree:
+                try:
+                    times = process.cpu_times()
+                except psutil.Error:
+                    continue
+                total += times.user + times.system
+            return total
+
+        before = cpu_seconds()
+        time.sleep(interval)
+        return max(0.0, cpu_seconds() - before) / interval
 
     def sample_rss(self) -> int:
         """The server tree's RSS now; the peak is kept for the report."""

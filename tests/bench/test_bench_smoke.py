@@ -66,6 +66,8 @@ def test_bench_harness_end_to_end(tmp_path: Path) -> None:
         "2000",
         "--memory-mb",
         "0",
+        "--settle-seconds",
+        "5",
         "--work-dir",
         str(tmp_path / "work"),
         "--out",
@@ -90,5 +92,6 @@ def test_bench_harness_end_to_end(tmp_path: Path) -> None:
     else:
         assert "2,000" in dlt[0], dlt[0]
     assert "| target | measured | bound | verdict |" in out.read_text(encoding="utf-8")
+    assert "one untimed `din run` of the empty config against the server" in out.read_text(encoding="utf-8")
     for system in SYSTEMS[:6]:
         assert system in done.stdout
