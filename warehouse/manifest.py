@@ -194,23 +194,24 @@ def record_skipped(
     """What the source's listing found but did not take (`sources.SkippedFile`s), replacing its last listing's:
     a file seen before keeps the run that first saw it, so feedback tells an organisation once."""
     rows = [(source, organisation, s.relative_path, s.reason, s.attention, run_id) for s in skipped]
+    forget_the_rest = "DELETE FROM ops.skipped_files WHERE source = ? AND last_seen_run IS DISTINCT FROM ?"
+    if not rows:  # the usual case: nothing skipped, so nothing to keep (one statement, not five, per source)
+        con.execute(forget_the_rest, [source, run_id])
+        return
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _skipped (source VARCHAR, organisation VARCHAR, relative_path VARCHAR, "
             "reason VARCHAR, attention BOOLEAN, run_id VARCHAR)"
         )
-        if rows:
-            con.executemany("INSERT INTO _skipped VALUES (?, ?, ?, ?, ?, ?)", rows)
+        con.executemany("INSERT INTO _skipped VALUES (?, ?, ?, ?, ?, ?)", rows)
         con.execute(
             """INSERT OR REPLACE INTO ops.skipped_files
                SELECT n.source, n.organisation, n.relative_path, n.reason, n.attention,
                       CASE WHEN o.reason = n.reason THEN o.first_seen_run ELSE n.run_id END, n.run_id
                FROM _skipped n LEFT JOIN ops.skipped_files o USING (source, relative_path)"""
         )
-        con.execute(
-            "DELETE FROM ops.skipped_files WHERE source = ? AND last_seen_run IS DISTINCT FROM ?", [source, run_id]
-        )
+        con.execute(forget_the_rest, [source, run_id])
         con.execute("DROP TABLE _skipped")
         con.execute("COMMIT")
     except BaseException:

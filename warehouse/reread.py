@@ -25,30 +25,34 @@ def requeue_changed_sources(con: duckdb.DuckDBPyConnection, config: Config) -> d
     from din.contract import KINDS
 
     requeued: dict[str, list[int]] = {}
+    # Every source at once (two statements, not two per source: most runs change no option)
+    options = "(SELECT unnest(?::VARCHAR[]) AS source, unnest(?::VARCHAR[]) AS fingerprint)"
+    names = [source.name for source in config.all_sources]
+    fingerprints = [source.format.fingerprint() for source in config.all_sources]
     con.execute("BEGIN TRANSACTION")
     try:
-        for source in config.all_sources:
-            fingerprint = source.format.fingerprint()
-            con.execute(
-                "UPDATE ops.deliveries SET read_options = ? WHERE source = ? AND read_options IS NULL",
-                [fingerprint, source.name],
-            )
-            ids = [
-                int(row[0])
-                for row in con.execute(
-                    """SELECT delivery_id FROM ops.deliveries
-                       WHERE source = ? AND status = 'processed' AND read_options <> ? ORDER BY delivery_id""",
-                    [source.name, fingerprint],
-                ).fetchall()
-            ]
+        con.execute(
+            f"""UPDATE ops.deliveries AS d SET read_options = o.fingerprint FROM {options} AS o
+                WHERE d.source = o.source AND d.read_options IS NULL""",
+            [names, fingerprints],
+        )
+        changed: dict[str, list[int]] = {}
+        for source, delivery_id in con.execute(
+            f"""SELECT d.source, d.delivery_id FROM ops.deliveries AS d JOIN {options} AS o USING (source)
+                WHERE d.status = 'processed' AND d.read_options <> o.fingerprint ORDER BY d.delivery_id""",
+            [names, fingerprints],
+        ).fetchall():
+            changed.setdefault(str(source), []).append(int(delivery_id))
+        for name in names:  # in the config's order
+            ids = changed.get(name)
             if not ids:
                 continue
-            for name in KINDS:
-                con.execute(f"DELETE FROM stg.{quote(name)} WHERE list_contains(?, delivery_id)", [ids])
+            for kind in KINDS:
+                con.execute(f"DELETE FROM stg.{quote(kind)} WHERE list_contains(?, delivery_id)", [ids])
             for table in ("quarantine", "validation_results", "key_conflicts"):
                 con.execute(f"DELETE FROM ops.{quote(table)} WHERE list_contains(?, delivery_id)", [ids])
             con.execute("UPDATE ops.deliveries SET status = 'landed' WHERE list_contains(?, delivery_id)", [ids])
-            requeued[source.name] = ids
+            requeued[name] = ids
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -252,3 +252,5 @@ def test_skipped_files_are_recorded_once_per_finding(tmp_path: Path) -> None:
     assert con.sql("SELECT relative_path FROM ops.skipped_files").fetchall() == [(".b.csv",)]
     record_skipped(con, "other", "ORG-B", [], "run-3")  # another source's listing leaves this one's alone
     assert con.sql("SELECT count(*) FROM ops.skipped_files").fetchall() == [(1,)]
+    record_skipped(con, "partner", "ORG-A", [], "run-4")  # nothing skipped any more: nothing is kept
+    assert con.sql("SELECT count(*) FROM ops.skipped_files").fetchall() == [(0,)]
