@@ -164,6 +164,24 @@ def failing_rows(
     return result.with_columns(pl.col(ROW_ID).cast(pl.Int64))
 
 
+#: The keys each reference may take: {parameter: keys}, or the same as a frame of (parameter, key) rows (as
+#: the merge writes them for a run's batches: read straight into the frame, never through Python lists).
+KnownKeys = Mapping[str, Sequence[str]] | pl.DataFrame
+
+
+def known_keys_frame(known: KnownKeys) -> pl.DataFrame:
+    """`known` as the `_references` table."""
+    return known if isinstance(known, pl.DataFrame) else references_frame(known)
+
+
+def known_keys_lists(known: KnownKeys) -> dict[str, list[str]]:
+    """`known` as {parameter: keys} (what Great Expectations binds)."""
+    if not isinstance(known, pl.DataFrame):
+        return {parameter: list(keys) for parameter, keys in known.items()}
+    grouped = known.group_by("parameter", maintain_order=True).agg(pl.col("key"))
+    return {str(parameter): list(keys) for parameter, keys in grouped.iter_rows()}
+
+
 def references_frame(values: Mapping[str, Iterable[str]]) -> pl.DataFrame:
     """The `_references` table: one row per known key of each reference parameter."""
     schema = {"parameter": pl.String, "key": pl.String}

@@ -235,12 +235,16 @@ def _stored(accepted: Frame, kind: Kind) -> Frame:
     )
 
 
-def _known(references_path: Path, kind: Kind) -> dict[str, list[str]]:
-    """The keys each of the kind's references may take (written by the merge from the core tables)."""
-    if not kind.references:
-        return {}
-    refs = pl.read_parquet(references_path)
-    return {
-        f"known_{r.name}": refs.filter(pl.col("parameter") == f"known_{r.name}")["key"].to_list()
-        for r in kind.references
-    }
+def _known(references_path: Path, kind: Kind) -> pl.DataFrame:
+    """The keys each of the kind's references may take (written by the merge from the core tables), as the
+    (parameter, key) rows of the file: at L, 233,000 keys in every batch, which as Python lists cost 0.05 s
+    a batch to read and as much again to turn back into a frame for DuckDB."""
+    parameters = [f"known_{r.name}" for r in kind.references]
+    if not parameters:
+        return pl.DataFrame(schema={"parameter": pl.String, "key": pl.String})
+    return (
+        pl.scan_parquet(references_path)
+        .filter(pl.col("parameter").is_in(parameters))
+        .select(pl.col("parameter").cast(pl.String), pl.col("key").cast(pl.String))
+        .collect()
+    )

@@ -16,7 +16,15 @@ import duckdb
 import polars as pl
 
 from din.contract import LIMITS, Kind, limit_placeholder
-from expectations.engine import DELIVERY, ROW_ID, compile_suite, failing_rows, references_frame
+from expectations.engine import (
+    DELIVERY,
+    ROW_ID,
+    KnownKeys,
+    compile_suite,
+    failing_rows,
+    known_keys_frame,
+    known_keys_lists,
+)
 from expectations.suites import limit_parameter, load_suite
 from transforms.delivery import FileProblem
 from transforms.readers import ROW, ROW_REASON, ROW_RULE
@@ -77,7 +85,7 @@ SPILLED_MEMORY_LIMIT = "256MB"
 def validate(
     frame: pl.DataFrame,
     kind: Kind,
-    known: dict[str, list[str]],
+    known: KnownKeys,
     engine: str = ...,
     suite: dict[str, Any] | None = ...,
     limits: Mapping[str, float] | None = ...,
@@ -88,7 +96,7 @@ def validate(
 def validate(
     frame: Sequence[Path],
     kind: Kind,
-    known: dict[str, list[str]],
+    known: KnownKeys,
     engine: str = ...,
     suite: dict[str, Any] | None = ...,
     limits: Mapping[str, float] | None = ...,
@@ -98,7 +106,7 @@ def validate(
 def validate(
     frame: pl.DataFrame | Sequence[Path],
     kind: Kind,
-    known: dict[str, list[str]],
+    known: KnownKeys,
     engine: str = "duckdb",
     suite: dict[str, Any] | None = None,
     limits: Mapping[str, float] | None = None,
@@ -107,7 +115,8 @@ def validate(
     spilled to Parquet files (a large delivery, `expectations.gate`): then DuckDB checks them from the files
     in bounded memory, and the accepted rows come back as a LazyFrame over the files.
 
-    `known` maps each reference parameter (`known_workshop`, ...) to the keys that exist; `limits`
+    `known` maps each reference parameter (`known_workshop`, ...) to the keys that exist (or is the same as
+    a frame of (parameter, key) rows: `expectations.engine.KnownKeys`); `limits`
     are din.yaml's `limits` (a limit left out is not checked).
     """
     suite = suite or load_suite(kind.name)
@@ -126,7 +135,8 @@ def validate(
         from expectations.gx_runner import gx_validate
 
         checked = in_memory if in_memory is not None else rows.collect()  # GX reads a frame in memory
-        failures, _ = gx_validate(checked, suite, references, known, parameters)
+        lists: dict[str, list[str]] = {f"known_{r.name}": [] for r in kind.references} | known_keys_lists(known)
+        failures, _ = gx_validate(checked, suite, references, lists, parameters)
         values = _values_for(checked, failures, suite)
         failures = failures.join(values, on=[ROW_ID, "rule"], how="left")
     else:
@@ -138,7 +148,7 @@ def validate(
             if ROW_RULE in files.columns:
                 files = files.filter(f'"{ROW_RULE}" IS NULL')
             files.create_view("_batch")
-        con.register("_references", references_frame(known).to_arrow())
+        con.register("_references", known_keys_frame(known).to_arrow())
         failures = failing_rows(con, "_batch", compile_suite(suite, references, parameters))
         con.close()
     failed_ids = failures.select(ROW_ID).unique()

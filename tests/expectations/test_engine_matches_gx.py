@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from din.contract import KINDS
-from expectations.engine import DELIVERY, ROW_ID
+from expectations.engine import DELIVERY, ROW_ID, known_keys_lists, references_frame
 from expectations.suites import KEY_SEPARATOR, build_suite, load_suite, stale_suites
 from expectations.validate import reference_columns, validate
 from transforms.headers import match_headers
@@ -103,6 +103,26 @@ def test_duckdb_execution_gives_the_same_verdicts_as_great_expectations(kind_nam
     assert ours.accepted.height == theirs.accepted.height
     assert ours.quarantined.height > 0  # the frame really exercises the suite
     assert reference_columns(kind).keys() == {r.name for r in kind.references}
+
+
+@pytest.mark.parametrize("kind_name", sorted(k for k in KINDS if KINDS[k].references))
+def test_the_known_keys_as_a_frame_give_the_same_verdicts_as_the_lists(kind_name: str) -> None:
+    """The gate reads the keys the merge wrote into a frame of (parameter, key) rows and hands it on as it is;
+    both engines judge with it exactly as with the lists, a reference with no known key included."""
+    kind = KINDS[kind_name]
+    frame = awkward_frame(kind_name)
+    known = {f"known_{r.name}": KNOWN[f"known_{r.name}"] for r in kind.references}
+    known[next(iter(known))] = []  # nothing exists yet for the first reference: no row of it in the frame
+    rows = references_frame(known)
+    assert rows.columns == ["parameter", "key"] and rows.height == sum(len(v) for v in known.values())
+    for engine in ("duckdb", "gx"):
+        lists, rows_given = validate(frame, kind, known, engine=engine), validate(frame, kind, rows, engine=engine)
+        assert rows_given.quarantined.sort("delivery_id", "source_row").equals(
+            lists.quarantined.sort("delivery_id", "source_row")
+        ), engine
+        assert rows_given.accepted.equals(lists.accepted), engine
+        assert lists.quarantined.height > 0
+    assert known_keys_lists(rows) == {k: v for k, v in known.items() if v}
 
 
 def test_stored_suites_match_the_contract() -> None:
