@@ -253,13 +253,14 @@ def _damaged_utf8_line(path: Path) -> int | None:
 
 
 def _decodes(path: Path, encoding: str) -> bool:
+    """Whether the whole file is valid text in `encoding`, read a chunk at a time."""
     decoder = codecs.getincrementaldecoder(encoding)()
     try:
         with open(path, "rb") as handle:
             while chunk := handle.read(CHUNK_BYTES):
                 decoder.decode(chunk)
             decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
+    except UnicodeError:  # a byte that is not `encoding`, or UTF-16 without its byte-order mark
         return False
     return True
 

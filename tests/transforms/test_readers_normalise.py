@@ -12,7 +12,7 @@ import xlsxwriter
 from din.contract import KINDS, ColumnType
 from transforms.headers import match_headers
 from transforms.normalise import canonical_frame, normalise_expr, typed
-from transforms.readers import ROW, ROW_RULE, ReadError, read_table
+from transforms.readers import ROW, ROW_RULE, ReadError, read_table, text_encoding
 
 
 def norm(values: list[str | None], column_type: ColumnType) -> list[str | None]:
@@ -102,6 +102,19 @@ def test_csv_encodings_and_delimiters_are_detected(tmp_path: Path, delimiter: st
     assert table.headers == ["Panel ID", "Org", "Answer"]
     assert table.frame.select(*table.headers, ROW).row(0) == ("p1", "Café", "£5 – ok", 2)
     assert table.delimiter == delimiter
+
+
+def test_a_file_not_in_its_declared_encoding_is_refused_with_the_reason(tmp_path: Path) -> None:
+    """A source that declares UTF-16 for a file without its byte-order mark (Python's decoder raises a bare
+    UnicodeError for it, not a decoding error) gets the same reason as any other wrong declaration."""
+    path = tmp_path / "responses.csv"
+    path.write_bytes(b"panel_id,answer\np1,yes\n")
+    with pytest.raises(ReadError, match=r"not valid utf-16 text \(as its source declares\)"):
+        text_encoding(path, "utf-16")
+    path.write_bytes(b"panel_id,answer\np1,caf\xe9\n")
+    with pytest.raises(ReadError, match=r"not valid utf-8 text"):
+        text_encoding(path, "utf-8")
+    assert text_encoding(path) == "cp1252"
 
 
 def test_json_ndjson_parquet_and_xlsx_read_as_strings_with_rows(tmp_path: Path) -> None:
