@@ -122,7 +122,7 @@ class Mart:
         """Per partition of the table (its `partition_by` value, or its bucket), the row count and the xor
         and the sum of the rows' hashes (`warehouse.publish_reuse`); `order_free_sql` is the table's query
         without its ORDER BY. A table generated from a kind sums what its rows are made from instead
-        (`_row_level_sums_sql`: the same partitions, a third of the cost)."""
+        (`_row_level_sums_sql`: a third of the cost; every partition the core table has rows in)."""
 
         def part(over: str) -> str:
             return self.bucket_sql(over) if self.buckets else over
