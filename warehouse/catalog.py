@@ -69,8 +69,11 @@ def build_catalog(paths: DataPaths, marts: Sequence[Mart], metadata: dict[str, A
     catalog = paths.catalog
     temporary = catalog.with_name(f".{catalog.name}.{os.getpid()}")
     temporary.unlink(missing_ok=True)
-    plan = CatalogPlan.of(paths.current, marts, TIERS, base=Path(paths.current.name), known=_recorded(catalog))
-    reuse = _reusable(catalog, plan.key)
+    record = _recorded(catalog)
+    schemas = record.get(_KNOWN_SCHEMAS)
+    known = schemas if isinstance(schemas, dict) else {}
+    plan = CatalogPlan.of(paths.current, marts, TIERS, base=Path(paths.current.name), known=known)
+    reuse = _reusable(catalog, record, plan.key)
     if reuse:
         shutil.copyfile(catalog, temporary)
     con = duckdb.connect(str(temporary), config={"storage_compatibility_version": CATALOG_STORAGE_VERSION})
@@ -200,24 +203,23 @@ def _record_path(catalog: Path) -> Path:
     return catalog.with_name(f"{catalog.stem}-build.json")
 
 
-def _recorded(catalog: Path) -> dict[str, list[Any]]:
+def _recorded(catalog: Path) -> dict[str, Any]:
+    """What `catalog-build.json` says (empty when it is missing or unreadable)."""
     try:
         record = json.loads(_record_path(catalog).read_text(encoding="utf-8"))
-        schemas = record.get(_KNOWN_SCHEMAS)
-        return schemas if isinstance(schemas, dict) else {}
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError):
         return {}
+    return record if isinstance(record, dict) else {}
 
 
-def _reusable(catalog: Path, key: str) -> bool:
+def _reusable(catalog: Path, record: dict[str, Any], key: str) -> bool:
     """Whether `catalog` is the file last built for `key` (its record says so, and it is the same file:
     one replaced or edited since is built anew)."""
     try:
-        record = json.loads(_record_path(catalog).read_text(encoding="utf-8"))
         stat = catalog.stat()
-    except (OSError, ValueError):
+    except OSError:
         return False
-    return isinstance(record, dict) and record.get("key") == key and record.get("file") == _identity(stat)
+    return record.get("key") == key and record.get("file") == _identity(stat)
 
 
 def _identity(stat: os.stat_result) -> list[int]:
