@@ -26,6 +26,10 @@ OFFLINE = {
 }
 
 
+#: At most this long, a new server is waited for to be idle before anything is timed (`Server.settle`).
+SETTLE_SECONDS = 90.0
+
+
 @dataclass
 class Server:
     api_url: str
@@ -34,7 +38,7 @@ class Server:
     peak_rss: int = 0
     settled_in: float = 0.0  # seconds from healthy to idle (`settle`)
 
-    def settle(self, idle_share: float = 0.1, timeout: float = 90.0, interval: float = 1.0) -> float:
+    def settle(self, idle_share: float = 0.1, timeout: float = SETTLE_SECONDS, interval: float = 1.0) -> float:
         """Wait until the server's process tree uses less than `idle_share` of one core over two intervals in
         a row (a server that has just started runs its services' first passes and migrations for a while:
         a `din run` timed then pays for them); returns the seconds waited (at most `timeout`)."""

@@ -45,7 +45,7 @@ from bench.data import (
 )
 from bench.measure import Sample, run_measured
 from bench.memory import measure_memory
-from bench.prefect_server import Server, clean_env, prefect_server
+from bench.prefect_server import SETTLE_SECONDS, Server, clean_env, prefect_server
 
 ROOT = Path(__file__).resolve().parents[1]
 EPHEMERAL_STARTUP_SECONDS = "180"  # Prefect's default of 20 s is too short for a cold start on a busy 2-core box
@@ -71,8 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--settle-seconds",
         type=float,
-        default=90.0,
-        help="at most this long, wait for the new Prefect server to be idle before timing (default 90)",
+        default=SETTLE_SECONDS,
+        help=f"at most this long, wait for a new Prefect server to be idle before timing (default {SETTLE_SECONDS:g})",
     )
     parser.add_argument(
         "--shared-prefect-home",
@@ -109,7 +109,7 @@ class Bench:
     results: report.Results = field(default_factory=report.Results)
     notes: list[str] = field(default_factory=list)
     on_progress: Callable[[], None] = lambda: None
-    settle_seconds: float = 90.0  # at most, waiting for the server to be idle
+    settle_seconds: float = SETTLE_SECONDS  # at most, waiting for the server to be idle
 
     @property
     def mode(self) -> str:
@@ -301,7 +301,9 @@ def dlt_available() -> bool:
 
 
 @contextmanager
-def maybe_server(bench_work: Path, home: Path | None, wanted: bool, settle: float = 90.0) -> Iterator[Server | None]:
+def maybe_server(
+    bench_work: Path, home: Path | None, wanted: bool, settle: float = SETTLE_SECONDS
+) -> Iterator[Server | None]:
     if not wanted:
         yield None
         return
